@@ -1,0 +1,266 @@
+"""The HTTP transport: one urllib3 pool, timeouts, retries, and error translation.
+
+Every urllib3 failure is turned into an SDK error here (``ApiConnectionError``,
+``ApiTimeoutError``), with the urllib3 exception kept as ``__cause__``. ``ApiException`` is
+re-exported so that ``from pieces_os_client.rest import ApiException`` works as in the
+official SDK.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import ssl
+import time
+from typing import Any, Dict, Mapping, Optional, Tuple, Union
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from pieces_os_client.configuration import Configuration
+from pieces_os_client.exceptions import (
+    ApiConnectionError,
+    ApiException,
+    ApiTimeoutError,
+    ApiValueError,
+)
+
+__all__ = ["ApiException", "RESTClientObject", "RESTResponse", "RESTResponseType", "is_socks_proxy_url"]
+
+logger = logging.getLogger("pieces_os_client")
+
+RESTResponseType = urllib3.HTTPResponse
+RequestTimeout = Union[None, float, int, Tuple[float, float], urllib3.Timeout]
+
+SUPPORTED_SOCKS_PROXIES = frozenset({"socks5", "socks5h", "socks4", "socks4a"})
+_REDACTED_HEADERS = frozenset({"x-application-id", "authorization", "cookie", "proxy-authorization", "x-api-key"})
+
+
+def is_socks_proxy_url(url: Optional[str]) -> bool:
+    if not url:
+        return False
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    return scheme in SUPPORTED_SOCKS_PROXIES
+
+
+def redact_headers(headers: Mapping[str, Any]) -> Dict[str, Any]:
+    """A copy of ``headers`` with credentials masked, safe to log."""
+    return {k: ("***" if k.lower() in _REDACTED_HEADERS else v) for k, v in headers.items()}
+
+
+class RESTResponse:
+    """A response with its body read (the official wrapper's interface)."""
+
+    def __init__(self, resp: urllib3.BaseHTTPResponse, host: str = "") -> None:
+        self.response = resp
+        self.status: int = resp.status
+        self.reason: Optional[str] = resp.reason
+        self.data: Optional[bytes] = None
+        self._host = host
+
+    def read(self) -> bytes:
+        """Read the whole body once; a body cut short raises ``ApiConnectionError``."""
+        if self.data is None:
+            try:
+                self.data = self.response.data
+            except ReadTimeoutError as exc:
+                raise ApiTimeoutError(
+                    f"Pieces OS at {self._host} stopped sending the response body before the read timeout",
+                    host=self._host,
+                ) from exc
+            except (ProtocolError, HTTPError, OSError) as exc:
+                raise ApiConnectionError(
+                    f"the connection to {self._host} broke while reading the response body "
+                    f"(status {self.status}): {_reason_text(exc)}",
+                    host=self._host,
+                ) from exc
+            finally:
+                self.response.release_conn()
+        return self.data
+
+    def getheaders(self) -> Dict[str, str]:
+        return dict(self.response.headers)
+
+    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        value = self.response.headers.get(name, default)
+        return value if value is None else str(value)
+
+
+class RESTClientObject:
+    """Sends requests through one urllib3 pool manager built from a Configuration."""
+
+    def __init__(self, configuration: Configuration) -> None:
+        self.configuration = configuration
+        pool_args: Dict[str, Any] = {
+            "cert_reqs": ssl.CERT_REQUIRED if configuration.verify_ssl else ssl.CERT_NONE,
+            "ca_certs": configuration.ssl_ca_cert,
+            "cert_file": configuration.cert_file,
+            "key_file": configuration.key_file,
+            "ca_cert_data": configuration.ca_cert_data,
+            "maxsize": configuration.connection_pool_maxsize,
+            "timeout": urllib3.Timeout(connect=configuration.connect_timeout, read=configuration.read_timeout),
+        }
+        if configuration.assert_hostname is not None:
+            pool_args["assert_hostname"] = configuration.assert_hostname
+        if configuration.tls_server_name:
+            pool_args["server_hostname"] = configuration.tls_server_name
+        if configuration.socket_options is not None:
+            pool_args["socket_options"] = configuration.socket_options
+
+        self.retries = configuration.retry_policy()
+        self.pool_manager: urllib3.PoolManager
+        if configuration.proxy:
+            if is_socks_proxy_url(configuration.proxy):
+                from urllib3.contrib.socks import SOCKSProxyManager
+
+                pool_args["headers"] = configuration.proxy_headers
+                self.pool_manager = SOCKSProxyManager(configuration.proxy, **pool_args)
+            else:
+                self.pool_manager = urllib3.ProxyManager(
+                    configuration.proxy, proxy_headers=configuration.proxy_headers, **pool_args
+                )
+        else:
+            self.pool_manager = urllib3.PoolManager(**pool_args)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.pool_manager.clear()
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        headers: Optional[Dict[str, str]] = None,
+        body: Any = None,
+        post_params: Any = None,
+        _request_timeout: RequestTimeout = None,
+        *,
+        preload_content: bool = True,
+    ) -> RESTResponse:
+        """Send one request (with the configured retries) and return the response.
+
+        ``body`` may be bytes/str (sent as is) or JSON-able data (encoded here).
+        With ``preload_content`` the body is read before returning.
+        """
+        method = method.upper()
+        if method not in ("GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", "OPTIONS"):
+            raise ApiValueError(f"unsupported HTTP method {method!r}")
+        if post_params and body is not None:
+            raise ApiValueError("body and post_params cannot be used together")
+        headers = dict(headers or {})
+        payload: Optional[bytes]
+        if body is None:
+            payload = None
+        elif isinstance(body, bytes):
+            payload = body
+        elif isinstance(body, str):
+            payload = body.encode("utf-8")
+        else:
+            payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+        host = _origin(url)
+        timeout = self._timeout(_request_timeout)
+        started = time.monotonic()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
+                         len(payload or b""))
+        try:
+            resp = self.pool_manager.request(
+                method, url, body=payload, headers=headers, timeout=timeout, preload_content=False,
+                redirect=False, retries=self.retries,
+            )
+        except (MaxRetryError, HTTPError, OSError) as exc:
+            raise _translate(exc, method, url, host, timeout) from exc
+        result = RESTResponse(resp, host)
+        if preload_content:
+            result.read()
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("response %s %s -> %s in %.1f ms", method, url, resp.status,
+                         (time.monotonic() - started) * 1000)
+        return result
+
+    def _timeout(self, value: RequestTimeout) -> urllib3.Timeout:
+        if value is None:
+            return urllib3.Timeout(connect=self.configuration.connect_timeout, read=self.configuration.read_timeout)
+        if isinstance(value, urllib3.Timeout):
+            return value
+        if isinstance(value, bool):
+            raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
+        if isinstance(value, (int, float)):
+            if value <= 0:
+                raise ApiValueError(f"_request_timeout must be positive, not {value!r}")
+            return urllib3.Timeout(total=float(value))
+        if isinstance(value, tuple) and len(value) == 2:
+            connect, read = value
+            for part in value:
+                if isinstance(part, bool) or not isinstance(part, (int, float)) or part <= 0:
+                    raise ApiValueError(f"_request_timeout pair must hold two positive numbers, not {value!r}")
+            return urllib3.Timeout(connect=float(connect), read=float(read))
+        raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
+
+
+def _origin(url: str) -> str:
+    parsed = urllib3.util.parse_url(url)
+    return f"{parsed.scheme}://{parsed.netloc}" if parsed.scheme else url
+
+
+def _reason_text(exc: BaseException) -> str:
+    reason = getattr(exc, "reason", None)
+    inner = reason if isinstance(reason, BaseException) else exc
+    text = str(inner)
+    # urllib3 prefixes messages with an object repr: keep the human part.
+    if ">: " in text:
+        text = text.split(">: ", 1)[1]
+    return text or type(inner).__name__
+
+
+def _translate(exc: BaseException, method: str, url: str, host: str, timeout: urllib3.Timeout) -> ApiConnectionError:
+    reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
+    if isinstance(reason, ConnectTimeoutError):
+        return ApiTimeoutError(
+            f"Timed out connecting to Pieces OS at {host} (connect timeout {timeout.connect_timeout} s). "
+            "Is Pieces OS running and is this the right host?",
+            host=host, url=url, method=method,
+        )
+    if isinstance(reason, ReadTimeoutError):
+        return ApiTimeoutError(
+            f"Pieces OS at {host} accepted the connection but sent no response to {method} {url} "
+            f"within the read timeout ({timeout.read_timeout} s)",
+            host=host, url=url, method=method,
+        )
+    if isinstance(reason, SSLError):
+        return ApiConnectionError(
+            f"TLS handshake with {host} failed: {_reason_text(reason)}. Check verify_ssl / ssl_ca_cert.",
+            host=host, url=url, method=method,
+        )
+    if isinstance(reason, ProxyError):
+        return ApiConnectionError(
+            f"Could not reach {host} through the proxy: {_reason_text(reason)}",
+            host=host, url=url, method=method,
+        )
+    if isinstance(reason, (NewConnectionError, ConnectionRefusedError)):
+        return ApiConnectionError(
+            f"Could not connect to Pieces OS at {host}: {_reason_text(reason)}. "
+            "Start Pieces OS (or `python -m pieces_os_client.emulator` for a local stand-in) "
+            "and check the host: Pieces OS 11 and later listen on a port in 39300-39333; "
+            "leave `host` unset to let the client find it.",
+            host=host, url=url, method=method,
+        )
+    if isinstance(reason, ProtocolError) or isinstance(reason, OSError):
+        return ApiConnectionError(
+            f"The connection to {host} broke during {method} {url}: {_reason_text(reason)}",
+            host=host, url=url, method=method,
+        )
+    return ApiConnectionError(
+        f"Request {method} {url} to {host} failed: {_reason_text(reason)}",
+        host=host, url=url, method=method,
+    )
