@@ -37,7 +37,7 @@ if TYPE_CHECKING:
         UnauthorizedException,
         UnprocessableEntityException,
     )
-    from pieces_os_client.models import *  # noqa: F403
+    from pieces_os_client.models import *
     from pieces_os_client.stream import ConversationIdsMirror, IdentifiersStream
 
 _EXCEPTIONS = (

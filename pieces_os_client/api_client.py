@@ -58,7 +58,7 @@ _CHARSET = re.compile(r"charset=([\w-]+)", re.IGNORECASE)
 class RequestOptions(TypedDict, total=False):
     """Per-call options every operation accepts (the official underscore names)."""
 
-    _request_timeout: Union[None, float, Tuple[float, float]]
+    _request_timeout: Union[float, Tuple[float, float], None]
     _request_auth: Optional[Dict[str, Any]]
     _content_type: Optional[str]
     _headers: Optional[Dict[str, Any]]
@@ -281,17 +281,15 @@ class ApiClient:
             response_type = types[f"{str(status)[0]}XX"]
         content_type = response_data.getheader("content-type")
 
+        data: Any = None
         if not 200 <= status <= 299:
-            text = _decode(raw, content_type)
-            data = None
             if response_type is not None:
                 try:
                     data = self._parse(raw, response_type, content_type)
                 except (ValueError, pydantic.ValidationError):
                     data = None
-            raise ApiException.from_response(http_resp=response_data, body=text, data=data)
+            raise ApiException.from_response(http_resp=response_data, body=_decode(raw, content_type), data=data)
 
-        data: Any = None
         if response_type is not None:
             try:
                 data = self._parse(raw, response_type, content_type)

@@ -32,7 +32,8 @@ class ApiResponse(Generic[T]):
         self.raw_data = raw_data
 
     def __repr__(self) -> str:
-        return f"ApiResponse(status_code={self.status_code!r}, data={self.data!r}, raw_data=<{len(self.raw_data)} bytes>)"
+        size = len(self.raw_data)
+        return f"ApiResponse(status_code={self.status_code!r}, data={self.data!r}, raw_data=<{size} bytes>)"
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ApiResponse):

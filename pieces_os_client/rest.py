@@ -255,7 +255,7 @@ def _translate(exc: BaseException, method: str, url: str, host: str, timeout: ur
             "leave `host` unset to let the client find it.",
             host=host, url=url, method=method,
         )
-    if isinstance(reason, ProtocolError) or isinstance(reason, OSError):
+    if isinstance(reason, (ProtocolError, OSError)):
         return ApiConnectionError(
             f"The connection to {host} broke during {method} {url}: {_reason_text(reason)}",
             host=host, url=url, method=method,
