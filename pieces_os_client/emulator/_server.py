@@ -1,0 +1,870 @@
+"""The emulator's aiohttp server and the thread-safe :class:`Emulator` controller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import socket
+import ssl
+import struct
+import threading
+from collections import deque
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from types import TracebackType
+from typing import (
+    Any,
+    Awaitable,
+    Callable,
+    Deque,
+    Dict,
+    List,
+    Mapping,
+    NamedTuple,
+    Optional,
+    Set,
+    Tuple,
+    Type,
+    TypeVar,
+    Union,
+)
+from urllib.parse import parse_qsl, unquote
+
+from aiohttp import WSMsgType, web
+
+from ._faults import BREAK_MODES, Break, Fail, FaultBook
+from ._store import (
+    DEMO_ASSETS_FILE,
+    AssetRecord,
+    AssetSource,
+    Store,
+    StoreError,
+    asset_from_json,
+    load_assets,
+    streamed_identifiers,
+)
+
+__all__ = ["CONTROL_PREFIX", "DEFAULT_VERSION", "Emulator", "RecordedRequest"]
+
+logger = logging.getLogger("pieces_os_client.emulator")
+
+CONTROL_PREFIX = "/__emulator__/"
+DEFAULT_VERSION = "11.0.0"
+
+_JSON = "application/json"
+_TEXT = "text/plain; charset=utf-8"
+_MALFORMED_JSON = b'{"iterable": ['
+_HTML = (
+    b"<!DOCTYPE html>\n<html><head><title>Pieces OS</title></head>"
+    b"<body><h1>Welcome</h1><p>This is not the JSON you asked for.</p></body></html>\n"
+)
+_T = TypeVar("_T")
+
+
+class RecordedRequest(NamedTuple):
+    """One request the emulator received: method, raw (still percent-encoded) path, raw query."""
+
+    method: str
+    path: str
+    query: str
+
+
+def _text(status: int, reason: str, headers: Optional[Mapping[str, str]] = None) -> web.Response:
+    response = web.Response(status=status, body=reason.encode("utf-8"), headers=headers)
+    response.headers["Content-Type"] = _TEXT
+    return response
+
+
+def _json_body(body: bytes, status: int = 200) -> web.Response:
+    return web.Response(status=status, body=body, headers={"Content-Type": _JSON})
+
+
+def _failure(reason: str) -> web.Response:
+    """How Pieces OS reports a failed operation: 500 with a text/plain reason."""
+    return _text(500, reason)
+
+
+def _parse_bool(query: str, name: str, default: bool = True) -> bool:
+    if not query:
+        return default
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key == name:
+            lowered = value.lower()
+            if lowered in ("true", "1", "yes", ""):
+                return True
+            if lowered in ("false", "0", "no"):
+                return False
+            raise StoreError(f"invalid value for query parameter {name!r}: {value!r} (expected true or false)")
+    return default
+
+
+def _decode_segment(raw: str) -> str:
+    try:
+        return unquote(raw, encoding="utf-8", errors="strict")
+    except UnicodeDecodeError as exc:
+        raise StoreError(f"path parameter {raw!r} is not valid percent-encoded UTF-8") from exc
+
+
+def _validate_seed(body: bytes) -> Optional[str]:
+    """Validate a SeededConversation body with the SDK's own model; returns an error text or None."""
+    from pydantic import ValidationError
+
+    from pieces_os_client.models.seeded_conversation import SeededConversation
+
+    try:
+        SeededConversation.model_validate_json(body)
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors()[:5]:
+            where = ".".join(str(part) for part in error.get("loc", ())) or "body"
+            problems.append(f"{where}: {error.get('msg', 'invalid')}")
+        return "; ".join(problems)
+    return None
+
+
+@dataclass(eq=False)
+class _Socket:
+    """One open WebSocket, with its outgoing queue and sender task (identifiers stream only)."""
+
+    ws: web.WebSocketResponse
+    transport: Optional[asyncio.Transport]
+    queue: Optional[asyncio.Queue[str]] = None
+    sender: Optional[asyncio.Task[None]] = None
+    dropped: bool = field(default=False)
+
+    def abort(self) -> None:
+        """Close the TCP connection at once, with no close frame, as a crashed server would."""
+        self.dropped = True
+        if self.transport is not None and not self.transport.is_closing():
+            with contextlib.suppress(OSError):
+                self.transport.abort()
+
+
+def _abort_with_reset(transport: Optional[asyncio.Transport]) -> None:
+    """Close a connection with a TCP RST (SO_LINGER 0) instead of an orderly FIN."""
+    if transport is None:
+        return
+    sock = transport.get_extra_info("socket")
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    transport.abort()
+
+
+class Emulator:
+    """A local stand-in for Pieces OS's conversation endpoints (HTTP and WebSocket, one port).
+
+    Use it as a context manager, or call :meth:`start` and :meth:`stop`::
+
+        with Emulator() as emu:
+            client_host = emu.url        # "http://127.0.0.1:<port>"
+
+    The server runs on its own event loop in a daemon thread. Every public method may be
+    called from any thread while it runs.
+
+    Parameters:
+        host, port: where to listen; port 0 picks a free port (read it back from :attr:`port`).
+        assets: extra assets, as a path to a JSON file or a list of objects (see docs/emulator.md).
+        ssl_context: a server-side :class:`ssl.SSLContext` to serve HTTPS and WSS instead.
+        demo_assets: start with the built-in demo assets (default True).
+        seed_conversations: create this many conversations (from the assets) at start.
+        heartbeat: seconds between WebSocket pings the server sends (None: no pings).
+        ws_queue_size: messages buffered per identifiers socket; a socket that falls this far
+            behind is closed so it cannot hold anything else up.
+        ws_send_buffer: if set, cap each WebSocket's kernel and transport send buffers at this
+            many bytes, so a test can make a consumer that never reads fall behind quickly.
+        version: the text served by ``/.well-known/version``.
+        max_recorded_requests: how many requests :attr:`requests` remembers (oldest dropped).
+    """
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        assets: Optional[AssetSource] = None,
+        *,
+        ssl_context: Optional[ssl.SSLContext] = None,
+        demo_assets: bool = True,
+        seed_conversations: int = 0,
+        heartbeat: Optional[float] = 15.0,
+        ws_queue_size: int = 256,
+        ws_send_buffer: Optional[int] = None,
+        version: str = DEFAULT_VERSION,
+        max_recorded_requests: int = 100_000,
+    ) -> None:
+        initial: List[AssetRecord] = load_assets(DEMO_ASSETS_FILE) if demo_assets else []
+        if assets is not None:
+            initial.extend(load_assets(assets))
+        if ws_queue_size < 1:
+            raise ValueError("ws_queue_size must be at least 1")
+        self.host = host
+        self._requested_port = port
+        self._ssl_context = ssl_context
+        self._seed_count = seed_conversations
+        self._heartbeat = heartbeat
+        self._ws_queue_size = ws_queue_size
+        self._ws_send_buffer = ws_send_buffer
+        self._version = version.encode("utf-8")
+        self.store = Store(initial)
+        self._faults = FaultBook()
+        self._requests: Deque[RecordedRequest] = deque(maxlen=max_recorded_requests)
+        self._subscribers: Set[_Socket] = set()
+        self._sockets: Set[_Socket] = set()
+        self._lock = threading.Lock()
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._thread: Optional[threading.Thread] = None
+        self._runner: Optional[web.ServerRunner] = None
+        self._stopping: Optional[asyncio.Event] = None
+        self._port: Optional[int] = None
+        if seed_conversations:
+            self._seed()
+
+    # ------------------------------------------------------------------ lifecycle
+    @property
+    def port(self) -> int:
+        """The port the emulator listens on (only known once started)."""
+        if self._port is None:
+            raise RuntimeError("the emulator is not running; call start() first")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Base URL for API clients, e.g. ``http://127.0.0.1:39300`` (``https`` with TLS)."""
+        scheme = "https" if self._ssl_context else "http"
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{scheme}://{host}:{self.port}"
+
+    @property
+    def ws_url(self) -> str:
+        """Base URL for WebSocket clients (``ws://`` or ``wss://``)."""
+        return "ws" + self.url[4:]
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def start(self) -> Emulator:
+        """Start serving in a background daemon thread; returns once the port is listening."""
+        if self._thread is not None:
+            return self
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        sock = socket.create_server((self.host, self._requested_port), family=family, backlog=512)
+        self._port = sock.getsockname()[1]
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: List[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                loop.run_until_complete(self._astart(sock))
+            except BaseException as exc:
+                failure.append(exc)
+                sock.close()
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+                for task in pending:
+                    task.cancel()
+                if pending:
+                    loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=f"pieces-os-emulator:{self._port}", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread.join()
+            self._thread = None
+            self._loop = None
+            self._port = None
+            raise RuntimeError("the emulator failed to start") from failure[0]
+        return self
+
+    async def _astart(self, sock: socket.socket) -> None:
+        self._stopping = asyncio.Event()
+        server = web.Server(self._handle, access_log=None)
+        self._runner = web.ServerRunner(server, shutdown_timeout=0.5)
+        await self._runner.setup()
+        site = web.SockSite(self._runner, sock, ssl_context=self._ssl_context, backlog=512)
+        await site.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Stop serving and release the port. Idempotent; safe to call from any thread."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        if thread is threading.current_thread():
+            raise RuntimeError("stop() cannot be called from the emulator's own thread")
+        if loop.is_running():
+            future = asyncio.run_coroutine_threadsafe(self._ashutdown(), loop)
+            with contextlib.suppress(Exception):
+                future.result(timeout)
+            loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        self._thread = None
+        self._loop = None
+        self._port = None
+
+    async def _ashutdown(self) -> None:
+        if self._stopping is not None:
+            self._stopping.set()
+        sockets = list(self._sockets)
+
+        async def close(entry: _Socket) -> None:
+            try:
+                await asyncio.wait_for(entry.ws.close(code=1001, message=b"emulator shutting down"), 0.5)
+            except (asyncio.TimeoutError, OSError, RuntimeError):
+                pass
+            finally:
+                entry.abort()
+
+        await asyncio.gather(*(close(entry) for entry in sockets), return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        where = self.url if self._port is not None else "not running"
+        return f"<Emulator {where}>"
+
+    # ------------------------------------------------------------------ thread plumbing
+    def _on_loop(self, func: Callable[[], _T]) -> _T:
+        """Run ``func`` on the server loop (waiting for it), or right here if not running."""
+        loop = self._loop
+        if loop is None or not loop.is_running() or self._thread is threading.current_thread():
+            return func()
+
+        async def call() -> _T:
+            return func()
+
+        return asyncio.run_coroutine_threadsafe(call(), loop).result(10)
+
+    # ------------------------------------------------------------------ data control
+    def reset(self) -> None:
+        """Forget every conversation, restore the initial assets, clear faults and recorded requests.
+
+        Open identifier streams are told about each dropped conversation (``deleted: true``).
+        """
+
+        def run() -> None:
+            dropped = self.store.reset()
+            if dropped:
+                self._broadcast(streamed_identifiers(dropped, deleted=True))
+
+        self._on_loop(run)
+        self._faults.clear()
+        self.clear_requests()
+
+    def add_asset(
+        self,
+        name: str = "Untitled asset",
+        text: str = "",
+        language: str = "txt",
+        *,
+        asset_id: Optional[str] = None,
+    ) -> str:
+        """Add an asset that ``create/from_asset`` can use; returns its id (a new uuid if not given)."""
+        record = asset_from_json({"id": asset_id, "name": name, "text": text, "language": language})
+        self.store.add_asset(record)
+        return record.id
+
+    def load_assets(self, source: AssetSource) -> List[str]:
+        """Add every asset from a JSON file or a list of objects; returns their ids."""
+        records = load_assets(source)
+        for record in records:
+            self.store.add_asset(record)
+        return [record.id for record in records]
+
+    def asset_ids(self) -> List[str]:
+        return self.store.asset_ids()
+
+    def conversation_ids(self) -> List[str]:
+        """Ids of the stored conversations, oldest first."""
+        return self.store.conversation_ids()
+
+    def conversation(self, conversation_id: str) -> Optional[Dict[str, Any]]:
+        """A copy of one stored conversation as JSON-ready data (the full, transferable form)."""
+        return self.store.conversation(conversation_id)
+
+    def create_conversation(self, seed: Optional[Mapping[str, Any]] = None, *, from_asset: Optional[str] = None) -> str:
+        """Create a conversation directly (as a client would) and notify the streams; returns its id.
+
+        ``seed`` is a SeededConversation-shaped dict (not validated); ``from_asset`` creates one
+        grounded on that asset instead.
+        """
+
+        def run() -> str:
+            if from_asset is not None:
+                conversation_id, _ = self.store.create_from_asset(from_asset)
+            else:
+                conversation_id, _ = self.store.create(seed)
+            self._broadcast(streamed_identifiers([conversation_id]))
+            return conversation_id
+
+        return self._on_loop(run)
+
+    def delete_conversation(self, conversation_id: str) -> None:
+        """Delete a conversation directly and notify the streams (KeyError if unknown)."""
+
+        def run() -> None:
+            try:
+                self.store.delete(conversation_id)
+            except StoreError as exc:
+                raise KeyError(conversation_id) from exc
+            self._broadcast(streamed_identifiers([conversation_id], deleted=True))
+
+        self._on_loop(run)
+
+    def _seed(self) -> None:
+        assets = self.store.asset_ids()
+        for index in range(self._seed_count):
+            if assets:
+                self.store.create_from_asset(assets[index % len(assets)])
+            else:
+                self.store.create({"type": "COPILOT", "name": f"Conversation {index + 1}"})
+
+    # ------------------------------------------------------------------ request accounting
+    @property
+    def requests(self) -> List[RecordedRequest]:
+        """Every API request received so far (control endpoints excluded), oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    def request_count(self, method: Optional[str] = None, path: Optional[str] = None) -> int:
+        """How many recorded requests match ``method`` and ``path`` (raw or percent-decoded path;
+        a trailing ``*`` matches a prefix)."""
+        wanted_method = method.upper() if method else None
+        count = 0
+        for request in self.requests:
+            if wanted_method is not None and request.method != wanted_method:
+                continue
+            if path is not None:
+                if path.endswith("*"):
+                    prefix = path[:-1]
+                    if not (request.path.startswith(prefix) or unquote(request.path).startswith(prefix)):
+                        continue
+                elif path not in (request.path, unquote(request.path)):
+                    continue
+            count += 1
+        return count
+
+    def clear_requests(self) -> None:
+        with self._lock:
+            self._requests.clear()
+
+    # ------------------------------------------------------------------ faults
+    def fail_next(
+        self,
+        status: int = 500,
+        count: Optional[int] = 1,
+        *,
+        body: Optional[str] = None,
+        retry_after: Optional[Union[int, float, str]] = None,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> None:
+        """Answer the next ``count`` matching requests with ``status`` and a text/plain ``body``.
+
+        ``retry_after`` adds a ``Retry-After`` header. ``method``/``path`` narrow which requests
+        match (path: raw or decoded, ``*`` suffix for a prefix). ``count=None``: until cleared.
+        """
+        self._faults.add_fail(status, count, body, retry_after, method, path)
+
+    def delay_next(
+        self,
+        seconds: float,
+        count: Optional[int] = 1,
+        *,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> None:
+        """Hold the next ``count`` matching requests for ``seconds`` before answering them."""
+        self._faults.add_delay(seconds, count, method, path)
+
+    def break_next(
+        self,
+        mode: str,
+        count: Optional[int] = 1,
+        *,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> None:
+        """Answer the next ``count`` matching requests with a broken response.
+
+        Modes: ``malformed_json`` (200, JSON cut short), ``truncated`` (Content-Length larger than
+        the body sent, then the connection closes), ``disconnect`` (status line and headers, then
+        the connection closes), ``reset_before_response`` (TCP reset, nothing sent), ``html``
+        (200 text/html page), ``hang`` (never answer; the connection stays open until the client
+        gives up or the emulator stops).
+        """
+        self._faults.add_break(mode, count, method, path)
+
+    def clear_faults(self) -> None:
+        """Forget every pending fault."""
+        self._faults.clear()
+
+    def pending_faults(self) -> List[Dict[str, object]]:
+        """The faults still waiting to be used, oldest first."""
+        return self._faults.pending()
+
+    # ------------------------------------------------------------------ websockets
+    @property
+    def websocket_count(self) -> int:
+        """How many WebSockets (identifiers and health streams) are open right now."""
+        return len(self._sockets)
+
+    def drop_websockets(self) -> int:
+        """Abort every open WebSocket's TCP connection, with no close frame; returns how many."""
+
+        def run() -> int:
+            entries = list(self._sockets)
+            for entry in entries:
+                entry.abort()
+            return len(entries)
+
+        return self._on_loop(run)
+
+    def _broadcast(self, text: str) -> None:
+        """Queue a message for every identifiers socket (loop thread only); never waits."""
+        for entry in list(self._subscribers):
+            queue = entry.queue
+            if queue is None:
+                continue
+            try:
+                queue.put_nowait(text)
+            except asyncio.QueueFull:
+                logger.warning("closing an identifiers WebSocket that fell %d messages behind", queue.maxsize)
+                self._subscribers.discard(entry)
+                entry.abort()
+
+    async def _sender(self, entry: _Socket) -> None:
+        assert entry.queue is not None
+        try:
+            while True:
+                text = await entry.queue.get()
+                await entry.ws.send_str(text)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the peer went away; the receive loop will notice and clean up
+            self._subscribers.discard(entry)
+            entry.abort()
+
+    def _limit_send_buffer(self, transport: Optional[asyncio.Transport]) -> None:
+        size = self._ws_send_buffer
+        if size is None or transport is None:
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+        if isinstance(transport, asyncio.WriteTransport):
+            transport.set_write_buffer_limits(high=size)
+
+    async def _ws_identifiers(self, request: web.BaseRequest) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True)
+        await ws.prepare(request)
+        transport = request.transport
+        self._limit_send_buffer(transport)
+        entry = _Socket(ws, transport, asyncio.Queue(self._ws_queue_size))
+        assert entry.queue is not None
+        # Snapshot and subscribe in one step (no await between) so no change can slip past.
+        entry.queue.put_nowait(streamed_identifiers(self.store.conversation_ids()))
+        self._subscribers.add(entry)
+        self._sockets.add(entry)
+        entry.sender = asyncio.get_running_loop().create_task(self._sender(entry))
+        try:
+            async for message in ws:
+                if message.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self._subscribers.discard(entry)
+            self._sockets.discard(entry)
+            entry.sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await entry.sender
+        return ws
+
+    async def _ws_health(self, request: web.BaseRequest) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True)
+        await ws.prepare(request)
+        entry = _Socket(ws, request.transport)
+        self._sockets.add(entry)
+        try:
+            await ws.send_str("ok")
+            async for message in ws:
+                if message.type == WSMsgType.TEXT:
+                    await ws.send_str("ok")
+                elif message.type == WSMsgType.ERROR:
+                    break
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            self._sockets.discard(entry)
+        return ws
+
+    # ------------------------------------------------------------------ HTTP
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        raw_path, _, query = request.raw_path.partition("?")
+        raw_path = raw_path.partition("#")[0]
+        method = request.method
+        if raw_path.startswith(CONTROL_PREFIX):
+            return await self._control(request, method, raw_path[len(CONTROL_PREFIX) :], query)
+        with self._lock:
+            self._requests.append(RecordedRequest(method, raw_path, query))
+        if self._faults:
+            delay, response = self._faults.take(method, raw_path)
+            if delay is not None:
+                await asyncio.sleep(delay.seconds)
+            if response is not None:
+                return await self._fault_response(request, response)
+        try:
+            return await self._route(request, method, raw_path, query)
+        except StoreError as exc:
+            return _failure(str(exc))
+
+    async def _route(self, request: web.BaseRequest, method: str, raw_path: str, query: str) -> web.StreamResponse:
+        store = self.store
+        if raw_path == "/conversations":
+            if method != "GET":
+                return self._not_allowed("GET")
+            return _json_body(store.snapshot_body(_parse_bool(query, "transferables")))
+        if raw_path == "/conversations/identifiers":
+            if method != "GET":
+                return self._not_allowed("GET")
+            return _json_body(store.identifiers_body())
+        if raw_path == "/conversations/create":
+            if method != "POST":
+                return self._not_allowed("POST")
+            return await self._create(request, query)
+        if raw_path.startswith("/conversations/create/from_asset/"):
+            segment = raw_path[len("/conversations/create/from_asset/") :]
+            if segment and "/" not in segment:
+                if method != "POST":
+                    return self._not_allowed("POST")
+                conversation_id, body = store.create_from_asset(_decode_segment(segment))
+                self._broadcast(streamed_identifiers([conversation_id]))
+                return _json_body(body)
+        if raw_path == "/conversations/stream/identifiers":
+            if method != "GET":
+                return self._not_allowed("GET")
+            if self._is_websocket(request):
+                return await self._ws_identifiers(request)
+            return _text(
+                200,
+                "This endpoint is a WebSocket: connect with ws:// (or wss://) to receive StreamedIdentifiers messages.",
+            )
+        if raw_path.startswith("/conversations/") and raw_path.endswith("/delete"):
+            segment = raw_path[len("/conversations/") : -len("/delete")]
+            if segment and "/" not in segment:
+                if method != "POST":
+                    return self._not_allowed("POST")
+                conversation_id = _decode_segment(segment)
+                store.delete(conversation_id)
+                self._broadcast(streamed_identifiers([conversation_id], deleted=True))
+                return web.Response(status=204)
+        if raw_path == "/.well-known/health":
+            return _text(200, "ok") if method == "GET" else self._not_allowed("GET")
+        if raw_path == "/.well-known/version":
+            if method != "GET":
+                return self._not_allowed("GET")
+            return web.Response(body=self._version, headers={"Content-Type": _TEXT})
+        if raw_path == "/.well-known/stream/health":
+            if method != "GET":
+                return self._not_allowed("GET")
+            if self._is_websocket(request):
+                return await self._ws_health(request)
+            return _text(200, "ok")
+        return _text(404, f"no such endpoint: {method} {raw_path}")
+
+    @staticmethod
+    def _is_websocket(request: web.BaseRequest) -> bool:
+        return request.headers.get("Upgrade", "").lower() == "websocket"
+
+    @staticmethod
+    def _not_allowed(allowed: str) -> web.Response:
+        return _text(405, "method not allowed", headers={"Allow": allowed})
+
+    async def _create(self, request: web.BaseRequest, query: str) -> web.StreamResponse:
+        transferables = _parse_bool(query, "transferables")
+        body = await request.read()
+        seed: Optional[Dict[str, Any]] = None
+        if body.strip():
+            try:
+                parsed = json.loads(body)
+            except ValueError as exc:
+                return _failure(f"invalid request body: not JSON ({exc})")
+            if parsed is not None:
+                if not isinstance(parsed, dict):
+                    return _failure("invalid SeededConversation: the body must be a JSON object")
+                problem = _validate_seed(body)
+                if problem is not None:
+                    return _failure(f"invalid SeededConversation: {problem}")
+                seed = parsed
+        conversation_id, out = self.store.create(seed, transferables)
+        self._broadcast(streamed_identifiers([conversation_id]))
+        return _json_body(out)
+
+    # ------------------------------------------------------------------ faults on the wire
+    async def _fault_response(self, request: web.BaseRequest, rule: Union[Fail, Break]) -> web.StreamResponse:
+        if isinstance(rule, Fail):
+            headers: Dict[str, str] = {}
+            if rule.retry_after is not None:
+                value = rule.retry_after
+                if isinstance(value, float) and value.is_integer():
+                    value = int(value)
+                headers["Retry-After"] = str(value)
+            if rule.status < 200 or rule.status in (204, 304):
+                return web.Response(status=rule.status, headers=headers)
+            try:
+                phrase = HTTPStatus(rule.status).phrase
+            except ValueError:
+                phrase = "Error"
+            text = rule.body if rule.body is not None else f"{rule.status} {phrase} (injected by the emulator)"
+            return _text(rule.status, text, headers)
+        mode = rule.mode
+        if mode == "malformed_json":
+            return _json_body(_MALFORMED_JSON)
+        if mode == "html":
+            return web.Response(body=_HTML, headers={"Content-Type": "text/html; charset=utf-8"})
+        transport = request.transport
+        if mode == "reset_before_response":
+            _abort_with_reset(transport)
+        elif mode in ("truncated", "disconnect") and transport is not None:
+            partial = b'{"iterable":[{"id":"' if mode == "truncated" else b""
+            transport.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 4096\r\n"
+                b"Connection: close\r\n\r\n" + partial
+            )
+            transport.close()
+        elif mode == "hang":
+            stopping = self._stopping
+            while stopping is not None and not stopping.is_set():
+                if transport is None or transport.is_closing():
+                    break
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(stopping.wait(), 0.1)
+            return _text(503, "emulator stopped while holding this request")
+        # The connection is gone; aiohttp notices when it tries to write this and drops it quietly.
+        return web.Response(status=500)
+
+    # ------------------------------------------------------------------ control endpoints
+    async def _control(self, request: web.BaseRequest, method: str, name: str, query: str) -> web.StreamResponse:
+        try:
+            payload: Dict[str, Any] = {}
+            if method in ("POST", "PUT"):
+                body = await request.read()
+                if body.strip():
+                    loaded = json.loads(body)
+                    if not isinstance(loaded, dict):
+                        raise ValueError("the body must be a JSON object")
+                    payload = loaded
+            handler = self._control_routes().get((method, name.rstrip("/")))
+            if handler is None:
+                return web.json_response({"error": f"unknown control endpoint {method} {name}"}, status=404)
+            result = await handler(payload)
+        except (ValueError, TypeError, KeyError, StoreError) as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        if result is None:
+            return web.Response(status=204)
+        return web.json_response(result)
+
+    def _control_routes(self) -> Dict[Tuple[str, str], Callable[[Dict[str, Any]], Awaitable[Any]]]:
+        def count_of(payload: Mapping[str, Any]) -> Optional[int]:
+            value = payload.get("count", 1)
+            return None if value is None else int(value)
+
+        async def reset(payload: Dict[str, Any]) -> None:
+            dropped = self.store.reset()
+            if dropped:
+                self._broadcast(streamed_identifiers(dropped, deleted=True))
+            self._faults.clear()
+            self.clear_requests()
+
+        async def fail(payload: Dict[str, Any]) -> None:
+            self.fail_next(
+                int(payload.get("status", 500)),
+                count_of(payload),
+                body=payload.get("body"),
+                retry_after=payload.get("retry_after"),
+                method=payload.get("method"),
+                path=payload.get("path"),
+            )
+
+        async def delay(payload: Dict[str, Any]) -> None:
+            self.delay_next(
+                float(payload["seconds"]), count_of(payload), method=payload.get("method"), path=payload.get("path")
+            )
+
+        async def break_(payload: Dict[str, Any]) -> None:
+            mode = payload.get("mode")
+            if not isinstance(mode, str):
+                raise ValueError(f"'mode' is required: one of {', '.join(BREAK_MODES)}")
+            self.break_next(mode, count_of(payload), method=payload.get("method"), path=payload.get("path"))
+
+        async def clear_faults(payload: Dict[str, Any]) -> None:
+            self.clear_faults()
+
+        async def faults(payload: Dict[str, Any]) -> Any:
+            return {"faults": self.pending_faults()}
+
+        async def requests(payload: Dict[str, Any]) -> Any:
+            return {"requests": [r._asdict() for r in self.requests]}
+
+        async def clear_requests(payload: Dict[str, Any]) -> None:
+            self.clear_requests()
+
+        async def drop(payload: Dict[str, Any]) -> Any:
+            entries = list(self._sockets)
+            for entry in entries:
+                entry.abort()
+            return {"dropped": len(entries)}
+
+        async def add_asset(payload: Dict[str, Any]) -> Any:
+            record = asset_from_json(payload)
+            self.store.add_asset(record)
+            return {"id": record.id}
+
+        async def state(payload: Dict[str, Any]) -> Any:
+            return {
+                "conversations": self.store.conversation_ids(),
+                "assets": self.store.asset_ids(),
+                "websockets": len(self._sockets),
+                "faults": self.pending_faults(),
+                "requests": len(self._requests),
+            }
+
+        return {
+            ("POST", "reset"): reset,
+            ("POST", "faults/fail"): fail,
+            ("POST", "faults/delay"): delay,
+            ("POST", "faults/break"): break_,
+            ("POST", "faults/clear"): clear_faults,
+            ("DELETE", "faults"): clear_faults,
+            ("GET", "faults"): faults,
+            ("GET", "requests"): requests,
+            ("DELETE", "requests"): clear_requests,
+            ("POST", "drop-websockets"): drop,
+            ("POST", "assets"): add_asset,
+            ("GET", "state"): state,
+        }
