@@ -235,8 +235,11 @@ class ApiClient:
 
         path = resource_path
         for name, value in (path_params or {}).items():
-            text = _path_text(name, value)
-            path = path.replace("{" + name + "}", quote(text, safe=config.safe_chars_for_path_param))
+            segment = quote(_path_text(name, value), safe=config.safe_chars_for_path_param)
+            if segment.strip(".") == "":
+                # "." and ".." would be collapsed as dot-segments and change the endpoint called
+                segment = segment.replace(".", "%2E")
+            path = path.replace("{" + name + "}", segment)
 
         query: List[Tuple[str, Any]] = list(query_params or [])
         self.update_params_for_auth(headers, query, auth_settings, resource_path, method, body, _request_auth)
