@@ -27,7 +27,9 @@ if TYPE_CHECKING:
 
     from pieces_os_client.models.conversation import Conversation
     from pieces_os_client.models.conversations import Conversations
-    from pieces_os_client.models.conversations_create_from_asset_output import ConversationsCreateFromAssetOutput
+    from pieces_os_client.models.conversations_create_from_asset_output import (
+        ConversationsCreateFromAssetOutput,
+    )
     from pieces_os_client.models.flattened_conversations import FlattenedConversations
     from pieces_os_client.models.seeded_conversation import SeededConversation
     from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
@@ -67,8 +69,7 @@ class ConversationsApi:
         Start a conversation grounded on an asset: Pieces OS adds a first message that
         summarizes the asset. ``asset`` is the asset's id (a str or ``uuid.UUID``).
         """
-        return cast("ConversationsCreateFromAssetOutput",
-                    self.conversations_create_from_asset_with_http_info(asset, **options).data)
+        return self.conversations_create_from_asset_with_http_info(asset, **options).data
 
     def conversations_create_from_asset_with_http_info(
         self, asset: IdLike, **options: Unpack[RequestOptions]
@@ -100,8 +101,9 @@ class ConversationsApi:
         of its fields) seeds name, messages and context; ``transferables=False`` asks for
         a lighter response without the transferable content.
         """
-        return cast("Conversation", self.conversations_create_specific_conversation_with_http_info(
-            transferables, seeded_conversation, **options).data)
+        return self.conversations_create_specific_conversation_with_http_info(
+            transferables, seeded_conversation, **options
+        ).data
 
     def conversations_create_specific_conversation_with_http_info(
         self,
@@ -164,7 +166,7 @@ class ConversationsApi:
 
         The ids of every conversation (``.iterable[i].id``), cheap to fetch.
         """
-        return cast("FlattenedConversations", self.conversations_identifiers_snapshot_with_http_info(**options).data)
+        return self.conversations_identifiers_snapshot_with_http_info(**options).data
 
     def conversations_identifiers_snapshot_with_http_info(
         self, **options: Unpack[RequestOptions]
@@ -188,7 +190,7 @@ class ConversationsApi:
         Every conversation, fully referenced. ``transferables=False`` leaves out the
         transferable content for a faster, smaller answer.
         """
-        return cast("Conversations", self.conversations_snapshot_with_http_info(transferables, **options).data)
+        return self.conversations_snapshot_with_http_info(transferables, **options).data
 
     def conversations_snapshot_with_http_info(
         self, transferables: Optional[bool] = None, **options: Unpack[RequestOptions]
