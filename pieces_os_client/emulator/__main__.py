@@ -57,7 +57,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"pieces-os-emulator: cannot listen on {args.host}:{args.port}: {cause}", file=sys.stderr)
             return 1
         print(f"Pieces OS emulator listening on {emulator.url} (Ctrl-C to stop)", flush=True)
-        while not done.wait(0.5):
+        while not done.wait(0.1):
             pass
     finally:
         emulator.stop()

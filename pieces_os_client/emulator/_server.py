@@ -407,20 +407,31 @@ class Emulator:
         """A copy of one stored conversation as JSON-ready data (the full, transferable form)."""
         return self.store.conversation(conversation_id)
 
-    def create_conversation(self, seed: Optional[Mapping[str, Any]] = None, *, from_asset: Optional[str] = None) -> str:
+    def create_conversation(
+        self,
+        seed: Optional[Mapping[str, Any]] = None,
+        *,
+        from_asset: Optional[str] = None,
+        conversation_id: Optional[str] = None,
+    ) -> str:
         """Create a conversation directly (as a client would) and notify the streams; returns its id.
 
-        ``seed`` is a SeededConversation-shaped dict (not validated); ``from_asset`` creates one
-        grounded on that asset instead.
+        ``seed`` is a SeededConversation-shaped dict (not validated); ``from_asset`` grounds the
+        conversation on that asset instead. ``conversation_id`` picks the id (any string, e.g.
+        one with characters that need percent-encoding); by default a new uuid is used.
+        Raises ``ValueError`` for an unknown asset or an id already in use.
         """
 
         def run() -> str:
-            if from_asset is not None:
-                conversation_id, _ = self.store.create_from_asset(from_asset)
-            else:
-                conversation_id, _ = self.store.create(seed)
-            self._broadcast(streamed_identifiers([conversation_id]))
-            return conversation_id
+            try:
+                if from_asset is not None:
+                    new_id, _ = self.store.create_from_asset(from_asset, conversation_id)
+                else:
+                    new_id, _ = self.store.create(seed, conversation_id=conversation_id)
+            except StoreError as exc:
+                raise ValueError(str(exc)) from None
+            self._broadcast(streamed_identifiers([new_id]))
+            return new_id
 
         return self._on_loop(run)
 
@@ -582,7 +593,7 @@ class Emulator:
             transport.set_write_buffer_limits(high=size)
 
     async def _ws_identifiers(self, request: web.BaseRequest) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True)
+        ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True, writer_limit=self._ws_send_buffer or 2**16)
         await ws.prepare(request)
         transport = request.transport
         self._limit_send_buffer(transport)

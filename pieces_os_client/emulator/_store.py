@@ -356,13 +356,20 @@ class Store:
             "indices": {message["id"]: index for index, message in enumerate(messages)},
         }
 
-    def create_from_asset(self, asset_id: str) -> Tuple[str, bytes]:
+    def _new_id(self, wanted: Optional[str]) -> str:
+        if wanted is None:
+            return str(uuid.uuid4())
+        if self.has_conversation(wanted):
+            raise StoreError(f"a conversation with id {wanted!r} already exists")
+        return wanted
+
+    def create_from_asset(self, asset_id: str, conversation_id: Optional[str] = None) -> Tuple[str, bytes]:
         """Create a conversation grounded on an asset; returns (id, ConversationsCreateFromAssetOutput)."""
         asset = self.get_asset(asset_id)
         if asset is None:
             raise StoreError(f"asset not found: no asset with id {asset_id!r}")
         moment = _now()
-        conversation_id = str(uuid.uuid4())
+        conversation_id = self._new_id(conversation_id)
         data = self._new_conversation(conversation_id, f"Conversation about {asset.name}", moment)
         summary = self._message(
             conversation_id,
@@ -378,10 +385,15 @@ class Store:
             record.full + b"}}"
         )
 
-    def create(self, seed: Optional[Mapping[str, Any]], transferables: bool = True) -> Tuple[str, bytes]:
+    def create(
+        self,
+        seed: Optional[Mapping[str, Any]],
+        transferables: bool = True,
+        conversation_id: Optional[str] = None,
+    ) -> Tuple[str, bytes]:
         """Create a conversation from an (already validated) SeededConversation dict, or an empty one."""
         moment = _now()
-        conversation_id = str(uuid.uuid4())
+        conversation_id = self._new_id(conversation_id)
         data = self._new_conversation(conversation_id, "New Conversation", moment)
         if seed:
             for key in _COPIED_SEED_FIELDS:
