@@ -282,6 +282,10 @@ class ApiClient:
         response_type = types.get(str(status))
         if response_type is None and f"{str(status)[0]}XX" in types:
             response_type = types[f"{str(status)[0]}XX"]
+        if response_type is None and 200 <= status <= 299 and str(status) not in types:
+            # A success status the document does not list (say 201 for a 200): the caller was
+            # promised the documented success type, so parse as that rather than return None.
+            response_type = next((t for code, t in types.items() if code.startswith("2")), None)
         content_type = response_data.getheader("content-type")
 
         data: Any = None
@@ -289,14 +293,14 @@ class ApiClient:
             if response_type is not None:
                 try:
                     data = self._parse(raw, response_type, content_type)
-                except (ValueError, pydantic.ValidationError):
+                except (ValueError, pydantic.ValidationError, RecursionError):
                     data = None
             raise ApiException.from_response(http_resp=response_data, body=_decode(raw, content_type), data=data)
 
         if response_type is not None:
             try:
                 data = self._parse(raw, response_type, content_type)
-            except (ValueError, pydantic.ValidationError) as exc:
+            except (ValueError, pydantic.ValidationError, RecursionError) as exc:
                 raise _format_error(exc, response_data, raw, content_type, response_type, request_line) from exc
         return ApiResponse(status_code=status, data=data, headers=response_data.getheaders(), raw_data=raw)
 
@@ -339,7 +343,7 @@ class ApiClient:
     ) -> None:
         """Attach credentials: the per-call ``_request_auth`` or the configured ones."""
         if request_auth:
-            settings = [request_auth]
+            settings = [_checked_auth(request_auth)]
         elif auth_settings:
             configured = self.configuration.auth_settings()
             settings = [configured[name] for name in auth_settings if name in configured]
@@ -450,6 +454,19 @@ def _model_json(model: pydantic.BaseModel) -> str:
     return model.model_dump_json(by_alias=True, exclude_none=True)
 
 
+def _checked_auth(request_auth: Any) -> Dict[str, Any]:
+    """Validate a per-call ``_request_auth`` setting (``{"in", "key", "value", "type"}``)."""
+    if not isinstance(request_auth, Mapping):
+        raise ApiTypeError(
+            "_request_auth must be a dict like {'in': 'header', 'key': 'X-Application-ID', 'value': '...', "
+            f"'type': 'api_key'}}, not {type(request_auth).__name__}"
+        )
+    missing = [name for name in ("in", "key", "value") if name not in request_auth]
+    if missing:
+        raise ApiValueError(f"_request_auth is missing {', '.join(repr(m) for m in missing)}")
+    return dict(request_auth)
+
+
 def _path_text(name: str, value: Any) -> str:
     if isinstance(value, uuid.UUID):
         return str(value)
@@ -459,6 +476,10 @@ def _path_text(name: str, value: Any) -> str:
         raise ApiTypeError(f"path parameter {name!r} must be a str (or uuid.UUID), not {type(value).__name__}")
     if not value:
         raise ApiValueError(f"path parameter {name!r} must not be empty")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ApiValueError(f"path parameter {name!r} is not valid Unicode text (it holds a lone surrogate)") from exc
     return value
 
 

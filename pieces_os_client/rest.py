@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import re
 import ssl
 import time
 from typing import Any, Dict, Mapping, Optional, Tuple, Union
@@ -17,7 +19,9 @@ from typing import Any, Dict, Mapping, Optional, Tuple, Union
 import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
+    DecodeError,
     HTTPError,
+    LocationValueError,
     MaxRetryError,
     NewConnectionError,
     ProtocolError,
@@ -32,6 +36,7 @@ from pieces_os_client.exceptions import (
     ApiException,
     ApiTimeoutError,
     ApiValueError,
+    ResponseFormatError,
 )
 
 __all__ = ["ApiException", "RESTClientObject", "RESTResponse", "RESTResponseType", "is_socks_proxy_url"]
@@ -43,6 +48,9 @@ RequestTimeout = Union[None, float, int, Tuple[float, float], urllib3.Timeout]
 
 SUPPORTED_SOCKS_PROXIES = frozenset({"socks5", "socks5h", "socks4", "socks4a"})
 _REDACTED_HEADERS = frozenset({"x-application-id", "authorization", "cookie", "proxy-authorization", "x-api-key"})
+# RFC 9110 token characters for header names; values may not hold CR, LF or NUL.
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+_HEADER_VALUE_FORBIDDEN = re.compile(r"[\r\n\x00]")
 
 
 def is_socks_proxy_url(url: Optional[str]) -> bool:
@@ -72,6 +80,14 @@ class RESTResponse:
         if self.data is None:
             try:
                 self.data = self.response.data
+            except DecodeError as exc:
+                encoding = self.response.headers.get("Content-Encoding", "(none)")
+                raise ResponseFormatError(
+                    f"Pieces OS answered {self.status} with a body that could not be decoded "
+                    f"(Content-Encoding: {encoding}): {_reason_text(exc)}",
+                    status=self.status, reason=self.reason, body=None, headers=self.getheaders(),
+                    content_type=self.response.headers.get("Content-Type"),
+                ) from exc
             except ReadTimeoutError as exc:
                 raise ApiTimeoutError(
                     f"Pieces OS at {self._host} stopped sending the response body before the read timeout",
@@ -168,6 +184,7 @@ class RESTClientObject:
             payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
         host = _origin(url)
+        _check_headers(headers)
         timeout = self._timeout(_request_timeout)
         started = time.monotonic()
         if logger.isEnabledFor(logging.DEBUG):
@@ -196,21 +213,46 @@ class RESTClientObject:
         if isinstance(value, bool):
             raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
         if isinstance(value, (int, float)):
-            if value <= 0:
+            if not value > 0 or not math.isfinite(value):
                 raise ApiValueError(f"_request_timeout must be positive, not {value!r}")
             return urllib3.Timeout(total=float(value))
         if isinstance(value, tuple) and len(value) == 2:
             connect, read = value
             for part in value:
-                if isinstance(part, bool) or not isinstance(part, (int, float)) or part <= 0:
+                if isinstance(part, bool) or not isinstance(part, (int, float)) or not 0 < part < math.inf:
                     raise ApiValueError(f"_request_timeout pair must hold two positive numbers, not {value!r}")
             return urllib3.Timeout(connect=float(connect), read=float(read))
         raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
 
 
 def _origin(url: str) -> str:
-    parsed = urllib3.util.parse_url(url)
-    return f"{parsed.scheme}://{parsed.netloc}" if parsed.scheme else url
+    """The scheme://host:port part of ``url``; ApiValueError for a URL no request can go to."""
+    try:
+        parsed = urllib3.util.parse_url(url)
+    except LocationValueError as exc:
+        raise ApiValueError(f"{url!r} is not a valid URL: {_reason_text(exc)}. Check Configuration.host.") from exc
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise ApiValueError(
+            f"{url!r} is not an http:// or https:// URL with a host. "
+            "Check Configuration.host (for example http://localhost:39300)."
+        )
+    return f"{parsed.scheme}://{parsed.netloc}"
+
+
+def _check_headers(headers: Mapping[str, Any]) -> None:
+    """Refuse headers http.client would reject mid-request, or that could smuggle extra headers."""
+    for name, value in headers.items():
+        if not isinstance(name, str) or not _HEADER_NAME.match(name):
+            raise ApiValueError(f"{name!r} is not a valid HTTP header name")
+        text = value if isinstance(value, str) else str(value)
+        if _HEADER_VALUE_FORBIDDEN.search(text):
+            raise ApiValueError(f"the value of header {name!r} contains a line break or NUL, which HTTP forbids")
+        try:
+            text.encode("latin-1")
+        except UnicodeEncodeError as exc:
+            raise ApiValueError(
+                f"the value of header {name!r} has characters HTTP headers cannot carry (Latin-1 only)"
+            ) from exc
 
 
 def _reason_text(exc: BaseException) -> str:
@@ -223,18 +265,36 @@ def _reason_text(exc: BaseException) -> str:
     return text or type(inner).__name__
 
 
+def _seconds(timeout: urllib3.Timeout, which: str) -> str:
+    """Describe a timeout without touching urllib3's timer (which raises for total timeouts)."""
+    if timeout.total is not None:
+        return f"{timeout.total} s in total per attempt"
+    value = timeout.connect_timeout if which == "connect" else timeout._read
+    return f"{value} s"
+
+
 def _translate(exc: BaseException, method: str, url: str, host: str, timeout: urllib3.Timeout) -> ApiConnectionError:
     reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
+    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2: test for it first, so a
+    # refused connection is not reported as a timeout.
+    if isinstance(reason, (NewConnectionError, ConnectionRefusedError)):
+        return ApiConnectionError(
+            f"Could not connect to Pieces OS at {host}: {_reason_text(reason)}. "
+            "Start Pieces OS (or `python -m pieces_os_client.emulator` for a local stand-in) "
+            "and check the host: Pieces OS 11 and later listen on a port in 39300-39333; "
+            "leave `host` unset to let the client find it.",
+            host=host, url=url, method=method,
+        )
     if isinstance(reason, ConnectTimeoutError):
         return ApiTimeoutError(
-            f"Timed out connecting to Pieces OS at {host} (connect timeout {timeout.connect_timeout} s). "
+            f"Timed out connecting to Pieces OS at {host} (connect timeout {_seconds(timeout, 'connect')}). "
             "Is Pieces OS running and is this the right host?",
             host=host, url=url, method=method,
         )
     if isinstance(reason, ReadTimeoutError):
         return ApiTimeoutError(
             f"Pieces OS at {host} accepted the connection but sent no response to {method} {url} "
-            f"within the read timeout ({timeout.read_timeout} s)",
+            f"within the read timeout ({_seconds(timeout, 'read')})",
             host=host, url=url, method=method,
         )
     if isinstance(reason, SSLError):
@@ -245,14 +305,6 @@ def _translate(exc: BaseException, method: str, url: str, host: str, timeout: ur
     if isinstance(reason, ProxyError):
         return ApiConnectionError(
             f"Could not reach {host} through the proxy: {_reason_text(reason)}",
-            host=host, url=url, method=method,
-        )
-    if isinstance(reason, (NewConnectionError, ConnectionRefusedError)):
-        return ApiConnectionError(
-            f"Could not connect to Pieces OS at {host}: {_reason_text(reason)}. "
-            "Start Pieces OS (or `python -m pieces_os_client.emulator` for a local stand-in) "
-            "and check the host: Pieces OS 11 and later listen on a port in 39300-39333; "
-            "leave `host` unset to let the client find it.",
             host=host, url=url, method=method,
         )
     if isinstance(reason, (ProtocolError, OSError)):
