@@ -13,6 +13,8 @@ import logging
 import os
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
 
+from urllib3.exceptions import InvalidHeader
+from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from pieces_os_client.exceptions import ApiValueError
@@ -24,6 +26,22 @@ LOGGER_NAME = "pieces_os_client"
 
 #: HTTP statuses a GET is retried on (overload and transient server failures).
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+
+
+class _PiecesRetry(Retry):
+    """urllib3's ``Retry`` with two guards for a misbehaving server.
+
+    A ``Retry-After`` longer than ``backoff_max`` is cut to ``backoff_max`` (urllib3 alone would
+    sleep up to six hours), and one that cannot be parsed is ignored in favour of the normal
+    backoff instead of failing the call with a urllib3 ``InvalidHeader``.
+    """
+
+    def get_retry_after(self, response: BaseHTTPResponse) -> Optional[float]:
+        try:
+            seconds = super().get_retry_after(response)
+        except InvalidHeader:
+            return None
+        return None if seconds is None else min(seconds, self.backoff_max)
 
 
 class _AuthSetting(TypedDict):
@@ -57,6 +75,8 @@ class Configuration:
     :param max_retries: how many times a failed request may be tried again (default 2). GETs
         are retried on connection errors, 429 and 5xx; POSTs only when the connection was
         never made (so a conversation is never created twice).
+    :param backoff_max: the longest wait between two attempts, in seconds (default 8); a
+        server's ``Retry-After`` is honoured up to this long.
     :param retries: the official knob. An ``int`` sets ``max_retries``; a
         ``urllib3.util.Retry`` replaces the policy entirely.
     """
@@ -213,7 +233,7 @@ class Configuration:
         if isinstance(self.retries, Retry):
             return self.retries
         attempts = self.max_retries if self.retries is None else int(self.retries)
-        return Retry(
+        return _PiecesRetry(
             total=attempts,
             connect=attempts,
             read=attempts,
