@@ -1,0 +1,376 @@
+"""The identifiers stream against small scripted servers: malformed messages, server closes,
+keep-alive, handshake headers, TLS and proxies.
+
+The emulator only ever sends well-formed messages, so these use a tiny aiohttp WebSocket server
+whose behaviour each test writes as a coroutine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import socket
+import ssl
+import threading
+import time
+from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
+
+import pytest
+from aiohttp import WSMsgType, web
+
+from pieces_os_client.api.conversations_api import ConversationsApi
+from pieces_os_client.api_client import ApiClient
+from pieces_os_client.configuration import Configuration
+from pieces_os_client.emulator import Emulator
+from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
+from pieces_os_client.stream import IDENTIFIERS_PATH, IdentifiersStream, StreamEvent
+
+Script = Callable[[web.WebSocketResponse, int], Awaitable[None]]
+
+
+def snapshot(*ids: str) -> str:
+    return json.dumps({"iterable": [{"conversation": {"id": i}} for i in ids]})
+
+
+def change(conversation_id: str, deleted: bool = False) -> str:
+    ident: Dict[str, Any] = {"conversation": {"id": conversation_id}}
+    if deleted:
+        ident["deleted"] = True
+    return json.dumps({"iterable": [ident]})
+
+
+class ScriptedServer:
+    """An aiohttp WebSocket server on 127.0.0.1 running ``script(ws, connection_number)``."""
+
+    def __init__(
+        self,
+        script: Script,
+        *,
+        path: str = IDENTIFIERS_PATH,
+        autoping: bool = True,
+        ssl_context: Optional[ssl.SSLContext] = None,
+    ) -> None:
+        self.script = script
+        self.path = path
+        self.autoping = autoping
+        self.ssl_context = ssl_context
+        self.handshakes: List[Dict[str, str]] = []
+        self.pings = 0
+        self._loop = asyncio.new_event_loop()
+        self._runner: Optional[web.AppRunner] = None
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self.port = 0
+
+    @property
+    def url(self) -> str:
+        return f"{'https' if self.ssl_context else 'http'}://127.0.0.1:{self.port}"
+
+    async def _handle(self, request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(autoping=self.autoping)
+        await ws.prepare(request)
+        self.handshakes.append(dict(request.headers))
+        await self.script(ws, len(self.handshakes))
+        async for message in ws:
+            if message.type == WSMsgType.PING:
+                self.pings += 1
+        return ws
+
+    async def _start(self) -> None:
+        app = web.Application()
+        app.router.add_get(self.path, self._handle)
+        self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=0.2)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, "127.0.0.1", 0, ssl_context=self.ssl_context)
+        await site.start()
+        server = site._server
+        assert isinstance(server, asyncio.base_events.Server)
+        self.port = server.sockets[0].getsockname()[1]
+
+    def __enter__(self) -> ScriptedServer:
+        self._thread.start()
+        asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(5)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._runner is not None
+        asyncio.run_coroutine_threadsafe(self._runner.cleanup(), self._loop).result(5)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(5)
+        self._loop.close()
+
+
+def make_client(host: str, **config: Any) -> ApiClient:
+    configuration = Configuration(host=host)
+    for name, value in config.items():
+        setattr(configuration, name, value)
+    return ApiClient(configuration)
+
+
+def stream_for(server: ScriptedServer, **options: Any) -> IdentifiersStream:
+    options.setdefault("initial_backoff", 0.02)
+    options.setdefault("max_backoff", 0.1)
+    return IdentifiersStream(make_client(server.url), **options)
+
+
+# --------------------------------------------------------------------------- malformed
+@pytest.mark.parametrize(
+    "bad",
+    ["{not json", '{"iterable": 5}', "null", "[]", '{"iterable": [{"conversation": {}}]}'],
+    ids=["syntax", "shape", "null", "array", "missing-id"],
+)
+def test_malformed_message_goes_to_on_error_and_the_stream_goes_on(
+    bad: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(snapshot("a"))
+        await ws.send_str(bad)
+        await ws.send_str(change("b"))
+
+    errors: List[Exception] = []
+    caplog.set_level(logging.WARNING, logger="pieces_os_client")
+    with ScriptedServer(script) as server, stream_for(server, on_error=errors.append) as stream:
+        events = stream.events()
+        first, second = next(events), next(events)
+    assert first.snapshot and first.ids == ["a"]
+    assert not second.snapshot and second.ids == ["b"]
+    assert len(errors) == 1 and isinstance(errors[0], StreamError)
+    assert errors[0].__cause__ is not None
+    assert "malformed message" in str(errors[0]) and bad[:10] in str(errors[0])
+    assert stream.malformed_messages == 1 and stream.reconnects == 0
+    assert any(r.name.startswith("pieces_os_client") and "malformed" in r.getMessage() for r in caplog.records)
+
+
+def test_invalid_utf8_text_frame_is_skipped() -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(snapshot("a"))
+        writer = ws._writer
+        assert writer is not None
+        await writer.send_frame(b"\xff\xfe{}", WSMsgType.TEXT)  # text frame that is not UTF-8
+        await ws.send_str(change("b"))
+
+    errors: List[Exception] = []
+    with ScriptedServer(script) as server, stream_for(server, on_error=errors.append) as stream:
+        events = stream.events()
+        assert next(events).snapshot
+        assert next(events).ids == ["b"]
+    assert [type(e) for e in errors] == [StreamError]
+
+
+def test_malformed_snapshot_triggers_a_fresh_connection() -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str("{broken" if n == 1 else snapshot("x", "y"))
+
+    errors: List[Exception] = []
+    with ScriptedServer(script) as server, stream_for(server, on_error=errors.append) as stream:
+        event = next(stream.events())
+    assert event.snapshot and event.resync and event.connection == 2
+    assert sorted(event.ids) == ["x", "y"]
+    assert [type(e) for e in errors] == [StreamError, ApiConnectionError]
+
+
+# --------------------------------------------------------------------------- server closes
+def test_server_close_without_reconnect_raises_stream_closed() -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(snapshot("a"))
+        await ws.close(code=1001, message=b"going away")
+
+    closes: List[int] = []
+    with ScriptedServer(script) as server:
+        stream = stream_for(server, reconnect=False, on_close=lambda: closes.append(1))
+        assert next(stream).iterable[0].conversation is not None
+        with pytest.raises(StreamClosedError) as caught:
+            next(stream)
+        stream.close()
+    assert "code 1001, going away" in str(caught.value)
+    assert closes == [1]
+
+
+def test_server_close_with_reconnect_resyncs() -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(snapshot(f"gen{n}"))
+        if n == 1:
+            await ws.close(code=1012, message=b"restarting")
+
+    events: List[StreamEvent] = []
+    with ScriptedServer(script) as server:
+        stream = stream_for(server, on_event=events.append)
+        deadline = time.monotonic() + 3
+        while len(events) < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        stream.close()
+    assert [(e.ids, e.snapshot, e.resync) for e in events] == [(["gen1"], True, False), (["gen2"], True, True)]
+
+
+# --------------------------------------------------------------------------- keep-alive
+def test_a_peer_that_stops_answering_pings_is_noticed() -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(snapshot("a"))  # then silence: pings are read but never answered
+
+    with ScriptedServer(script, autoping=False) as server:
+        stream = stream_for(server, reconnect=False, ping_interval=0.05, ping_timeout=0.15)
+        next(stream)
+        started = time.monotonic()
+        with pytest.raises(StreamClosedError) as caught:
+            next(stream)
+        stream.close()
+    assert "no answer to a ping within 0.15 s" in str(caught.value)
+    assert time.monotonic() - started < 1.0
+
+
+def test_answered_pings_keep_an_idle_connection_open() -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(snapshot("a"))
+
+    errors: List[Exception] = []
+    with ScriptedServer(script) as server:
+        stream = stream_for(server, ping_interval=0.03, ping_timeout=0.2, on_error=errors.append)
+        stream.start()
+        time.sleep(0.3)  # several ping intervals of silence
+        assert stream.connected and stream.connections == 1
+        stream.close()
+    assert errors == []
+
+
+# --------------------------------------------------------------------------- handshake
+def test_handshake_carries_configured_and_per_call_headers_and_keeps_the_base_path() -> None:
+    async def script(ws: web.WebSocketResponse, n: int) -> None:
+        await ws.send_str(snapshot())
+
+    with ScriptedServer(script, path="/base" + IDENTIFIERS_PATH) as server:
+        config = Configuration(host=server.url + "/base", api_key={"application": "app-123"})
+        with ApiClient(config) as client:
+            client.set_default_header("X-Default", "d")
+            api = ConversationsApi(client)
+            with api.conversations_stream_identifiers(_headers={"X-Trace": "t1", "X-Default": "override"}) as s:
+                assert s.url == f"ws://127.0.0.1:{server.port}/base{IDENTIFIERS_PATH}"
+                next(s)
+    headers = server.handshakes[0]
+    assert headers["X-Application-ID"] == "app-123"
+    assert headers["User-Agent"] == client.user_agent
+    assert headers["X-Trace"] == "t1" and headers["X-Default"] == "override"
+    assert headers["Upgrade"].lower() == "websocket"
+
+
+# --------------------------------------------------------------------------- TLS
+@pytest.fixture(scope="module")
+def tls() -> Iterator[Dict[str, Any]]:
+    trustme = pytest.importorskip("trustme")
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(server_context)
+    with ca.cert_pem.tempfile() as ca_file:
+        yield {"ca": ca, "ca_file": ca_file, "server_context": server_context}
+
+
+def test_wss_with_the_configured_ca(tls: Dict[str, Any]) -> None:
+    with Emulator(ssl_context=tls["server_context"], seed_conversations=2) as emu:
+        client = make_client(emu.url, ssl_ca_cert=tls["ca_file"])
+        with IdentifiersStream(client) as stream:
+            assert stream.url.startswith("wss://")
+            assert len(next(stream).iterable) == 2
+        data_client = make_client(emu.url, ca_cert_data=tls["ca"].cert_pem.bytes().decode())
+        with IdentifiersStream(data_client) as stream:
+            assert len(next(stream).iterable) == 2
+        unverified = make_client(emu.url, verify_ssl=False)
+        with IdentifiersStream(unverified) as stream:
+            assert len(next(stream).iterable) == 2
+
+
+def test_wss_rejects_an_unknown_certificate(tls: Dict[str, Any]) -> None:
+    with Emulator(ssl_context=tls["server_context"]) as emu, pytest.raises(ApiConnectionError) as caught:
+        IdentifiersStream(make_client(emu.url))
+    assert "TLS handshake" in str(caught.value)
+    assert isinstance(caught.value.__cause__, ssl.SSLError)
+
+
+def test_wss_hostname_checking_and_server_name(tls: Dict[str, Any]) -> None:
+    other = tls["ca"].issue_cert("pieces.example")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    other.configure_cert(context)
+    with Emulator(ssl_context=context) as emu:
+        with pytest.raises(ApiConnectionError):
+            IdentifiersStream(make_client(emu.url, ssl_ca_cert=tls["ca_file"]))
+        named = make_client(emu.url, ssl_ca_cert=tls["ca_file"], tls_server_name="pieces.example")
+        with IdentifiersStream(named) as stream:
+            next(stream)
+        unchecked = make_client(emu.url, ssl_ca_cert=tls["ca_file"], assert_hostname=False)
+        with IdentifiersStream(unchecked) as stream:
+            next(stream)
+
+
+# --------------------------------------------------------------------------- proxy
+class ConnectProxy:
+    """A minimal HTTP CONNECT proxy that records each request head."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.heads: List[str] = []
+        self._threads: List[threading.Thread] = []
+        self._sockets: List[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            self._sockets.append(client)
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = client.recv(1024)
+            if not chunk:
+                return
+            head += chunk
+        self.heads.append(head.decode("latin-1"))
+        target = head.split(b" ")[1].decode()
+        host, port = target.rsplit(":", 1)
+        upstream = socket.create_connection((host, int(port)))
+        self._sockets.append(upstream)
+        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+
+        def pipe(src: socket.socket, dst: socket.socket) -> None:
+            try:
+                while data := src.recv(65536):
+                    dst.sendall(data)
+            except OSError:
+                pass
+            finally:
+                for s in (src, dst):
+                    with contextlib.suppress(OSError):
+                        s.shutdown(socket.SHUT_RDWR)
+
+        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
+        pipe(client, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+        for s in self._sockets:
+            s.close()
+
+
+def test_http_proxy_tunnel_with_credentials_and_headers() -> None:
+    proxy = ConnectProxy()
+    try:
+        with Emulator(seed_conversations=1) as emu:
+            port = emu.port
+            client = make_client(
+                emu.url, proxy=f"http://user:p%40ss@127.0.0.1:{proxy.port}", proxy_headers={"X-Proxy-Tag": "7"}
+            )
+            with IdentifiersStream(client) as stream:
+                assert len(next(stream).iterable) == 1
+    finally:
+        proxy.close()
+    head = proxy.heads[0]
+    assert head.startswith(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n")
+    token = base64.b64encode(b"user:p@ss").decode()
+    assert f"Proxy-Authorization: Basic {token}" in head
+    assert "X-Proxy-Tag: 7" in head
