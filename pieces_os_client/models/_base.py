@@ -1,0 +1,283 @@
+"""Hand-written foundations shared by every generated model and enum.
+
+The generated modules in this package contain nothing but field declarations;
+everything a model can *do* (parse, dump, stay compatible with newer servers)
+lives here.
+
+Wire rules, in one place:
+
+* JSON keys are the OpenAPI property names (pydantic aliases); Python code may
+  use either the alias or the Python field name (``var_schema`` / ``schema``).
+* Properties the schema does not know are kept (``extra="allow"``) and written
+  back unchanged, including ones whose value is ``null`` (held as ``JSON_NULL``).
+* On output, fields holding ``None`` are left out, except properties the schema
+  marks ``nullable: true`` that were explicitly given ``None``: those are
+  written as ``null``.
+* Enum values the schema does not list are kept verbatim (see ``PiecesEnum``).
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import pprint
+import threading
+import uuid
+from collections import OrderedDict
+from typing import Any, ClassVar, Dict, FrozenSet, Optional, Type, TypeVar, Union
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+from typing_extensions import Annotated, Self
+
+__all__ = [
+    "JSON_NULL",
+    "NULLABLE",
+    "PiecesEnum",
+    "PiecesModel",
+    "PiecesNullableModel",
+    "UuidStr",
+]
+
+#: ``json_schema_extra`` marker the generator puts on ``nullable: true`` properties.
+NULLABLE: Dict[str, Any] = {"nullable": True}
+
+
+class _JsonNull:
+    """Type of :data:`JSON_NULL`."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "JSON_NULL"
+
+    def __bool__(self) -> bool:
+        return False
+
+    def __eq__(self, other: object) -> bool:
+        return other is None or isinstance(other, _JsonNull)
+
+    def __hash__(self) -> int:
+        return hash(None)
+
+    def __reduce__(self) -> str:
+        return "JSON_NULL"
+
+
+#: Stands for a JSON ``null`` held in a property the schema does not declare.
+#: pydantic's ``exclude_none`` would drop a plain ``None`` there, losing the key on
+#: the way back; this object is kept and serialised as ``null``.  It is falsy and
+#: compares equal to ``None``; test with ``value is None or value is JSON_NULL``.
+JSON_NULL = _JsonNull()
+
+
+def _keep_null(value: Any) -> Any:
+    return JSON_NULL if value is None else value
+
+
+def _restore_null(value: Any) -> Any:
+    return None if value is JSON_NULL else value
+
+
+# Values of undeclared properties: anything, with ``null`` kept through ``exclude_none``.
+_ExtraValue = Annotated[Any, BeforeValidator(_keep_null), PlainSerializer(_restore_null)]
+
+_E = TypeVar("_E", bound="PiecesEnum")
+
+
+def _uuid_to_str(value: Any) -> Any:
+    """Let callers pass a ``uuid.UUID`` where the schema says ``format: uuid``."""
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+#: A string holding a UUID; ``uuid.UUID`` objects are accepted and stored as text.
+UuidStr = Annotated[str, BeforeValidator(_uuid_to_str)]
+
+
+class PiecesModel(BaseModel):
+    """Base class of every generated model.
+
+    Offers the method names of the official ``pieces_os_client`` models
+    (``to_dict``, ``to_json``, ``to_str``, ``from_dict``, ``from_json``), implemented
+    on top of pydantic's Rust core instead of per-class hand-written code.
+    """
+
+    model_config = ConfigDict(
+        # Accept both the wire name (``schema``) and the Python name (``var_schema``).
+        populate_by_name=True,
+        # Assignments are checked and coerced like constructor arguments.
+        validate_assignment=True,
+        # Several schemas have properties called ``model`` / ``model_*``.
+        protected_namespaces=(),
+        # Newer Pieces OS versions add properties: keep them and write them back.
+        extra="allow",
+        # Build validators on first use, not at import: keeps imports cheap and
+        # lets the mutually recursive models refer to each other freely.
+        defer_build=True,
+    )
+
+    # Values of properties the schema does not declare (see ``JSON_NULL``).
+    __pydantic_extra__: Dict[str, _ExtraValue] = Field(init=False)
+
+    # ----------------------------------------------------------- official API
+
+    def to_dict(self) -> Dict[str, Any]:
+        """Return the wire form as a dict: aliases as keys, ``None`` left out.
+
+        Values stay Python objects (``datetime``, enum members); use
+        :meth:`to_json` for text.
+        """
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+    def to_json(self) -> str:
+        """Return the wire form as a JSON string (same rules as :meth:`to_dict`)."""
+        return self.model_dump_json(by_alias=True, exclude_none=True)
+
+    def _to_json_bytes(self) -> bytes:
+        """Return the wire form as UTF-8 JSON bytes, for request bodies."""
+        return type(self).__pydantic_serializer__.to_json(self, by_alias=True, exclude_none=True)
+
+    def to_str(self) -> str:
+        """Return a readable, pretty-printed representation (keys are aliases)."""
+        return pprint.pformat(self.model_dump(by_alias=True))
+
+    @classmethod
+    def from_dict(cls, obj: Union[Dict[str, Any], BaseModel, None]) -> Optional[Self]:
+        """Build an instance from a dict (or an existing model); ``None`` gives ``None``."""
+        if obj is None:
+            return None
+        return cls.model_validate(obj)
+
+    @classmethod
+    def from_json(cls, json_str: Union[str, bytes, bytearray]) -> Optional[Self]:
+        """Parse JSON text straight into an instance; the JSON ``null`` gives ``None``."""
+        if len(json_str) <= 16 and json_str.strip() in ("null", b"null"):
+            return None
+        return cls.model_validate_json(json_str)
+
+
+class PiecesNullableModel(PiecesModel):
+    """Base of the models that declare ``nullable: true`` properties.
+
+    ``exclude_none`` (used for the wire form) drops every ``None``; for these models
+    a ``None`` the caller set explicitly on a nullable property is put back as
+    ``null``, as the official SDK does.  Kept out of ``PiecesModel`` because a
+    Python-level serializer on every model would make serialisation several times
+    slower; only a couple of schemas need it.
+    """
+
+    # Python names of the fields declared ``nullable: true``, computed per class.
+    __pieces_nullable__: ClassVar[Optional[FrozenSet[str]]] = None
+
+    @classmethod
+    def _nullable_fields(cls) -> FrozenSet[str]:
+        found = cls.__dict__.get("__pieces_nullable__")
+        if found is None:
+            found = frozenset(
+                name
+                for name, info in cls.model_fields.items()
+                if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("nullable")
+            )
+            cls.__pieces_nullable__ = found
+        return found
+
+    @model_serializer(mode="wrap")
+    def _pieces_serialize(self, handler: SerializerFunctionWrapHandler, info: SerializationInfo) -> Any:
+        data = handler(self)
+        # Put back explicit nulls of nullable properties.  Skipped when the caller
+        # filters fields in other ways, where "was it dropped for being None?"
+        # cannot be told apart.
+        if (
+            not info.exclude_none
+            or info.exclude_defaults
+            or info.include is not None
+            or info.exclude is not None
+            or not isinstance(data, dict)
+        ):
+            return data
+        cls = type(self)
+        fields_set = self.__pydantic_fields_set__
+        restored = False
+        for name in cls._nullable_fields():
+            if name in fields_set and getattr(self, name) is None:
+                alias = cls.model_fields[name].alias
+                key = alias if (alias and info.by_alias) else name
+                if key not in data:
+                    data[key] = None
+                    restored = True
+        return _reorder(self, data, bool(info.by_alias)) if restored else data
+
+
+def _reorder(model: PiecesModel, data: Dict[str, Any], by_alias: bool) -> Dict[str, Any]:
+    """Put restored ``null`` keys back in declaration order."""
+    order = []
+    for name, info in type(model).model_fields.items():
+        order.append(info.alias if (by_alias and info.alias) else name)
+    if model.__pydantic_extra__:
+        order.extend(model.__pydantic_extra__)
+    out: Dict[str, Any] = {key: data.pop(key) for key in order if key in data}
+    out.update(data)
+    return out
+
+
+# ------------------------------------------------------------------ enums
+
+#: How many unlisted values each enum remembers, so that repeated unknown values
+#: come back as the same object.  Beyond this, fresh objects are made each time
+#: (still equal, hashable and serialisable), so hostile input cannot grow memory.
+_UNKNOWN_CACHE_SIZE = 64
+_unknown_cache: Dict[type, OrderedDict[str, Any]] = {}
+_unknown_lock = threading.Lock()
+
+
+class PiecesEnum(str, enum.Enum):
+    """Base of every generated string enum.
+
+    Values outside the declared members are accepted: ``X("NEW_VALUE")`` returns a
+    pseudo-member of ``X`` whose ``value`` (and string content) is ``"NEW_VALUE"``,
+    so a newer server's values survive a round trip unchanged.  Every enum also has
+    an ``UNKNOWN`` member, as the official SDK does, but unlisted values are *not*
+    turned into it.
+    """
+
+    @classmethod
+    def _missing_(cls, value: object) -> Any:
+        if not isinstance(value, str):
+            return None
+        text = str(value)
+        with _unknown_lock:
+            cache = _unknown_cache.get(cls)
+            if cache is None:
+                cache = _unknown_cache[cls] = OrderedDict()
+            member = cache.get(text)
+            if member is not None:
+                cache.move_to_end(text)
+                return member
+        member = str.__new__(cls, text)
+        member._name_ = text
+        member._value_ = text
+        with _unknown_lock:
+            cache[text] = member
+            if len(cache) > _UNKNOWN_CACHE_SIZE:
+                cache.popitem(last=False)
+        return member
+
+    @property
+    def is_known(self) -> bool:
+        """``True`` for a declared member, ``False`` for a value kept from a newer server."""
+        return type(self)._value2member_map_.get(self._value_) is self
+
+    @classmethod
+    def from_json(cls: Type[_E], json_str: Union[str, bytes, bytearray]) -> _E:
+        """Build a member (or pseudo-member) from a JSON string such as ``'"COPILOT"'``."""
+        return cls(json.loads(json_str))
