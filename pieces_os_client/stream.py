@@ -361,7 +361,7 @@ class IdentifiersStream:
         self._ping_sent: Optional[float] = None
         self._connections = 0
         self._messages = 0
-        self._malformed = 0
+        self._malformed_count = 0
         self._last_event: Optional[StreamEvent] = None
 
         ws = self._connect()  # eager: raises ApiConnectionError / StreamError right here
@@ -467,7 +467,7 @@ class IdentifiersStream:
     @property
     def malformed_messages(self) -> int:
         """Messages skipped because they could not be parsed."""
-        return self._malformed
+        return self._malformed_count
 
     @property
     def last_event(self) -> Optional[StreamEvent]:
@@ -531,7 +531,7 @@ class IdentifiersStream:
             self._keepalive(ws)
             return None
         except websocket.WebSocketPayloadException as exc:  # e.g. a text frame that is not UTF-8
-            self._report_malformed(exc, b"")
+            self._malformed(ws, exc, b"")
             return None
         except websocket.WebSocketConnectionClosedException as exc:
             raise _Dropped("the connection was closed", exc) from exc
@@ -577,18 +577,22 @@ class IdentifiersStream:
             if message is None:
                 raise ValueError("the message is JSON null")
         except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
-            self._report_malformed(exc, payload)
-            if self._awaiting_snapshot and self._reconnect_enabled:
-                # Without the opening snapshot the consumer's picture would be incomplete:
-                # start over on a fresh connection, which begins with a fresh snapshot.
-                self._drop(ws, "its opening snapshot was malformed", exc)
-            else:
-                self._awaiting_snapshot = False
+            self._malformed(ws, exc, payload)
             return None
         snapshot = self._awaiting_snapshot
         self._awaiting_snapshot = False
         self._messages += 1
         return StreamEvent(message, snapshot, self._connections, self._last_rx)
+
+    def _malformed(self, ws: websocket.WebSocket, exc: BaseException, payload: Union[str, bytes]) -> None:
+        """Report a message that could not be parsed; the stream goes on."""
+        self._report_malformed(exc, payload)
+        if self._awaiting_snapshot and self._reconnect_enabled:
+            # Without the opening snapshot the consumer's picture would be incomplete:
+            # start over on a fresh connection, which begins with a fresh snapshot.
+            self._drop(ws, "its opening snapshot was malformed", exc)
+        else:
+            self._awaiting_snapshot = False
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> websocket.WebSocket:
@@ -835,7 +839,7 @@ class IdentifiersStream:
             self._call("on_error", self._on_error, error)
 
     def _report_malformed(self, exc: BaseException, payload: Union[str, bytes]) -> None:
-        self._malformed += 1
+        self._malformed_count += 1
         text = payload.decode("utf-8", "replace") if isinstance(payload, bytes) else payload
         error = StreamError(
             f"Skipped a malformed message on the identifiers stream at {self.url}: "
