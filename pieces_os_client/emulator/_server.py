@@ -646,6 +646,10 @@ class Emulator:
         if self._faults:
             delay, response = self._faults.take(method, raw_path)
             if delay is not None:
+                # Take the whole request in first, as a server that is slow to answer (not slow
+                # to read) would: the work still happens if the client gives up meanwhile.
+                with contextlib.suppress(ConnectionError):
+                    await request.read()
                 await asyncio.sleep(delay.seconds)
             if response is not None:
                 return await self._fault_response(request, response)
