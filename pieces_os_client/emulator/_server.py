@@ -10,6 +10,7 @@ import socket
 import ssl
 import struct
 import threading
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -33,6 +34,7 @@ from typing import (
 from urllib.parse import parse_qsl, unquote
 
 from aiohttp import WSMsgType, web
+from aiohttp.web_protocol import RequestHandler
 
 from ._faults import BREAK_MODES, Break, Fail, FaultBook
 from ._store import (
@@ -142,6 +144,18 @@ class _Socket:
                 self.transport.abort()
 
 
+class _TrackingServer(web.Server):
+    """aiohttp's low-level server, remembering every connection's transport until it is gone."""
+
+    def __init__(self, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], **kwargs: Any) -> None:
+        super().__init__(handler, **kwargs)
+        self.transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+
+    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
+        super().connection_made(handler, transport)
+        self.transports.add(transport)
+
+
 def _abort_with_reset(transport: Optional[asyncio.Transport]) -> None:
     """Close a connection with a TCP RST (SO_LINGER 0) instead of an orderly FIN."""
     if transport is None:
@@ -218,6 +232,7 @@ class Emulator:
         self._runner: Optional[web.ServerRunner] = None
         self._stopping: Optional[asyncio.Event] = None
         self._port: Optional[int] = None
+        self._transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
         if seed_conversations:
             self._seed()
 
@@ -292,7 +307,8 @@ class Emulator:
 
     async def _astart(self, sock: socket.socket) -> None:
         self._stopping = asyncio.Event()
-        server = web.Server(self._handle, access_log=None)
+        server = _TrackingServer(self._handle, access_log=None)
+        self._transports = server.transports
         self._runner = web.ServerRunner(server, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.SockSite(self._runner, sock, ssl_context=self._ssl_context, backlog=512)
@@ -332,6 +348,12 @@ class Emulator:
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        # A TLS connection that is still in its closing handshake would otherwise outlive the
+        # loop and be reported as an unclosed transport; cut every remaining one off now.
+        for transport in list(self._transports):
+            with contextlib.suppress(Exception):
+                transport.abort()
+        await asyncio.sleep(0)
 
     def __enter__(self) -> Emulator:
         return self.start()
