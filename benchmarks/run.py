@@ -1,0 +1,447 @@
+"""Benchmark our ``pieces_os_client`` against the official SDK and a raw urllib3 + json floor.
+
+    python benchmarks/run.py            # full run, about 2 minutes; writes results/latest.{md,json}
+    python benchmarks/run.py --quick    # smoke run, under 40 seconds; writes results/quick.{md,json}
+
+Everything runs against the bundled emulator on 127.0.0.1, started in its own process. Each
+measurement runs in a fresh interpreter (``_worker.py``): both SDKs are importable as
+``pieces_os_client``, so they never share a process, and import costs are really cold.
+
+"ours" is this checkout, run by the interpreter running this script (it needs our
+dependencies and aiohttp for the emulator). "official" is ``pieces-os-client==5.0.1`` in a
+venv of its own, created in ``benchmarks/.venv-official`` on first use (``--official-python``
+points at an existing interpreter instead). "floor" is urllib3 + ``json`` with no models.
+See benchmarks/README.md for what every number means.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import queue
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+RESULTS = BENCH / "results"
+WORKER = BENCH / "_worker.py"
+EMULATOR = BENCH / "_emulator.py"
+OFFICIAL_VENV = BENCH / ".venv-official"
+OFFICIAL_REQUIREMENT = "pieces-os-client==5.0.1"
+CONTENDERS = ("ours", "official", "floor")
+
+FULL = {
+    "cold_samples": 7,
+    "parse_runs": 200, "parse_budget_s": 3.0,
+    "dump_runs": 100, "dump_budget_s": 1.5,
+    "ids_runs": 3000, "ids_budget_s": 3.0,
+    "snapshot_runs": 200, "snapshot_budget_s": 5.0,
+    "write_runs": 1000, "write_budget_s": 3.0,
+}
+QUICK = {
+    "cold_samples": 3,
+    "parse_runs": 50, "parse_budget_s": 0.8,
+    "dump_runs": 30, "dump_budget_s": 0.3,
+    "ids_runs": 1000, "ids_budget_s": 0.7,
+    "snapshot_runs": 50, "snapshot_budget_s": 1.0,
+    "write_runs": 300, "write_budget_s": 0.7,
+}
+WORKER_TIMEOUT_S = 120
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------- interpreters
+class Interpreter:
+    """How to start a fresh interpreter for one contender, isolated from the others."""
+
+    def __init__(self, contender: str, python: str, env: Dict[str, str], isolated: bool) -> None:
+        self.contender = contender
+        self.python = python
+        self.env = env
+        self.isolated = isolated
+
+    def run(self, mode: str, cfg: Dict[str, Any], workdir: str) -> Dict[str, Any]:
+        args = [self.python, *(["-I"] if self.isolated else []), str(WORKER), mode,
+                json.dumps({**cfg, "contender": self.contender})]
+        try:
+            done = subprocess.run(args, cwd=workdir, env=self.env, capture_output=True, text=True,
+                                  timeout=WORKER_TIMEOUT_S, check=False)
+        except subprocess.TimeoutExpired:
+            return {"error": f"{mode} worker timed out after {WORKER_TIMEOUT_S} s"}
+        for line in reversed(done.stdout.splitlines()):
+            if line.startswith("RESULT "):
+                return dict(json.loads(line[len("RESULT "):]))
+        tail = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"{mode} worker exited with {done.returncode}: {tail[:300]}"}
+
+
+def _clean_env(**extra: str) -> Dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTHON")}
+    env.update(extra)
+    return env
+
+
+def official_python(explicit: Optional[str]) -> Tuple[Optional[str], str]:
+    """An interpreter with the official SDK; creates benchmarks/.venv-official when needed."""
+    if explicit:
+        python = explicit
+    else:
+        python = str(OFFICIAL_VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python"))
+        if not Path(python).exists():
+            log(f"creating {OFFICIAL_VENV.relative_to(ROOT)} with {OFFICIAL_REQUIREMENT} (one-time setup) ...")
+            try:
+                subprocess.run([sys.executable, "-m", "venv", str(OFFICIAL_VENV)], check=True, timeout=300)
+                subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                                OFFICIAL_REQUIREMENT], check=True, timeout=600)
+            except (OSError, subprocess.SubprocessError) as exc:
+                return None, f"could not install {OFFICIAL_REQUIREMENT}: {exc}"
+    probe = "import pieces_os_client.api_client, pieces_os_client as p; print(p.__version__)"
+    with tempfile.TemporaryDirectory() as cwd:
+        try:
+            done = subprocess.run([python, "-I", "-c", probe], cwd=cwd, env=_clean_env(), capture_output=True,
+                                  text=True, timeout=60, check=False)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return None, f"cannot run {python}: {exc}"
+    if done.returncode != 0:
+        return None, f"the official SDK does not import: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
+    return python, done.stdout.strip()
+
+
+# ---------------------------------------------------------------------------- emulator
+class EmulatorProcess:
+    """The emulator, filled by _emulator.py, in a process of its own; stops when stdin closes."""
+
+    def __init__(self, conversations: int, messages: int) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, str(EMULATOR), "--conversations", str(conversations), "--messages", str(messages)],
+            cwd=str(ROOT), env=_clean_env(PYTHONPATH=str(ROOT)), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            text=True,
+        )
+        lines: queue.Queue[str] = queue.Queue()
+        assert self.proc.stdout is not None
+        stdout = self.proc.stdout
+        threading.Thread(target=lambda: lines.put(stdout.readline()), daemon=True).start()
+        try:
+            first = lines.get(timeout=60)
+        except queue.Empty:
+            self.stop()
+            raise RuntimeError("the emulator did not start within 60 s") from None
+        if not first:
+            self.stop()
+            raise RuntimeError("the emulator exited before it was ready")
+        info = json.loads(first)
+        self.url: str = info["url"]
+        self.conversations: int = info["conversations"]
+        if not self.url.startswith("http://127.0.0.1:"):
+            self.stop()
+            raise RuntimeError(f"the emulator is not on 127.0.0.1: {self.url}")
+
+    def stop(self) -> None:
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+
+
+def fetch(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=30) as response:
+        return bytes(response.read())
+
+
+def small_document(doc: bytes, count: int = 4) -> bytes:
+    """The first few conversations of ``doc``, as a Conversations document of their own."""
+    items = json.loads(doc)["iterable"][:count]
+    indices = {item["id"]: index for index, item in enumerate(items)}
+    return json.dumps({"iterable": items, "indices": indices}, separators=(",", ":")).encode()
+
+
+# ---------------------------------------------------------------------------- the table
+Cell = Optional[float]
+
+
+class Row:
+    def __init__(self, label: str, unit: str, better: str, values: Dict[str, Any], note: str = "") -> None:
+        self.label, self.unit, self.better, self.values, self.note = label, unit, better, values, note
+
+
+def _num(value: Any) -> Cell:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    number = _num(value)
+    if number is None:
+        return "n/a"
+    if number == 0:
+        return "0"
+    if abs(number) >= 100:
+        return f"{number:,.0f}"
+    if abs(number) >= 10:
+        return f"{number:.1f}"
+    if abs(number) >= 1:
+        return f"{number:.2f}"
+    return f"{number:.3g}"
+
+
+def _ratio(a: Any, b: Any) -> str:
+    x, y = _num(a), _num(b)
+    if x is None or y is None or y == 0:
+        return "n/a"
+    return f"{x / y:.2f}x"
+
+
+def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str]) -> List[Row]:
+    """Turn the raw measurements into table rows; records failures in ``errors``."""
+    rows: List[Row] = []
+
+    def pick(section: str, getter: Callable[[Any], Any]) -> Dict[str, Any]:
+        values: Dict[str, Any] = {}
+        for name in CONTENDERS:
+            block = data.get(name, {}).get(section)
+            try:
+                values[name] = getter(block)
+            except (KeyError, TypeError, IndexError, statistics.StatisticsError):
+                values[name] = None
+        return values
+
+    def failure(name: str, what: str, block: Any) -> Optional[str]:
+        if isinstance(block, dict) and "error" in block:
+            message = f"{name}, {what}: {block['error']}"
+            if message not in errors:
+                errors.append(message)
+            return "error"
+        return None
+
+    def cold(key: str, scale: float = 1.0) -> Callable[[Any], Any]:
+        def get(samples: Any) -> Any:
+            found = [s[key] for s in samples if _num(s.get(key)) is not None]
+            return statistics.median(found) * scale if found else None
+        return get
+
+    def cold_errors(key: str, what: str) -> Callable[[Any], Any]:
+        def get(samples: Any) -> Any:
+            for sample in samples:
+                for block in (sample, sample.get(key)):
+                    if isinstance(block, dict) and "error" in block:
+                        return block
+            return None
+        return get
+
+    ms, mb = 1e3, 1 / 1e6
+    rows.append(Row("import pieces_os_client", "ms", "lower", pick("cold", cold("import_package_s", ms)),
+                    "floor: import urllib3"))
+    rows.append(Row("import to first call path", "ms", "lower", pick("cold", cold("import_call_path_s", ms)),
+                    "ConversationsApi + ApiClient + Configuration"))
+    rows.append(Row("modules loaded after that", "count", "lower", pick("cold", cold("modules_after_import"))))
+    rows.append(Row("RSS after that", "MB", "lower", pick("cold", cold("rss_after_import", mb))))
+    first = pick("cold", cold("first_parse_s", ms))
+    for name, block in pick("cold", cold_errors("first_parse_s", "first parse")).items():
+        if failure(name, "first parse in a fresh process", block):
+            first[name] = "error"
+    rows.append(Row("first parse in a fresh process", "ms", "lower", first, "model imports + schema build included"))
+    rows.append(Row("RSS after first parse", "MB", "lower", pick("cold", cold("rss_after_parse", mb))))
+
+    def stat(section: str, op: str, key: str, scale: float = 1.0, what: str = "") -> Dict[str, Any]:
+        values = pick(section, lambda block: block[op][key] * scale)
+        for name, block in pick(section, lambda block: block.get(op) if "error" not in block else block).items():
+            if failure(name, what or op, block):
+                values[name] = "error"
+            elif isinstance(block, dict) and "skipped" in block:
+                values[name] = "n/a"
+        return values
+
+    rows.append(Row("parse snapshot document", "ms", "lower", stat("speed", "parse", "median_s", ms, "parse"),
+                    "median; ours: from_json(bytes), official: from_json(str), floor: json.loads"))
+    doc_bytes = next((d["speed"]["doc_bytes"] for d in data.values() if "doc_bytes" in d.get("speed", {})), None)
+    throughput = {k: (doc_bytes / 1e6 / (v / ms) if _num(v) and doc_bytes else v)
+                  for k, v in stat("speed", "parse", "median_s", ms, "parse").items()}
+    rows.append(Row("parse throughput", "MB/s", "higher", throughput))
+    rows.append(Row("to_dict() on the parsed model", "ms", "lower", stat("speed", "to_dict", "median_s", ms)))
+    rows.append(Row("to_json() on the parsed model", "ms", "lower", stat("speed", "to_json", "median_s", ms),
+                    "floor: json.dumps"))
+    same = pick("speed", lambda block: block.get("to_json_same_document"))
+    rows.append(Row("to_json() gives back the document read", "", "identical",
+                    {k: (v if isinstance(v, str) else "n/a") for k, v in same.items()},
+                    "compared as JSON values"))
+
+    for op, label in (("ids", "conversations_identifiers_snapshot"), ("snapshot", "conversations_snapshot")):
+        runs = stat("requests", op, "runs", what=label)
+        total = stat("requests", op, "total_s", what=label)
+        rate = {k: (runs[k] / total[k] if _num(runs[k]) and _num(total[k]) else runs[k]) for k in CONTENDERS}
+        rows.append(Row(f"{label}()", "req/s", "higher", rate, "sequential, one client"))
+        rows.append(Row(f"{label}() p50", "ms", "lower", stat("requests", op, "median_s", ms, label)))
+        rows.append(Row(f"{label}() p99", "ms", "lower", stat("requests", op, "p99_s", ms, label)))
+    for op, label in (("create", "create (seeded)"), ("delete", "delete")):
+        rows.append(Row(f"{label} p50", "ms", "lower", stat("requests", op, "median_s", ms, label)))
+        rows.append(Row(f"{label} p99", "ms", "lower", stat("requests", op, "p99_s", ms, label)))
+
+    def mem(key: str) -> Dict[str, Any]:
+        values = pick("memory", lambda block: block[key] * mb)
+        for name, block in pick("memory", lambda block: block.get(key) if isinstance(block, dict) else None).items():
+            if failure(name, "memory", block):
+                values[name] = "error"
+        for name in CONTENDERS:
+            block = data.get(name, {}).get("memory")
+            if failure(name, "memory", block):
+                values[name] = "error"
+        return values
+
+    rows.append(Row("RSS peak while parsing", "MB", "lower", mem("rss_peak_parse"), "above the RSS before parsing"))
+    rows.append(Row("RSS held by the parsed result", "MB", "lower", mem("rss_held")))
+    rows.append(Row("tracemalloc peak while parsing", "MB", "lower", mem("traced_peak_parse")))
+    rows.append(Row("tracemalloc held by the result", "MB", "lower", mem("traced_held")))
+    return rows
+
+
+def render(rows: List[Row], meta: Dict[str, Any], errors: List[str]) -> str:
+    lines = [
+        f"# Benchmark results{' (quick run)' if meta['quick'] else ''}",
+        "",
+        f"- date: {meta['date']}; total run time {meta['run_seconds']:.0f} s",
+        f"- machine: {meta['cpus']} CPUs, {meta['platform']}, Python {meta['python']}",
+        f"- ours: pieces_os_client {meta['ours_version']} (this checkout); "
+        f"official: pieces-os-client {meta['official_version']}; floor: urllib3 {meta['urllib3']} + json",
+        f"- document: Conversations snapshot, {meta['conversations']} conversations, "
+        f"{meta['doc_bytes'] / 1e6:.2f} MB ({meta['doc_bytes']:,} bytes); identifiers: {meta['ids_bytes']:,} bytes",
+        "- ratios are ours / other: below 1.00x is better for ours where lower is better, "
+        "above 1.00x where higher is better",
+        "",
+        "| metric | unit | better | ours | official | floor | ours/official | ours/floor | note |",
+        "|---|---|---|--:|--:|--:|--:|--:|---|",
+    ]
+    for row in rows:
+        v = row.values
+        lines.append(
+            f"| {row.label} | {row.unit} | {row.better} | {_fmt(v.get('ours'))} | {_fmt(v.get('official'))} | "
+            f"{_fmt(v.get('floor'))} | {_ratio(v.get('ours'), v.get('official'))} | "
+            f"{_ratio(v.get('ours'), v.get('floor'))} | {row.note} |"
+        )
+    if errors:
+        lines += ["", "Failures (measured, not hidden):", ""]
+        lines += [f"- {message}" for message in errors]
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------- main
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="smaller budgets; writes results/quick.{md,json}")
+    parser.add_argument("--official-python", metavar="PATH",
+                        help="an interpreter that has pieces-os-client 5.0.1 (default: benchmarks/.venv-official)")
+    parser.add_argument("--conversations", type=int, default=200, help="conversations in the emulator (200)")
+    parser.add_argument("--messages", type=int, default=6, help="messages per seeded conversation (6)")
+    parser.add_argument("--no-write", action="store_true", help="print the table only")
+    args = parser.parse_args(argv)
+    budgets = QUICK if args.quick else FULL
+    started = time.perf_counter()
+
+    official, official_version = official_python(args.official_python)
+    if official is None:
+        log(f"official SDK unavailable: {official_version}")
+    interpreters = {
+        "ours": Interpreter("ours", sys.executable, _clean_env(PYTHONPATH=str(ROOT)), isolated=False),
+        "floor": Interpreter("floor", sys.executable, _clean_env(), isolated=True),
+    }
+    if official is not None:
+        interpreters["official"] = Interpreter("official", official, _clean_env(), isolated=True)
+
+    import urllib3
+
+    data: Dict[str, Dict[str, Any]] = {name: {} for name in CONTENDERS}
+    errors: List[str] = []
+    if official is None:
+        errors.append(f"official: not measured ({official_version})")
+    log(f"starting the emulator with {args.conversations} conversations ...")
+    emulator = EmulatorProcess(args.conversations, args.messages)
+    try:
+        doc = fetch(emulator.url + "/conversations")
+        ids_doc = fetch(emulator.url + "/conversations/identifiers")
+        with tempfile.TemporaryDirectory(prefix="pieces-bench-") as workdir:
+            doc_path, small_path = Path(workdir, "snapshot.json"), Path(workdir, "small.json")
+            doc_path.write_bytes(doc)
+            small_path.write_bytes(small_document(doc))
+            cfg = {**budgets, "url": emulator.url, "doc": str(doc_path), "small_doc": str(small_path)}
+            names = [name for name in CONTENDERS if name in interpreters]
+
+            log(f"cold imports and first parse: {budgets['cold_samples']} fresh processes each ...")
+            for name in names:
+                data[name]["cold"] = []
+            for _ in range(budgets["cold_samples"]):
+                for name in names:  # interleaved, so slow drift hits every contender alike
+                    data[name]["cold"].append(interpreters[name].run("cold", cfg, workdir))
+            for mode in ("speed", "memory", "requests"):
+                for name in names:
+                    log(f"{mode}: {name} ...")
+                    data[name][mode] = interpreters[name].run(mode, cfg, workdir)
+    finally:
+        emulator.stop()
+
+    for name in names:  # make sure each contender measured the package it claims to be
+        where = next((s.get("package_file") for s in data[name]["cold"] if s.get("package_file")), None)
+        inside = where is not None and Path(where).resolve().is_relative_to(ROOT / "pieces_os_client")
+        if name == "ours" and not inside:
+            errors.append("ours: the worker did not import this checkout's pieces_os_client")
+        if name == "official" and inside:
+            errors.append("official: the worker imported this checkout instead of the official SDK")
+        for block in [*data[name]["cold"], data[name].get("speed", {}), data[name].get("memory", {}),
+                      data[name].get("requests", {})]:
+            block.pop("package_file", None)  # no machine paths in the results
+        for block in data[name]["cold"]:
+            if "error" in block:
+                errors.append(f"{name}, cold start: {block['error']}")
+                break
+
+    meta = {
+        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "quick": args.quick,
+        "cpus": os.cpu_count(),
+        "platform": f"{platform.system()} {platform.machine()}",
+        "python": platform.python_version(),
+        "ours_version": next((s.get("package_version") for s in data["ours"].get("cold", [])), None),
+        "official_version": official_version if official else "unavailable",
+        "urllib3": urllib3.__version__,
+        "conversations": emulator.conversations,
+        "doc_bytes": len(doc),
+        "ids_bytes": len(ids_doc),
+        "budgets": budgets,
+    }
+    rows = build_rows(data, errors)
+    meta["run_seconds"] = time.perf_counter() - started
+    table = render(rows, meta, errors)
+    print(table)
+    if not args.no_write:
+        RESULTS.mkdir(exist_ok=True)
+        stem = "quick" if args.quick else "latest"
+        (RESULTS / f"{stem}.md").write_text(table, encoding="utf-8")
+        payload = {
+            "meta": meta,
+            "rows": [{"metric": r.label, "unit": r.unit, "better": r.better, **r.values} for r in rows],
+            "errors": errors,
+            "raw": data,
+        }
+        (RESULTS / f"{stem}.json").write_text(json.dumps(payload, indent=1) + "\n", encoding="utf-8")
+        log(f"wrote {(RESULTS / stem).relative_to(ROOT)}.md and .json in {meta['run_seconds']:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
