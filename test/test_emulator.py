@@ -485,3 +485,53 @@ def test_official_sdk_runs_against_the_emulator(pieces_emulator: Emulator, tmp_p
     assert done.returncode == 0, done.stdout + done.stderr
     assert "official SDK: all good" in done.stdout
     assert pieces_emulator.request_count("POST", "/conversations/create") == 2
+
+
+# ----------------------------------------------------------------------------- packaging and the SDK
+def _run_python(code: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, env=env)
+
+
+def test_importing_the_sdk_does_not_load_aiohttp() -> None:
+    done = _run_python(
+        "import sys, pieces_os_client, pieces_os_client.testing\n"
+        "assert 'aiohttp' not in sys.modules, 'aiohttp was imported'\n"
+        "assert 'pieces_os_client.emulator' not in sys.modules\n"
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_missing_aiohttp_says_which_extra_to_install() -> None:
+    done = _run_python(
+        "import sys\n"
+        "sys.modules['aiohttp'] = None\n"
+        "try:\n"
+        "    import pieces_os_client.emulator\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'pip install "pieces_os_client[emulator]"' in done.stdout
+
+
+def test_our_sdk_round_trip_and_stream(pieces_emulator_session: Emulator) -> None:
+    import pieces_os_client
+
+    emu = pieces_emulator_session
+    emu.reset()
+    configuration = pieces_os_client.Configuration(host=emu.url)
+    with pieces_os_client.ApiClient(configuration) as api_client:
+        api = pieces_os_client.ConversationsApi(api_client)
+        with api.conversations_stream_identifiers() as stream:
+            first = next(iter(stream))
+            assert first.iterable == []
+            created = api.conversations_create_from_asset(DEMO_ASSET).conversation
+            pushed = next(iter(stream))
+            assert [item.conversation.id for item in pushed.iterable if item.conversation] == [created.id]
+            snapshot = api.conversations_snapshot(transferables=False)
+            assert [c.id for c in snapshot.iterable] == [created.id]
+            api.conversations_delete_specific_conversation(created.id)
+            gone = next(iter(stream))
+            assert gone.iterable[0].deleted is True
+        assert api.conversations_identifiers_snapshot().iterable == []
