@@ -162,6 +162,8 @@ class Configuration:
         self._logger_file_handler: Optional[logging.Handler] = None
         self._debug = False
         self._debug_handler: Optional[logging.Handler] = None
+        # the logger's level before debug turned it to DEBUG, put back when debug goes off
+        self._level_before_debug: Optional[int] = None
         if debug is not None:
             self.debug = debug
 
@@ -298,13 +300,18 @@ class Configuration:
         logger = logging.getLogger(LOGGER_NAME)
         self._debug = bool(value)
         if self._debug:
+            if self._level_before_debug is None:
+                self._level_before_debug = logger.level
             logger.setLevel(logging.DEBUG)
             if self._debug_handler is None and self._logger_file_handler is None:
                 self._debug_handler = logging.StreamHandler()
                 self._debug_handler.setFormatter(logging.Formatter(self.logger_format))
                 logger.addHandler(self._debug_handler)
         else:
-            logger.setLevel(logging.WARNING)
+            # only undo what turning debug on did; an application's own level stays as it is
+            if self._level_before_debug is not None:
+                logger.setLevel(self._level_before_debug)
+                self._level_before_debug = None
             if self._debug_handler is not None:
                 logger.removeHandler(self._debug_handler)
                 self._debug_handler = None
