@@ -973,12 +973,14 @@ class ConversationIdsMirror:
                 ids=after, added=after - before, removed=before - after,
                 snapshot=event.snapshot, resync=event.resync, version=self._version,
             )
-            self._cond.notify_all()
+        # Listeners first, then waiters (output of a listener comes before what a woken waiter does).
         if self._on_change is not None:
             try:
                 self._on_change(update)
             except Exception:
                 logger.exception("ConversationIdsMirror: the on_change callback raised")
+        with self._cond:
+            self._cond.notify_all()
         return update
 
     def mark_ended(self) -> None:

@@ -12,6 +12,7 @@ import sys
 import textwrap
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
@@ -441,3 +442,14 @@ class socket_nobody_listens_on:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_example_script_runs() -> None:
+    example = Path(__file__).resolve().parent.parent / "examples" / "stream_identifiers.py"
+    env = dict(os.environ, PYTHONWARNINGS="error")
+    done = subprocess.run(
+        [sys.executable, str(example)], capture_output=True, text=True, timeout=30, env=env, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "initial list: 3 conversations" in done.stdout
+    assert "resync after reconnect" in done.stdout and "reconnects: 1" in done.stdout

@@ -1,0 +1,107 @@
+"""ConversationIdsMirror as a state machine, fed hand-made events (no sockets)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Dict, List, Optional
+
+import pytest
+
+from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
+from pieces_os_client.stream import ConversationIdsMirror, MirrorUpdate, StreamEvent
+
+
+def event(*changes: str, snapshot: bool = False, connection: int = 1) -> StreamEvent:
+    """``"a"`` lists conversation a, ``"-a"`` deletes it, ``"?"`` is an identifier without a conversation."""
+    items: List[Dict[str, Any]] = []
+    for change in changes:
+        if change == "?":
+            items.append({"asset": {"id": "x"}})
+        elif change.startswith("-"):
+            items.append({"conversation": {"id": change[1:]}, "deleted": True})
+        else:
+            items.append({"conversation": {"id": change}})
+    message = StreamedIdentifiers.from_dict({"iterable": items})
+    assert message is not None
+    return StreamEvent(message, snapshot, connection, time.monotonic())
+
+
+def test_snapshot_then_changes() -> None:
+    mirror = ConversationIdsMirror()
+    assert not mirror.ready and mirror.snapshot() == frozenset()
+    first = mirror.apply(event("a", "b", snapshot=True))
+    assert first is not None and first.snapshot and not first.resync and first.added == {"a", "b"}
+    update = mirror.apply(event("c", "-a", "?"))
+    assert update is not None and update.added == {"c"} and update.removed == {"a"}
+    assert mirror.snapshot() == {"b", "c"} and mirror.ids == {"b", "c"}
+    assert "b" in mirror and "a" not in mirror and len(mirror) == 2 and list(mirror) == ["b", "c"]
+    assert mirror.version == 2 and mirror.ready and mirror.resyncs == 0
+
+
+def test_change_that_changes_nothing_is_not_an_update() -> None:
+    mirror = ConversationIdsMirror()
+    mirror.apply(event("a", snapshot=True))
+    assert mirror.apply(event("a")) is None  # "changed" conversation already known
+    assert mirror.apply(event("-zzz")) is None  # deleting an unknown id
+    assert mirror.version == 1
+
+
+def test_resync_snapshot_replaces_the_set() -> None:
+    updates: List[MirrorUpdate] = []
+    mirror = ConversationIdsMirror(on_change=updates.append)
+    mirror.apply(event("a", "b", snapshot=True))
+    mirror.apply(event("c"))
+    mirror.apply(event("b", "d", snapshot=True, connection=2))
+    assert mirror.snapshot() == {"b", "d"}
+    last = updates[-1]
+    assert last.resync and last.added == {"d"} and last.removed == {"a", "c"}
+    assert mirror.resyncs == 1
+    # an identical snapshot still counts as an update (the consumer learns it was resynced)
+    assert mirror.apply(event("b", "d", snapshot=True, connection=3)) is not None
+
+
+def test_wait_for_and_wait_for_change_across_threads() -> None:
+    mirror = ConversationIdsMirror()
+    mirror.apply(event(snapshot=True))
+    version = mirror.version
+
+    def later() -> None:
+        time.sleep(0.02)
+        mirror.apply(event("x"))
+
+    threading.Thread(target=later).start()
+    assert mirror.wait_for(lambda ids: "x" in ids, timeout=2)
+    assert mirror.wait_for_change(since=version, timeout=0)
+    assert not mirror.wait_for_change(timeout=0.01)
+    assert not mirror.wait_for(lambda ids: "never" in ids, timeout=0.01)
+
+
+def test_waiters_wake_when_the_stream_ends() -> None:
+    mirror = ConversationIdsMirror()
+    result: List[Optional[bool]] = [None]
+
+    def wait() -> None:
+        result[0] = mirror.wait_ready(timeout=5)
+
+    waiter = threading.Thread(target=wait)
+    waiter.start()
+    time.sleep(0.02)
+    started = time.monotonic()
+    mirror.close()
+    waiter.join(1)
+    assert result == [False] and time.monotonic() - started < 0.5 and mirror.ended
+
+
+def test_on_change_errors_are_contained(caplog: pytest.LogCaptureFixture) -> None:
+    seen: List[int] = []
+
+    def listener(update: MirrorUpdate) -> None:
+        seen.append(update.version)
+        raise RuntimeError("listener bug")
+
+    mirror = ConversationIdsMirror(on_change=listener)
+    assert mirror.apply(event("a", snapshot=True)) is not None
+    assert mirror.apply(event("b")) is not None
+    assert seen == [1, 2] and mirror.snapshot() == {"a", "b"}
+    assert "on_change callback raised" in caplog.text
