@@ -164,7 +164,7 @@ def test_server_sends_heartbeat_pings_and_answers_pings() -> None:
     with running_emulator(heartbeat=0.05) as emu, stream(emu) as ws:
         recv_json(ws)
         ws.ping(b"hello")
-        seen = set()
+        seen: set[int] = set()
         deadline = time.monotonic() + 3
         while {websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG} - seen:
             assert time.monotonic() < deadline
