@@ -211,6 +211,7 @@ class _Link:
     def shutdown(self, send_timeout: float = 0.25) -> None:
         """Ask for the end: send a close frame, wake any reader, close what no one reads."""
         with self.lock:
+            first = not self.closing.is_set()
             self.closing.set()
             ws, pending, reading = self.ws, self.pending, self.reading
             if not reading:
@@ -220,7 +221,7 @@ class _Link:
         if ws is None:
             return
         sock = ws.sock
-        if sock is not None:
+        if sock is not None and first:
             try:
                 sock.settimeout(send_timeout)
                 ws.send_close()
