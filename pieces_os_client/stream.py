@@ -64,7 +64,6 @@ from pieces_os_client.exceptions import (
     StreamClosedError,
     StreamError,
 )
-from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -72,6 +71,7 @@ if TYPE_CHECKING:
     import websocket
 
     from pieces_os_client.api.conversations_api import ConversationsApi
+    from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
 
 __all__ = [
     "IDENTIFIERS_PATH",
@@ -103,7 +103,7 @@ class _ClientLike(Protocol):
 
 
 # Callbacks may return anything; the value is ignored.
-MessageCallback = Callable[[StreamedIdentifiers], object]
+MessageCallback = Callable[["StreamedIdentifiers"], object]
 EventCallback = Callable[["StreamEvent"], object]
 ErrorCallback = Callable[[Exception], object]
 CloseCallback = Callable[[], object]
@@ -573,6 +573,8 @@ class IdentifiersStream:
             self._ping_sent = now
 
     def _parse(self, ws: websocket.WebSocket, payload: Union[str, bytes]) -> Optional[StreamEvent]:
+        from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers  # the model graph is big
+
         try:
             message = StreamedIdentifiers.from_json(payload)
             if message is None:
