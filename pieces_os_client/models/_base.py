@@ -30,7 +30,6 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    Field,
     PlainSerializer,
     SerializationInfo,
     SerializerFunctionWrapHandler,
@@ -127,7 +126,7 @@ class PiecesModel(BaseModel):
     )
 
     # Values of properties the schema does not declare (see ``JSON_NULL``).
-    __pydantic_extra__: Dict[str, _ExtraValue] = Field(init=False)
+    __pydantic_extra__: Dict[str, _ExtraValue]
 
     # ----------------------------------------------------------- official API
 
@@ -145,7 +144,10 @@ class PiecesModel(BaseModel):
 
     def _to_json_bytes(self) -> bytes:
         """Return the wire form as UTF-8 JSON bytes, for request bodies."""
-        return type(self).__pydantic_serializer__.to_json(self, by_alias=True, exclude_none=True)
+        cls = type(self)
+        if not cls.__pydantic_complete__:  # only after ``model_construct`` on a never-validated class
+            cls.model_rebuild()
+        return cls.__pydantic_serializer__.to_json(self, by_alias=True, exclude_none=True)
 
     def to_str(self) -> str:
         """Return a readable, pretty-printed representation (keys are aliases)."""
