@@ -358,3 +358,11 @@ def test_json_bytes_before_any_validation() -> None:
         "s = Score.model_construct(manual=1, automatic=2)\n"
         'assert s._to_json_bytes() == b\'{"manual":1,"automatic":2}\', s._to_json_bytes()\n'
     )
+
+
+def test_enum_from_a_member_of_another_enum() -> None:
+    other = ModelFoundationEnum("MY_NEW_VALUE")
+    converted = ConversationTypeEnum(other)
+    assert type(converted) is ConversationTypeEnum
+    assert converted.value == "MY_NEW_VALUE"
+    assert ConversationTypeEnum(ClassificationSpecificEnum.TMLANGUAGE).value == "tmLanguage"

@@ -256,7 +256,9 @@ class PiecesEnum(str, enum.Enum):
     def _missing_(cls, value: object) -> Any:
         if not isinstance(value, str):
             return None
-        text = str(value)
+        # The string content itself: for a member of another ``str`` enum, ``str()``
+        # would give ``"OtherEnum.NAME"``.
+        text = str.__str__(value)
         with _unknown_lock:
             cache = _unknown_cache.get(cls)
             if cache is None:
