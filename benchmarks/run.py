@@ -249,9 +249,12 @@ def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str]) -> List[Row]:
         values: Dict[str, Any] = {}
         for name in CONTENDERS:
             block = data.get(name, {}).get(section)
+            if block is None:  # contender not measured
+                values[name] = None
+                continue
             try:
                 values[name] = getter(block)
-            except (KeyError, TypeError, IndexError, statistics.StatisticsError):
+            except (KeyError, TypeError, IndexError, AttributeError, statistics.StatisticsError):
                 values[name] = None
         return values
 
@@ -427,6 +430,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     errors: List[str] = []
     if official is None:
         errors.append(f"official: not measured ({official_version})")
+    names = [name for name in CONTENDERS if name in interpreters]
     log(f"starting the emulator with {args.conversations} conversations ...")
     emulator = EmulatorProcess(args.conversations, args.messages)
     try:
@@ -437,7 +441,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             doc_path.write_bytes(doc)
             small_path.write_bytes(small_document(doc))
             cfg = {**budgets, "url": emulator.url, "doc": str(doc_path), "small_doc": str(small_path)}
-            names = [name for name in CONTENDERS if name in interpreters]
 
             log(f"cold imports and first parse: {budgets['cold_samples']} fresh processes each ...")
             for name in names:
