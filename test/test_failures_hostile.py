@@ -1,0 +1,318 @@
+"""Hostile servers: whatever comes back over the socket, the caller only ever sees SDK errors.
+
+A tiny raw-socket server answers each connection with bytes the test chooses (Hypothesis
+generates them: random bytes, random or deeply nested JSON, huge strings, wrong types, unknown
+fields and enum values, odd statuses, content types and encodings). The client must return a
+typed result or raise a subclass of ``OpenApiException`` - never a json, pydantic, urllib3 or
+http.client exception, and never a ``RecursionError``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import socket
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+
+from pieces_os_client import ApiClient, Configuration, ConversationsApi
+from pieces_os_client.exceptions import ApiConnectionError, OpenApiException, ResponseFormatError, ServiceException
+from pieces_os_client.models import Conversation, FlattenedConversations
+
+
+class ScriptedServer:
+    """Answers every HTTP request with ``self.response`` (raw bytes), then closes the connection."""
+
+    def __init__(self) -> None:
+        self.response = b""
+        self.requests = 0
+        self.sock = socket.create_server(("127.0.0.1", 0), backlog=64)
+        self.sock.settimeout(0.05)
+        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._serve, name="scripted-server", daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                conn, _ = self.sock.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(2)
+                self._read_request(conn)
+                self.requests += 1
+                conn.sendall(self.response)
+                conn.shutdown(socket.SHUT_WR)
+
+    @staticmethod
+    def _read_request(conn: socket.socket) -> None:
+        data = b""
+        while b"\r\n\r\n" not in data:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = 0
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            if name.strip().lower() == b"content-length":
+                length = int(value.strip())
+        while len(body) < length:
+            chunk = conn.recv(65536)
+            if not chunk:
+                return
+            body += chunk
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(2)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[ScriptedServer]:
+    scripted = ScriptedServer()
+    yield scripted
+    scripted.close()
+
+
+@pytest.fixture(scope="module")
+def api(server: ScriptedServer) -> Iterator[ConversationsApi]:
+    config = Configuration(host=server.url, max_retries=0, connect_timeout=2, read_timeout=2)
+    with ApiClient(config) as client:
+        yield ConversationsApi(client)
+
+
+def http_response(status: int, body: bytes, headers: list[tuple[str, str]] | None = None, *,
+                  content_length: int | None = None) -> bytes:
+    lines = [f"HTTP/1.1 {status} Whatever"]
+    names = {name.lower() for name, _ in headers or []}
+    lines += [f"{name}: {value}" for name, value in headers or []]
+    if "content-length" not in names and "transfer-encoding" not in names:
+        lines.append(f"Content-Length: {len(body) if content_length is None else content_length}")
+    lines.append("Connection: close")
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+OPERATIONS: dict[str, Callable[[ConversationsApi], Any]] = {
+    "identifiers": lambda a: a.conversations_identifiers_snapshot(),
+    "snapshot": lambda a: a.conversations_snapshot(transferables=False),
+    "create": lambda a: a.conversations_create_specific_conversation(seeded_conversation={"name": "n"}),
+    "from_asset": lambda a: a.conversations_create_from_asset("asset/1"),
+    "delete": lambda a: a.conversations_delete_specific_conversation("c?1"),
+    "identifiers_info": lambda a: a.conversations_identifiers_snapshot_with_http_info(),
+}
+
+
+def call_and_check(api: ConversationsApi, operation: str) -> Any:
+    """Run one operation: a result, or an SDK error whose original cause (if any) is kept."""
+    try:
+        return OPERATIONS[operation](api)
+    except OpenApiException as error:
+        str(error)  # the message must render, whatever the body was
+        return error
+    # anything else propagates and fails the test, with Hypothesis's minimal example
+
+
+# ---------------------------------------------------------------- strategies
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
+    max_leaves=25,
+)
+
+CONVERSATION = {
+    "id": "c1",
+    "created": {"value": "2024-01-01T00:00:00Z"},
+    "updated": {"value": "2024-01-01T00:00:00Z"},
+    "messages": {"iterable": []},
+    "type": "COPILOT",
+}
+DOCUMENTS = [
+    {"iterable": [{"id": "a"}]},
+    {"iterable": [CONVERSATION]},
+    CONVERSATION,
+    {"conversation": {"id": "c1", "reference": CONVERSATION}},
+]
+
+
+@st.composite
+def mangled_documents(draw: st.DrawFn) -> bytes:
+    """A real document with one part replaced by something else (wrong type, null, unknown value)."""
+    document = json.loads(json.dumps(draw(st.sampled_from(DOCUMENTS))))
+    node = document
+    path = draw(st.lists(st.sampled_from(["iterable", 0, "reference", "conversation", "messages", "type",
+                                          "created", "value", "id"]), max_size=4))
+    for step in path:
+        if isinstance(node, dict) and isinstance(step, str) and step in node and isinstance(node[step], (dict, list)):
+            node = node[step]
+        elif isinstance(node, list) and isinstance(step, int) and node and isinstance(node[0], (dict, list)):
+            node = node[0]
+    key = draw(st.sampled_from(["id", "type", "iterable", "created", "value", "messages", "extra_field"]))
+    if isinstance(node, dict):
+        node[key] = draw(json_values)
+    return json.dumps(document).encode()
+
+
+def nested(depth: int, kind: str) -> bytes:
+    if kind == "array":
+        return b"[" * depth + b"]" * depth
+    if kind == "object":
+        return b'{"iterable": [], "x": ' + b'{"a":' * depth + b"1" + b"}" * depth + b"}"
+    return b'{"iterable": [{"id": "a", "reference": ' * depth + b"{}" + b"}]}" * depth
+
+
+bodies = st.one_of(
+    st.binary(max_size=300),
+    json_values.map(lambda v: json.dumps(v).encode()),
+    st.builds(nested, st.integers(1, 50_000), st.sampled_from(["array", "object", "references"])),
+    st.sampled_from([
+        b"",
+        b"null",
+        b'{"iterable": [{"id": "' + b"x" * 2_000_000 + b'"}]}',
+        b'{"iterable": [{"id": "\xff\xfe"}]}',
+        "{\"iterable\": [{\"id\": \"\u00e9\u2603\"}]}".encode("utf-16"),
+        b"<html><body>Not JSON</body></html>",
+    ]),
+    mangled_documents(),
+)
+statuses = st.one_of(
+    st.sampled_from([200, 200, 200, 201, 204, 301, 400, 404, 418, 429, 500, 503]),
+    st.integers(100, 999),
+)
+content_types = st.sampled_from([
+    "application/json", "application/json; charset=utf-8", "application/json; charset=utf-16",
+    "application/json; charset=nonsense", "text/plain", "text/html", "application/octet-stream", "", "*/*",
+])
+extra_headers = st.lists(
+    st.sampled_from([
+        ("Content-Encoding", "gzip"), ("Content-Encoding", "deflate"), ("Content-Encoding", "br"),
+        ("Content-Encoding", "zstd"), ("Content-Encoding", "bogus"), ("Transfer-Encoding", "chunked"),
+        ("Retry-After", "soon"), ("Retry-After", "99999999999"),
+        ("Content-Length", "-5"), ("Content-Length", "abc"), ("X-Empty", ""),
+    ]),
+    max_size=2,
+    unique_by=lambda h: h[0],
+)
+
+
+@st.composite
+def responses(draw: st.DrawFn) -> bytes:
+    if draw(st.integers(0, 9)) == 0:  # sometimes not HTTP at all
+        return draw(st.one_of(st.binary(max_size=200), st.binary(max_size=200).map(lambda b: b"HTTP/1.1 " + b)))
+    body = draw(bodies)
+    headers = list(draw(extra_headers))
+    content_type = draw(content_types)
+    if content_type:
+        headers.append(("Content-Type", content_type))
+    length = draw(st.none() | st.integers(0, len(body) + 100))
+    return http_response(draw(statuses), body, headers, content_length=length)
+
+
+# ---------------------------------------------------------------- 7. properties
+@settings(max_examples=500, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(response=responses(), operation=st.sampled_from(sorted(OPERATIONS)))
+def test_any_response_gives_a_result_or_an_sdk_error(
+    api: ConversationsApi, server: ScriptedServer, response: bytes, operation: str
+) -> None:
+    server.response = response
+    outcome = call_and_check(api, operation)
+    event(type(outcome).__name__)
+    if not isinstance(outcome, OpenApiException) and operation != "delete":
+        expected = {"identifiers": FlattenedConversations, "identifiers_info": object}
+        assert isinstance(outcome, expected.get(operation, object))
+        assert outcome is not None  # a success never hands back a silent None
+
+
+extra_keys = st.text(min_size=1, max_size=10).filter(lambda k: k not in {"schema", "iterable", "indices", "score"})
+item_extra_keys = st.text(min_size=1, max_size=10).filter(lambda k: k not in {"schema", "id", "reference"})
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(
+    ids=st.lists(st.text(max_size=20), max_size=5),
+    extra=st.dictionaries(extra_keys, json_values, max_size=4),
+    item_extra=st.dictionaries(item_extra_keys, json_values, max_size=3),
+)
+def test_documents_with_unknown_fields_parse_and_keep_them(
+    api: ConversationsApi, server: ScriptedServer, ids: list[str], extra: dict[str, Any],
+    item_extra: dict[str, Any]
+) -> None:
+    document = {"iterable": [{"id": i, **item_extra} for i in ids], **extra}
+    server.response = http_response(200, json.dumps(document).encode(), [("Content-Type", "application/json")])
+    result = api.conversations_identifiers_snapshot()
+    assert [r.id for r in result.iterable] == ids
+    assert result.model_extra == extra
+    assert all(r.model_extra == item_extra for r in result.iterable)
+    assert json.loads(result.to_json()) == document  # written back unchanged
+
+
+@settings(max_examples=50, deadline=None, database=None)
+@given(kind=st.text(min_size=1, max_size=30).filter(lambda t: t != "COPILOT"))
+def test_unknown_enum_values_are_accepted_verbatim(api: ConversationsApi, server: ScriptedServer, kind: str) -> None:
+    document = {**CONVERSATION, "type": kind}
+    server.response = http_response(200, json.dumps(document).encode(), [("Content-Type", "application/json")])
+    conversation = api.conversations_create_specific_conversation()
+    assert isinstance(conversation, Conversation)
+    assert conversation.type == kind
+    assert json.loads(conversation.to_json())["type"] == kind
+
+
+# ---------------------------------------------------------------- deep nesting, explicitly
+@pytest.mark.parametrize("kind", ["array", "object", "references"])
+def test_deeply_nested_json_is_a_format_error_not_a_recursion_error(
+    api: ConversationsApi, server: ScriptedServer, kind: str
+) -> None:
+    server.response = http_response(200, nested(100_000, kind), [("Content-Type", "application/json")])
+    with pytest.raises(ResponseFormatError) as info:
+        api.conversations_identifiers_snapshot()
+    assert "recursion limit" in str(info.value) or "does not match" in str(info.value)
+    assert info.value.__cause__ is not None
+
+
+def test_deeply_nested_error_body_is_kept_as_text(api: ConversationsApi, server: ScriptedServer) -> None:
+    body = nested(100_000, "array")
+    server.response = http_response(500, body, [("Content-Type", "application/json")])
+    with pytest.raises(ServiceException) as info:
+        api.conversations_identifiers_snapshot()
+    assert info.value.body == body.decode() and info.value.data is None
+    assert len(str(info.value)) < 1000
+
+
+def test_huge_valid_string_parses(api: ConversationsApi, server: ScriptedServer) -> None:
+    big = "x" * 5_000_000
+    server.response = http_response(200, json.dumps({"iterable": [{"id": big}]}).encode(),
+                                    [("Content-Type", "application/json")])
+    assert api.conversations_identifiers_snapshot().iterable[0].id == big
+
+
+def test_not_http_at_all_is_a_connection_error(api: ConversationsApi, server: ScriptedServer) -> None:
+    server.response = b"SSH-2.0-OpenSSH_9.6\r\n"
+    with pytest.raises(ApiConnectionError) as info:
+        api.conversations_identifiers_snapshot()
+    assert "broke during GET" in str(info.value)
+
+
+# urllib3 raises InvalidHeader for conflicting Content-Length values before it owns the
+# http.client response, so that response's socket is only reclaimed by the garbage collector
+# (with a ResourceWarning). The SDK error is what matters here; the warning is urllib3's.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_conflicting_content_lengths_are_an_sdk_error(api: ConversationsApi, server: ScriptedServer) -> None:
+    server.response = http_response(200, b"{}", [("Content-Length", "12, 13")])
+    with pytest.raises(ApiConnectionError) as info:
+        api.conversations_identifiers_snapshot()
+    assert "Content-Length contained multiple unmatching values" in str(info.value)
+    del info
+    gc.collect()  # let urllib3's stray socket be reclaimed here, not in a later test
