@@ -51,6 +51,8 @@ _REDACTED_HEADERS = frozenset({"x-application-id", "authorization", "cookie", "p
 # RFC 9110 token characters for header names; values may not hold CR, LF or NUL.
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HEADER_VALUE_FORBIDDEN = re.compile(r"[\r\n\x00]")
+# "HTTPConnection(host='127.0.0.1', port=39300): " at the start of urllib3 2 messages
+_CONNECTION_PREFIX = re.compile(r"^\w+\(host=[^)]*\): ")
 
 
 def is_socks_proxy_url(url: Optional[str]) -> bool:
@@ -95,7 +97,7 @@ class RESTResponse:
                 ) from exc
             except (ProtocolError, HTTPError, OSError) as exc:
                 raise ApiConnectionError(
-                    f"the connection to {self._host} broke while reading the response body "
+                    f"The connection to {self._host} broke while reading the response body "
                     f"(status {self.status}): {_reason_text(exc)}",
                     host=self._host,
                 ) from exc
@@ -258,10 +260,17 @@ def _check_headers(headers: Mapping[str, Any]) -> None:
 def _reason_text(exc: BaseException) -> str:
     reason = getattr(exc, "reason", None)
     inner = reason if isinstance(reason, BaseException) else exc
-    text = str(inner)
-    # urllib3 prefixes messages with an object repr: keep the human part.
+    args = inner.args
+    if len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], BaseException):
+        # ProtocolError("Connection aborted.", ConnectionResetError(...)): a sentence, then its cause
+        head, cause = args
+        text = head if str(cause) in head else f"{head} ({type(cause).__name__}: {cause})"
+    else:
+        text = str(inner)
+    # urllib3 prefixes messages with the connection: keep the human part.
     if ">: " in text:
         text = text.split(">: ", 1)[1]
+    text = _CONNECTION_PREFIX.sub("", text)
     return text or type(inner).__name__
 
 

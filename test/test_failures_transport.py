@@ -268,7 +268,7 @@ def test_response_cut_short_is_a_connection_error(emu: Emulator, mode: str, rece
         for call in (api.conversations_identifiers_snapshot, api.conversations_identifiers_snapshot_with_http_info):
             error, elapsed = timed(call, ApiConnectionError)
             assert type(error) is ApiConnectionError
-            assert f"the connection to {emu.url} broke while reading the response body (status 200)" in str(error)
+            assert f"The connection to {emu.url} broke while reading the response body (status 200)" in str(error)
             assert received in str(error)
             assert isinstance(error.__cause__, urllib3.exceptions.ProtocolError)
             assert elapsed < 1.0
