@@ -232,6 +232,11 @@ def test_slow_create_from_asset_and_delete_are_not_resent(emu: Emulator) -> None
         timed(lambda: api.conversations_delete_specific_conversation(doomed), ApiTimeoutError)
     assert emu.request_count("POST", "/conversations/create/from_asset/*") == 1
     assert emu.request_count("POST", f"/conversations/{doomed}/delete") == 1
+    # let the delayed work finish here (not in a later test): one created, the doomed one gone
+    deadline = time.monotonic() + 3
+    while (doomed in emu.conversation_ids() or not emu.conversation_ids()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert len(emu.conversation_ids()) == 1 and doomed not in emu.conversation_ids()
 
 
 def test_blackhole_server_times_out_within_the_bound() -> None:
