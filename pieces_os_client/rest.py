@@ -95,7 +95,8 @@ class RESTResponse:
                     f"Pieces OS at {self._host} stopped sending the response body before the read timeout",
                     host=self._host,
                 ) from exc
-            except (ProtocolError, HTTPError, OSError) as exc:
+            except (ProtocolError, HTTPError, OSError, ValueError) as exc:
+                # ValueError: http.client on framing it cannot follow, such as a negative chunk size
                 raise ApiConnectionError(
                     f"The connection to {self._host} broke while reading the response body "
                     f"(status {self.status}): {_reason_text(exc)}",
@@ -197,7 +198,8 @@ class RESTClientObject:
                 method, url, body=payload, headers=headers, timeout=timeout, preload_content=False,
                 redirect=False, retries=self.retries,
             )
-        except (MaxRetryError, HTTPError, OSError) as exc:
+        except (MaxRetryError, HTTPError, OSError, ValueError) as exc:
+            # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
             raise _translate(exc, method, url, host, timeout) from exc
         result = RESTResponse(resp, host)
         if preload_content:

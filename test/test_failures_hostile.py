@@ -94,6 +94,14 @@ def api(server: ScriptedServer) -> Iterator[ConversationsApi]:
         yield ConversationsApi(client)
 
 
+@pytest.fixture(scope="module")
+def retrying_api(server: ScriptedServer) -> Iterator[ConversationsApi]:
+    config = Configuration(host=server.url, max_retries=1, backoff_factor=0, backoff_max=0.05,
+                           connect_timeout=2, read_timeout=2)
+    with ApiClient(config) as client:
+        yield ConversationsApi(client)
+
+
 def http_response(status: int, body: bytes, headers: list[tuple[str, str]] | None = None, *,
                   content_length: int | None = None) -> bytes:
     lines = [f"HTTP/1.1 {status} Whatever"]
@@ -236,6 +244,17 @@ def test_any_response_gives_a_result_or_an_sdk_error(
         assert outcome is not None  # a success never hands back a silent None
 
 
+@settings(max_examples=150, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(response=responses(), operation=st.sampled_from(["identifiers", "snapshot", "identifiers_info"]))
+def test_retried_gets_give_a_result_or_an_sdk_error(
+    retrying_api: ConversationsApi, server: ScriptedServer, response: bytes, operation: str
+) -> None:
+    # with a retry allowed, urllib3 drains and discards bad answers to 429/5xx before trying again
+    server.response = response
+    call_and_check(retrying_api, operation)
+
+
 extra_keys = st.text(min_size=1, max_size=10).filter(lambda k: k not in {"schema", "iterable", "indices", "score"})
 item_extra_keys = st.text(min_size=1, max_size=10).filter(lambda k: k not in {"schema", "id", "reference"})
 
@@ -316,3 +335,15 @@ def test_conflicting_content_lengths_are_an_sdk_error(api: ConversationsApi, ser
     assert "Content-Length contained multiple unmatching values" in str(info.value)
     del info
     gc.collect()  # let urllib3's stray socket be reclaimed here, not in a later test
+
+
+@pytest.mark.parametrize("status", [200, 503])
+@pytest.mark.parametrize("retries", [0, 1])
+def test_negative_chunk_size_is_an_sdk_error(server: ScriptedServer, status: int, retries: int) -> None:
+    # found by Hypothesis: http.client raised a bare ValueError for a chunk size of "-2"
+    server.response = http_response(status, b"-2\r\n", [("Transfer-Encoding", "chunked")])
+    config = Configuration(host=server.url, max_retries=retries, backoff_factor=0)
+    with ApiClient(config) as client, pytest.raises(ApiConnectionError) as info:
+        ConversationsApi(client).conversations_identifiers_snapshot()
+    assert "read length must be non-negative" in str(info.value)
+    assert isinstance(info.value.__cause__, ValueError)
