@@ -97,8 +97,8 @@ class Configuration:
         server_operation_variables: Optional[Dict[int, Dict[str, str]]] = None,
         ignore_operation_servers: bool = False,
         ssl_ca_cert: Optional[str] = None,
-        retries: Union[None, int, Retry] = None,
-        ca_cert_data: Union[None, str, bytes] = None,
+        retries: Union[int, Retry, None] = None,
+        ca_cert_data: Union[str, bytes, None] = None,
         *,
         debug: Optional[bool] = None,
         connect_timeout: float = 5.0,
@@ -133,7 +133,7 @@ class Configuration:
         self.ca_cert_data = ca_cert_data
         self.cert_file: Optional[str] = None
         self.key_file: Optional[str] = None
-        self.assert_hostname: Union[None, bool, str] = None
+        self.assert_hostname: Union[bool, str, None] = None
         self.tls_server_name: Optional[str] = None
 
         # transport
