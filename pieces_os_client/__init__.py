@@ -12,33 +12,88 @@ from typing import TYPE_CHECKING, Any, Dict, List
 from pieces_os_client._version import __version__
 
 if TYPE_CHECKING:
-    from pieces_os_client.api.conversations_api import ConversationsApi
-    from pieces_os_client.api_client import ApiClient
-    from pieces_os_client.api_response import ApiResponse
-    from pieces_os_client.configuration import Configuration
+    from pieces_os_client.api.conversations_api import (
+        ConversationsApi as ConversationsApi,
+    )
+    from pieces_os_client.api_client import (
+        ApiClient as ApiClient,
+    )
+    from pieces_os_client.api_response import (
+        ApiResponse as ApiResponse,
+    )
+    from pieces_os_client.configuration import (
+        Configuration as Configuration,
+    )
     from pieces_os_client.exceptions import (
-        ApiAttributeError,
-        ApiConnectionError,
-        ApiException,
-        ApiKeyError,
-        ApiTimeoutError,
-        ApiTypeError,
-        ApiValueError,
-        BadRequestException,
-        ConflictException,
-        ForbiddenException,
-        NotFoundException,
-        OpenApiException,
-        ResponseFormatError,
-        ServiceException,
-        StreamClosedError,
-        StreamError,
-        TooManyRequestsException,
-        UnauthorizedException,
-        UnprocessableEntityException,
+        ApiAttributeError as ApiAttributeError,
+    )
+    from pieces_os_client.exceptions import (
+        ApiConnectionError as ApiConnectionError,
+    )
+    from pieces_os_client.exceptions import (
+        ApiException as ApiException,
+    )
+    from pieces_os_client.exceptions import (
+        ApiKeyError as ApiKeyError,
+    )
+    from pieces_os_client.exceptions import (
+        ApiTimeoutError as ApiTimeoutError,
+    )
+    from pieces_os_client.exceptions import (
+        ApiTypeError as ApiTypeError,
+    )
+    from pieces_os_client.exceptions import (
+        ApiValueError as ApiValueError,
+    )
+    from pieces_os_client.exceptions import (
+        BadRequestException as BadRequestException,
+    )
+    from pieces_os_client.exceptions import (
+        ConflictException as ConflictException,
+    )
+    from pieces_os_client.exceptions import (
+        ForbiddenException as ForbiddenException,
+    )
+    from pieces_os_client.exceptions import (
+        NotFoundException as NotFoundException,
+    )
+    from pieces_os_client.exceptions import (
+        OpenApiException as OpenApiException,
+    )
+    from pieces_os_client.exceptions import (
+        ResponseFormatError as ResponseFormatError,
+    )
+    from pieces_os_client.exceptions import (
+        ServiceException as ServiceException,
+    )
+    from pieces_os_client.exceptions import (
+        StreamClosedError as StreamClosedError,
+    )
+    from pieces_os_client.exceptions import (
+        StreamError as StreamError,
+    )
+    from pieces_os_client.exceptions import (
+        TooManyRequestsException as TooManyRequestsException,
+    )
+    from pieces_os_client.exceptions import (
+        UnauthorizedException as UnauthorizedException,
+    )
+    from pieces_os_client.exceptions import (
+        UnprocessableEntityException as UnprocessableEntityException,
     )
     from pieces_os_client.models import *
-    from pieces_os_client.stream import ConversationIdsMirror, IdentifiersStream
+    from pieces_os_client.stream import (
+        ConversationIdsMirror as ConversationIdsMirror,
+    )
+    from pieces_os_client.stream import (
+        IdentifiersStream as IdentifiersStream,
+    )
+    from pieces_os_client.stream import (
+        MirrorUpdate as MirrorUpdate,
+    )
+    from pieces_os_client.stream import (
+        StreamEvent as StreamEvent,
+    )
 
 _EXCEPTIONS = (
     "ApiAttributeError", "ApiConnectionError", "ApiException", "ApiKeyError", "ApiTimeoutError",
@@ -56,6 +111,8 @@ _LOCATIONS: Dict[str, str] = {
     "Configuration": "pieces_os_client.configuration",
     "IdentifiersStream": "pieces_os_client.stream",
     "ConversationIdsMirror": "pieces_os_client.stream",
+    "StreamEvent": "pieces_os_client.stream",
+    "MirrorUpdate": "pieces_os_client.stream",
     **{name: "pieces_os_client.exceptions" for name in _EXCEPTIONS},
 }
 

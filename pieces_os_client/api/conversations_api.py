@@ -210,9 +210,9 @@ class ConversationsApi:
     def conversations_stream_identifiers(
         self,
         *,
-        on_message: Optional[Callable[[StreamedIdentifiers], None]] = None,
-        on_error: Optional[Callable[[BaseException], None]] = None,
-        on_close: Optional[Callable[[], None]] = None,
+        on_message: Optional[Callable[[StreamedIdentifiers], object]] = None,
+        on_error: Optional[Callable[[Exception], object]] = None,
+        on_close: Optional[Callable[[], object]] = None,
         _headers: Optional[Dict[str, Any]] = None,
         **stream_options: Any,
     ) -> IdentifiersStream:
