@@ -8,6 +8,7 @@ official SDK.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import math
@@ -136,6 +137,10 @@ class RESTClientObject:
             pool_args["socket_options"] = configuration.socket_options
 
         self.retries = configuration.retry_policy()
+        self._default_timeout: Tuple[Tuple[float, float], urllib3.Timeout] = (
+            (configuration.connect_timeout, configuration.read_timeout),
+            urllib3.Timeout(connect=configuration.connect_timeout, read=configuration.read_timeout),
+        )
         self.pool_manager: urllib3.PoolManager
         if configuration.proxy:
             if is_socks_proxy_url(configuration.proxy):
@@ -211,7 +216,11 @@ class RESTClientObject:
 
     def _timeout(self, value: RequestTimeout) -> urllib3.Timeout:
         if value is None:
-            return urllib3.Timeout(connect=self.configuration.connect_timeout, read=self.configuration.read_timeout)
+            config = self.configuration
+            if self._default_timeout[0] != (config.connect_timeout, config.read_timeout):
+                pair = (config.connect_timeout, config.read_timeout)
+                self._default_timeout = (pair, urllib3.Timeout(connect=pair[0], read=pair[1]))
+            return self._default_timeout[1]
         if isinstance(value, urllib3.Timeout):
             return value
         if isinstance(value, bool):
@@ -231,6 +240,12 @@ class RESTClientObject:
 
 def _origin(url: str) -> str:
     """The scheme://host:port part of ``url``; ApiValueError for a URL no request can go to."""
+    # Requests of one client share a handful of origins: parse and check each only once.
+    return _checked_origin("/".join(url.split("/", 3)[:3]))
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_origin(url: str) -> str:
     try:
         parsed = urllib3.util.parse_url(url)
     except LocationValueError as exc:

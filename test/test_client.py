@@ -340,3 +340,21 @@ def test_import_is_lazy() -> None:
     assert package_modules <= 2  # the package and its _version
     assert pydantic_modules == 0 and urllib3_modules == 0
     assert models_after_api == 0
+
+
+# ---------------------------------------------------------------- large bodies
+def test_large_snapshot_parses_and_leaves_the_collector_as_it_was() -> None:
+    import gc
+
+    with Emulator(port=0, seed_conversations=150) as big, ApiClient(Configuration(host=big.url)) as client:
+        api = ConversationsApi(client)
+        response = api.conversations_snapshot_with_http_info()
+        assert len(response.raw_data) > 64 * 1024  # large enough for the collector pause
+        assert len(response.data.iterable) == 150
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            assert len(api.conversations_snapshot().iterable) == 150
+            assert not gc.isenabled()  # the application's choice is left alone
+        finally:
+            gc.enable()
