@@ -1,12 +1,15 @@
-"""Small raw-HTTP helpers shared by the emulator tests (no SDK involved)."""
+"""Helpers shared by the tests: raw HTTP against the emulator, and an SDK client for a host."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
+from collections.abc import Iterator
 from typing import Any, Dict, Mapping, NamedTuple, Optional
 
+from pieces_os_client import ApiClient, Configuration, ConversationsApi
 from pieces_os_client.emulator import Emulator
 
 DEMO_ASSET = "2254f2c8-5797-40e8-ac56-41166dc0e159"
@@ -60,3 +63,10 @@ def raw_exchange(emu: Emulator, request: bytes, timeout: float = 5.0) -> bytes:
 
 def post_json(emu: Emulator, path: str, payload: Any) -> Reply:
     return call(emu, "POST", path, json.dumps(payload).encode(), {"Content-Type": "application/json"})
+
+
+@contextlib.contextmanager
+def api_for(host: str, **settings: Any) -> Iterator[ConversationsApi]:
+    """A ConversationsApi on its own ApiClient for ``host``, closed on exit."""
+    with ApiClient(Configuration(host=host, **settings)) as client:
+        yield ConversationsApi(client)

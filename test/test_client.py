@@ -35,18 +35,6 @@ from pieces_os_client.models import (
 DEMO_ASSET = "2254f2c8-5797-40e8-ac56-41166dc0e159"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator(port=0) as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    emulator.reset()
-    emulator.clear_requests()
-    return emulator
-
 
 @pytest.fixture
 def api(emu: Emulator) -> Iterator[ConversationsApi]:

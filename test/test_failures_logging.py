@@ -16,17 +16,6 @@ SECRET = "secret-id"
 PACKAGE_LOGGER = logging.getLogger("pieces_os_client")
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    emulator.reset()
-    return emulator
-
 
 @pytest.fixture(autouse=True)
 def restore_package_logger() -> Iterator[None]:

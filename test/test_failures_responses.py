@@ -19,9 +19,10 @@ from urllib.parse import unquote
 import pydantic
 import pytest
 import urllib3
+from emulator_helpers import api_for
 from urllib3.util.retry import Retry
 
-from pieces_os_client import ApiClient, Configuration, ConversationsApi
+from pieces_os_client import ConversationsApi
 from pieces_os_client.emulator import Emulator
 from pieces_os_client.exceptions import (
     ApiException,
@@ -44,22 +45,6 @@ IDS = "/conversations/identifiers"
 CREATE = "/conversations/create"
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    emulator.reset()
-    return emulator
-
-
-@contextlib.contextmanager
-def api_for(host: str, **settings: Any) -> Iterator[ConversationsApi]:
-    with ApiClient(Configuration(host=host, **settings)) as client:
-        yield ConversationsApi(client)
 
 
 @pytest.fixture

@@ -18,6 +18,7 @@ import pytest
 import trustme
 import urllib3
 import urllib3.util.connection
+from emulator_helpers import api_for
 from urllib3.exceptions import InsecureRequestWarning, MaxRetryError, NewConnectionError, ReadTimeoutError
 
 from pieces_os_client import ApiClient, Configuration, ConversationsApi
@@ -34,22 +35,6 @@ from pieces_os_client.testing import blackhole_server
 FAST = {"backoff_factor": 0.05, "backoff_jitter": 0.0}
 
 
-@pytest.fixture(scope="module")
-def emulator() -> Iterator[Emulator]:
-    with Emulator() as emu:
-        yield emu
-
-
-@pytest.fixture
-def emu(emulator: Emulator) -> Emulator:
-    emulator.reset()
-    return emulator
-
-
-@contextlib.contextmanager
-def api_for(host: str, **settings: Any) -> Iterator[ConversationsApi]:
-    with ApiClient(Configuration(host=host, **settings)) as client:
-        yield ConversationsApi(client)
 
 
 @pytest.fixture
