@@ -697,9 +697,11 @@ class IdentifiersStream:
         if isinstance(exc, websocket.WebSocketBadStatusException):
             body = exc.resp_body.decode("utf-8", "replace") if isinstance(exc.resp_body, bytes) else ""
             detail = f": {_one_line(body)}" if body.strip() else ""
+            # status_message exists from websocket-client 1.8 on
+            reason = getattr(exc, "status_message", None)
             return StreamError(
                 f"The server at {self._host} refused to open {where}: HTTP {exc.status_code}"
-                f"{' ' + exc.status_message if exc.status_message else ''}{detail}."
+                f"{' ' + reason if reason else ''}{detail}."
             )
         if isinstance(exc, (socket.timeout, TimeoutError, websocket.WebSocketTimeoutException)):
             return ApiTimeoutError(

@@ -16,7 +16,6 @@ Wire rules, in one place:
 * Enum values the schema does not list are kept verbatim (see ``PiecesEnum``).
 """
 
-from __future__ import annotations
 
 import enum
 import json
