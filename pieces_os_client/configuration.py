@@ -44,13 +44,6 @@ class _PiecesRetry(Retry):
         return None if seconds is None else min(seconds, self.backoff_max)
 
 
-class _AuthSetting(TypedDict):
-    type: str
-    in_: str
-    key: str
-    value: str
-
-
 AuthSettings = Dict[str, Dict[str, Any]]
 
 
@@ -58,9 +51,6 @@ class HostSetting(TypedDict):
     url: str
     description: str
     variables: Dict[str, Any]
-
-
-_SECRET_NAMES = frozenset({"api_key", "password", "access_token"})
 
 
 class Configuration:
