@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import math
+import random
 import re
 import ssl
 import time
@@ -30,6 +31,7 @@ from urllib3.exceptions import (
     ReadTimeoutError,
     SSLError,
 )
+from urllib3.util.retry import Retry
 
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import (
@@ -198,17 +200,31 @@ class RESTClientObject:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
                          len(payload or b""))
-        try:
-            resp = self.pool_manager.request(
-                method, url, body=payload, headers=headers, timeout=timeout, preload_content=False,
-                redirect=False, retries=self.retries,
-            )
-        except (MaxRetryError, HTTPError, OSError, ValueError) as exc:
-            # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
-            raise _translate(exc, method, url, host, timeout) from exc
-        result = RESTResponse(resp, host)
-        if preload_content:
-            result.read()
+        body_retries = _body_retries(self.retries, method) if preload_content else 0
+        for attempt in range(body_retries + 1):
+            try:
+                resp = self.pool_manager.request(
+                    method, url, body=payload, headers=headers, timeout=timeout, preload_content=False,
+                    redirect=False, retries=self.retries,
+                )
+            except (MaxRetryError, HTTPError, OSError, ValueError) as exc:
+                # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
+                raise _translate(exc, method, url, host, timeout) from exc
+            result = RESTResponse(resp, host)
+            if not preload_content:
+                break
+            try:
+                result.read()
+                break
+            except ApiConnectionError:
+                # The body broke off after the headers (server restarting, connection reset).
+                # urllib3 has already handed the response over, so an idempotent request is
+                # retried here, with the same budget and backoff as urllib3's own retries.
+                if attempt == body_retries:
+                    raise
+                logger.info("%s %s: response body cut short; retrying (%d of %d)", method, url,
+                            attempt + 1, body_retries)
+                time.sleep(_backoff(self.retries, attempt))
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("response %s %s -> %s in %.1f ms", method, url, resp.status,
                          (time.monotonic() - started) * 1000)
@@ -236,6 +252,21 @@ class RESTClientObject:
                     raise ApiValueError(f"_request_timeout pair must hold two positive numbers, not {value!r}")
             return urllib3.Timeout(connect=float(connect), read=float(read))
         raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
+
+
+def _body_retries(retries: Retry, method: str) -> int:
+    """How many times a request whose response body broke off may be sent again."""
+    allowed = retries.allowed_methods
+    if allowed is not None and method not in allowed:
+        return 0
+    budgets = [b for b in (retries.total, retries.read) if isinstance(b, int) and not isinstance(b, bool)]
+    return max(0, min(budgets)) if budgets else 0
+
+
+def _backoff(retries: Retry, attempt: int) -> float:
+    delay = min(float(retries.backoff_max), float(retries.backoff_factor) * (2.0**attempt))
+    jitter = float(getattr(retries, "backoff_jitter", 0.0))
+    return delay + (random.uniform(0, jitter) if jitter else 0.0)
 
 
 def _origin(url: str) -> str:

@@ -254,7 +254,7 @@ def test_hanging_response_honours_the_read_timeout(emu: Emulator) -> None:
 )
 def test_response_cut_short_is_a_connection_error(emu: Emulator, mode: str, received: str) -> None:
     emu.break_next(mode, count=2)
-    with api_for(emu.url, **FAST) as api:
+    with api_for(emu.url, max_retries=0) as api:
         for call in (api.conversations_identifiers_snapshot, api.conversations_identifiers_snapshot_with_http_info):
             error, elapsed = timed(call, ApiConnectionError)
             assert type(error) is ApiConnectionError
@@ -262,8 +262,32 @@ def test_response_cut_short_is_a_connection_error(emu: Emulator, mode: str, rece
             assert received in str(error)
             assert isinstance(error.__cause__, urllib3.exceptions.ProtocolError)
             assert elapsed < 1.0
-    # the headers had arrived: the body is not re-requested (a retry could hide a server fault)
     assert emu.request_count() == 2
+
+
+@pytest.mark.parametrize("mode", ["truncated", "disconnect"])
+def test_get_whose_body_is_cut_short_is_retried(emu: Emulator, mode: str) -> None:
+    emu.break_next(mode, count=2)
+    with api_for(emu.url, **FAST) as api:
+        assert api.conversations_identifiers_snapshot().iterable == []
+    assert emu.request_count() == 3  # two broken answers, then the real one
+
+
+def test_get_whose_body_keeps_breaking_gives_up_after_the_retries(emu: Emulator) -> None:
+    emu.break_next("truncated", count=3)
+    with api_for(emu.url, **FAST) as api:
+        error, elapsed = timed(api.conversations_snapshot, ApiConnectionError)
+    assert "broke while reading the response body" in str(error)
+    assert emu.request_count() == 3
+    assert elapsed < 2.0
+
+
+def test_create_whose_body_is_cut_short_is_not_resent(emu: Emulator) -> None:
+    emu.break_next("truncated", count=1, path="/conversations/create")
+    with api_for(emu.url, **FAST) as api:
+        error, _ = timed(api.conversations_create_specific_conversation, ApiConnectionError)
+    assert "broke while reading the response body" in str(error)
+    assert emu.request_count() == 1
 
 
 def test_reset_before_any_response_get_is_retried(emu: Emulator) -> None:
