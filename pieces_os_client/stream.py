@@ -1043,17 +1043,7 @@ class ConversationIdsMirror:
 
         The predicate sees the ids after each change, starting with the current set.
         """
-        deadline = None if timeout is None else time.monotonic() + timeout
-        with self._cond:
-            while True:
-                if self._snapshots and predicate(self._ids):
-                    return True
-                if self._ended:
-                    return False
-                remaining = None if deadline is None else deadline - time.monotonic()
-                if remaining is not None and remaining <= 0:
-                    return False
-                self._cond.wait(remaining)
+        return self._wait_until(lambda: bool(self._snapshots) and predicate(self._ids), timeout)
 
     def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Block until the first snapshot arrived."""
@@ -1061,10 +1051,14 @@ class ConversationIdsMirror:
 
     def wait_for_change(self, since: Optional[int] = None, timeout: Optional[float] = None) -> bool:
         """Block until :attr:`version` exceeds ``since`` (default: the version now)."""
+        start = self._version if since is None else since
+        return self._wait_until(lambda: self._version > start, timeout)
+
+    def _wait_until(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
+        """Wait on the mirror's condition until ``done()``; False on timeout or end of stream."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._cond:
-            start = self._version if since is None else since
-            while self._version <= start:
+            while not done():
                 if self._ended:
                     return False
                 remaining = None if deadline is None else deadline - time.monotonic()
