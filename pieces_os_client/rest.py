@@ -209,7 +209,8 @@ class RESTClientObject:
                 )
             except (MaxRetryError, HTTPError, OSError, ValueError) as exc:
                 # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
-                raise _translate(exc, method, url, host, timeout) from exc
+                raise _translate(exc, method, url, host, timeout,
+                                 searched=not self.configuration.host_was_given) from exc
             result = RESTResponse(resp, host)
             if not preload_content:
                 break
@@ -330,16 +331,28 @@ def _seconds(timeout: urllib3.Timeout, which: str) -> str:
     return f"{value} s"
 
 
-def _translate(exc: BaseException, method: str, url: str, host: str, timeout: urllib3.Timeout) -> ApiConnectionError:
+def _translate(
+    exc: BaseException, method: str, url: str, host: str, timeout: urllib3.Timeout, *, searched: bool = False
+) -> ApiConnectionError:
+    """The SDK error for a transport failure; ``searched``: the host came from discovery."""
     reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
     # NewConnectionError subclasses ConnectTimeoutError in urllib3 2: test for it first, so a
     # refused connection is not reported as a timeout.
     if isinstance(reason, (NewConnectionError, ConnectionRefusedError)):
+        if searched:
+            advice = (
+                "No running Pieces OS was found either (looked at PIECES_OS_URL and ports 39300-39333, "
+                "1000 and 5323). Start Pieces OS, or `python -m pieces_os_client.emulator` for a local "
+                "stand-in, or pass `host=` if it listens elsewhere."
+            )
+        else:
+            advice = (
+                "Start Pieces OS (or `python -m pieces_os_client.emulator` for a local stand-in) "
+                "and check the host: Pieces OS 11 and later listen on a port in 39300-39333; "
+                "leave `host` unset to let the client find it."
+            )
         return ApiConnectionError(
-            f"Could not connect to Pieces OS at {host}: {_reason_text(reason)}. "
-            "Start Pieces OS (or `python -m pieces_os_client.emulator` for a local stand-in) "
-            "and check the host: Pieces OS 11 and later listen on a port in 39300-39333; "
-            "leave `host` unset to let the client find it.",
+            f"Could not connect to Pieces OS at {host}: {_reason_text(reason)}. {advice}",
             host=host, url=url, method=method,
         )
     if isinstance(reason, ConnectTimeoutError):

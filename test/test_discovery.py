@@ -93,3 +93,20 @@ def test_a_given_host_turns_discovery_off(monkeypatch: pytest.MonkeyPatch) -> No
     assert config.host == "http://localhost:1000"
     config.host = "http://127.0.0.1:3"
     assert config.host == "http://127.0.0.1:3" and not config.discover
+
+
+def test_nothing_found_says_where_it_looked(monkeypatch: pytest.MonkeyPatch) -> None:
+    import pieces_os_client.configuration as configuration_module
+    from pieces_os_client.exceptions import ApiConnectionError
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    closed = f"http://127.0.0.1:{_free_port()}"
+    # discovery finds nothing; the fallback host is a closed port (the real default, 1000, may be taken)
+    monkeypatch.setattr(configuration_module, "DEFAULT_HOST", closed)
+    monkeypatch.setattr("pieces_os_client.discovery.find_pieces_os", lambda: None)
+    with ApiClient(Configuration(max_retries=0)) as client, pytest.raises(ApiConnectionError) as info:
+        ConversationsApi(client).conversations_identifiers_snapshot()
+    message = str(info.value)
+    assert message.startswith(f"Could not connect to Pieces OS at {closed}: ")
+    assert "No running Pieces OS was found either (looked at PIECES_OS_URL and ports 39300-39333" in message
+    assert info.value.host == closed
