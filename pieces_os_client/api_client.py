@@ -421,7 +421,7 @@ class ApiClient:
     # ------------------------------------------------------------------ internals
     def _serialize_body(self, body: Any) -> bytes:
         if isinstance(body, pydantic.BaseModel):
-            return _model_json(body).encode("utf-8")
+            return _model_json(body)
         if isinstance(body, (bytes, str)):
             return body.encode("utf-8") if isinstance(body, str) else body
         return json.dumps(self.sanitize_for_serialization(body), separators=(",", ":")).encode("utf-8")
@@ -459,11 +459,13 @@ def _model_class(name: str) -> Any:
         raise ApiValueError(f"unknown response type {name!r}") from exc
 
 
-def _model_json(model: pydantic.BaseModel) -> str:
-    to_json = getattr(model, "to_json", None)
-    if callable(to_json):
-        return str(to_json())
-    return model.model_dump_json(by_alias=True, exclude_none=True)
+def _model_json(model: pydantic.BaseModel) -> bytes:
+    """A model's wire form as JSON bytes (aliases, ``None`` left out)."""
+    from pieces_os_client.models._base import PiecesModel  # loaded with the first model anyway
+
+    if isinstance(model, PiecesModel):
+        return model._to_json_bytes()
+    return model.model_dump_json(by_alias=True, exclude_none=True).encode("utf-8")
 
 
 def _checked_auth(request_auth: Any) -> Dict[str, Any]:
