@@ -346,3 +346,19 @@ def test_large_snapshot_parses_and_leaves_the_collector_as_it_was() -> None:
             assert not gc.isenabled()  # the application's choice is left alone
         finally:
             gc.enable()
+
+
+# ---------------------------------------------------------------- the official building blocks
+def test_official_low_level_path_param_serialize_call_api_deserialize(api: ConversationsApi, emu: Emulator) -> None:
+    client = api.api_client
+    method, url, headers, body, post_params = client.param_serialize(
+        "POST", "/conversations/create", body=SeededConversation(name="low level"),
+        header_params={"Content-Type": "application/json"},
+    )
+    assert (method, url) == ("POST", f"{emu.url}/conversations/create")
+    response = client.call_api(method, url, headers, body, post_params)
+    response.read()
+    result = client.response_deserialize(response, {"200": "Conversation", "500": None})
+    assert result.status_code == 200 and result.data.name == "low level"
+    assert result.data.id in emu.conversation_ids()
+    assert client.sanitize_for_serialization(SeededConversation(name="x")) == {"name": "x", "type": "COPILOT"}
