@@ -15,7 +15,7 @@ import gc
 import json
 import re
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -81,7 +81,6 @@ class Operation:
     accept: Sequence[str] = ("application/json", "text/plain")
     content_types: Sequence[str] = ()
     auth: Sequence[str] = ("application",)
-    path_params: Sequence[str] = field(default=())
 
 
 class ApiClient:
@@ -119,7 +118,6 @@ class ApiClient:
             self.default_headers[header_name] = str(header_value)
         self.cookie = cookie
         self.client_side_validation = self.configuration.client_side_validation
-        self._closed = False
 
     # ------------------------------------------------------------------ lifecycle
     def __enter__(self) -> ApiClient:
@@ -131,7 +129,6 @@ class ApiClient:
     def close(self) -> None:
         """Close the pooled connections. The client can still be used; it reconnects."""
         self.rest_client.close()
-        self._closed = True
 
     @property
     def user_agent(self) -> str:
