@@ -145,6 +145,9 @@ class Configuration:
         self.backoff_jitter = backoff_jitter
         self.retries = retries
 
+        # the identifiers WebSocket: the largest message read, in bytes (None: no bound)
+        self.stream_max_message_size: Optional[int] = 32 * 1024 * 1024
+
         # logging: only the "pieces_os_client" logger is ever touched
         self.logger = {"package_logger": logging.getLogger(LOGGER_NAME)}
         self.logger_format = "%(asctime)s %(levelname)s %(name)s %(message)s"

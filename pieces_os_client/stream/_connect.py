@@ -1,0 +1,271 @@
+"""Opening the identifiers WebSocket: URL, TLS, proxy, handshake headers, and what errors mean.
+
+Proxies: websocket-client's own HTTP proxy support (``http_proxy_host`` / ``http_proxy_port``
+/ ``http_proxy_auth``) makes the ``CONNECT`` tunnel whenever it can. It cannot send extra
+headers to the proxy and writes an IPv6 target without brackets, so a configuration with
+``proxy_headers``, or an IPv6 literal host, goes through the small tunnel below instead.
+Direct connections are opened here too, so that proxy environment variables (which
+websocket-client would read) are ignored as they are for HTTP calls, and so that ``close()``
+can interrupt a connection attempt that is still in progress.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import ssl
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Protocol, Tuple, Union
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+from pieces_os_client.exceptions import ApiConnectionError, ApiTimeoutError, ApiValueError, StreamError
+from pieces_os_client.stream._text import one_line
+
+if TYPE_CHECKING:
+    import websocket
+
+    from pieces_os_client.configuration import Configuration
+    from pieces_os_client.stream._link import Link
+
+__all__ = ["IDENTIFIERS_PATH", "ClientLike", "Closing", "Connector", "stream_url"]
+
+#: Path of the identifiers WebSocket, relative to the configured host.
+IDENTIFIERS_PATH = "/conversations/stream/identifiers"
+
+_SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
+# Handshake headers websocket-client writes itself; a caller's copy would be sent twice.
+_HANDSHAKE_OWNED = frozenset(
+    {"host", "origin", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "content-length"}
+)
+# An http_no_proxy entry no host name can match: websocket-client then ignores NO_PROXY from
+# the environment (urllib3 does not read it either).
+_NO_EXCEPTIONS = ["\0"]
+
+
+class ClientLike(Protocol):
+    """What the stream needs from an :class:`~pieces_os_client.ApiClient`."""
+
+    configuration: Configuration
+    default_headers: Dict[str, str]
+
+
+class Closing(Exception):
+    """The stream was closed while a connection was being opened."""
+
+
+def stream_url(host: str, path: str = IDENTIFIERS_PATH) -> str:
+    """The WebSocket URL for ``path`` under ``host``: only the scheme changes.
+
+    >>> stream_url("https://example.test:8443/base")
+    'wss://example.test:8443/base/conversations/stream/identifiers'
+    """
+    parts = urlsplit(host)
+    scheme = _SCHEMES.get(parts.scheme.lower())
+    if scheme is None or not parts.netloc:
+        raise ApiValueError(f"cannot open a WebSocket for host {host!r}: it must be an http:// or https:// URL")
+    joined = parts.path.rstrip("/") + "/" + path.lstrip("/")
+    return urlunsplit((scheme, parts.netloc, joined, parts.query, ""))
+
+
+def merge_headers(*sources: Optional[Mapping[str, Any]]) -> Dict[str, str]:
+    """Later sources win, names compared without case; ``None`` values remove a header."""
+    merged: Dict[str, Tuple[str, Optional[str]]] = {}
+    for source in sources:
+        for name, value in (source or {}).items():
+            merged[name.lower()] = (name, None if value is None else str(value))
+    return {name: value for name, value in merged.values() if value is not None}
+
+
+def _ssl_context(config: Configuration) -> ssl.SSLContext:
+    """An SSL context with the configuration's verification, CA and client-certificate settings."""
+    cadata: Union[str, bytes, None] = config.ca_cert_data
+    if isinstance(cadata, bytes) and cadata.lstrip().startswith(b"-----BEGIN"):
+        cadata = cadata.decode("ascii")
+    try:
+        context = ssl.create_default_context(cafile=config.ssl_ca_cert, cadata=cadata)
+        if config.cert_file:
+            context.load_cert_chain(config.cert_file, config.key_file)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        raise ApiValueError(f"cannot load the TLS settings for the identifiers stream: {exc}") from exc
+    if not config.verify_ssl:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    elif config.assert_hostname is False:
+        context.check_hostname = False
+    return context
+
+
+@dataclass(frozen=True)
+class _Proxy:
+    url: str
+    host: str
+    port: int
+    auth: Optional[Tuple[str, str]]
+    headers: Dict[str, str]
+
+
+def _proxy(config: Configuration) -> Optional[_Proxy]:
+    if not config.proxy:
+        return None
+    parts = urlsplit(config.proxy)
+    if parts.scheme.lower() != "http" or not parts.hostname:
+        raise ApiValueError(f"the identifiers stream supports http:// proxies only, not {config.proxy!r}")
+    auth = None if parts.username is None else (unquote(parts.username), unquote(parts.password or ""))
+    return _Proxy(config.proxy, parts.hostname, parts.port or 80, auth, merge_headers(config.proxy_headers))
+
+
+class Connector:
+    """Opens connections for one stream and turns failures into the SDK's errors."""
+
+    def __init__(
+        self, client: ClientLike, path: str, headers: Optional[Mapping[str, Any]], connect_timeout: Optional[float]
+    ) -> None:
+        config = client.configuration
+        self.host = config.host
+        self.url = stream_url(self.host, path)
+        parts = urlsplit(self.url)
+        self._target_host = parts.hostname or ""
+        self._target_port = parts.port or (443 if parts.scheme == "wss" else 80)
+        self._ssl = _ssl_context(config) if parts.scheme == "wss" else None
+        sni = config.tls_server_name
+        if sni is None and isinstance(config.assert_hostname, str):
+            sni = config.assert_hostname
+        self._server_name = sni or self._target_host
+        self._proxy = _proxy(config)
+        self.timeout: float = config.connect_timeout if connect_timeout is None else connect_timeout
+        self._options: Dict[str, Any] = {"timeout": self.timeout}
+        header: Dict[str, str] = {}
+        for name, value in merge_headers(client.default_headers, config.auth_headers(), headers).items():
+            lowered = name.lower()
+            if lowered in ("host", "origin"):
+                self._options[lowered] = value
+            elif lowered not in _HANDSHAKE_OWNED:
+                header[name] = value
+        self._options["header"] = header
+
+    def open(self, link: Link) -> websocket.WebSocket:
+        """One connection (TCP, proxy tunnel, TLS, handshake).
+
+        :raises Closing: ``link`` started closing meanwhile.
+        :raises ApiConnectionError: unreachable (``ApiTimeoutError``: too slow).
+        :raises StreamError: the server refused the WebSocket handshake.
+        """
+        import websocket
+
+        proxy = self._proxy
+        sslopt = {"context": self._ssl, "server_hostname": self._server_name} if self._ssl else None
+        ws = websocket.WebSocket(enable_multithread=True, sslopt=sslopt)
+        sock: Optional[socket.socket] = None
+        try:
+            if proxy is not None and not proxy.headers and ":" not in self._target_host:
+                ws.connect(  # type: ignore[no-untyped-call]
+                    self.url, http_proxy_host=proxy.host, http_proxy_port=proxy.port,
+                    http_proxy_auth=proxy.auth, proxy_type="http", http_no_proxy=_NO_EXCEPTIONS,
+                    **self._options,
+                )
+                return ws
+            sock = self._open_socket(link)
+            ws.connect(self.url, socket=sock, **self._options)  # type: ignore[no-untyped-call]
+            return ws
+        except BaseException as exc:
+            if sock is not None:
+                sock.close()
+            if isinstance(exc, Exception) and not isinstance(
+                exc, (Closing, ApiConnectionError, StreamError, ApiValueError)
+            ):
+                raise self._error(exc) from exc
+            raise
+        finally:
+            with link.lock:
+                link.pending = None
+
+    def _open_socket(self, link: Link) -> socket.socket:
+        """A connected socket to the target (through the proxy's tunnel), TLS done, handed to ``link``."""
+        proxy = self._proxy
+        address = (proxy.host, proxy.port) if proxy else (self._target_host, self._target_port)
+        sock = socket.create_connection(address, self.timeout)
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._hand_over(link, sock)
+            if proxy is not None:
+                self._tunnel(sock, proxy)
+            if self._ssl is not None:
+                sock = self._ssl.wrap_socket(sock, server_hostname=self._server_name)
+                self._hand_over(link, sock)
+        except BaseException:
+            sock.close()
+            raise
+        return sock
+
+    @staticmethod
+    def _hand_over(link: Link, sock: socket.socket) -> None:
+        """Let ``close()`` interrupt the attempt: it shuts ``link.pending`` down."""
+        with link.lock:
+            if link.closing.is_set():
+                raise Closing("closed while connecting")
+            link.pending = sock
+
+    def _tunnel(self, sock: socket.socket, proxy: _Proxy) -> None:
+        """Ask an HTTP proxy for a CONNECT tunnel to the target, with ``proxy_headers``."""
+        host = self._target_host
+        authority = f"[{host}]:{self._target_port}" if ":" in host else f"{host}:{self._target_port}"
+        headers = dict(proxy.headers)
+        if proxy.auth is not None and not any(k.lower() == "proxy-authorization" for k in headers):
+            token = base64.b64encode(":".join(proxy.auth).encode()).decode()
+            headers["Proxy-Authorization"] = f"Basic {token}"
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+        lines += [f"{name}: {value}" for name, value in headers.items()]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        response = b""
+        while b"\r\n\r\n" not in response:
+            chunk = sock.recv(4096)
+            if not chunk or len(response) > 65536:
+                raise OSError(f"the proxy {proxy.url} closed the connection during CONNECT")
+            response += chunk
+        status_line = response.split(b"\r\n", 1)[0].decode("latin-1")
+        fields = status_line.split(" ", 2)
+        if len(fields) < 2 or fields[1] != "200":
+            raise self._proxy_refused(status_line)
+
+    def _proxy_refused(self, status: str) -> ApiConnectionError:
+        return ApiConnectionError(
+            f"The proxy {self._proxy.url if self._proxy else ''} refused to open a tunnel to "
+            f"{self._target_host}:{self._target_port} for the identifiers stream: {one_line(status, 120)!r}.",
+            host=self.host, url=self.url, method="GET",
+        )
+
+    def _error(self, exc: Exception) -> Exception:
+        """The SDK error for a failed connection attempt."""
+        import websocket
+
+        where = f"the identifiers stream at {self.url}"
+        if isinstance(exc, websocket.WebSocketProxyException):
+            return self._proxy_refused(str(exc))
+        if isinstance(exc, websocket.WebSocketBadStatusException):
+            body = exc.resp_body[:400].decode("utf-8", "replace") if isinstance(exc.resp_body, bytes) else ""
+            detail = f": {one_line(body)}" if body.strip() else ""
+            # status_message exists from websocket-client 1.8 on
+            reason = getattr(exc, "status_message", None)
+            return StreamError(
+                f"The server at {self.host} refused to open {where}: HTTP {exc.status_code}"
+                f"{' ' + reason if reason else ''}{detail}."
+            )
+        if isinstance(exc, (socket.timeout, TimeoutError, websocket.WebSocketTimeoutException)):
+            return ApiTimeoutError(
+                f"Timed out after {self.timeout:g} s opening {where}. Pieces OS at "
+                f"{self.host} did not answer in time.",
+                host=self.host, url=self.url, method="GET",
+            )
+        if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+            return ApiConnectionError(
+                f"The TLS handshake for {where} failed: {one_line(str(exc))}. Check verify_ssl, "
+                "ssl_ca_cert and the server's certificate.",
+                host=self.host, url=self.url, method="GET",
+            )
+        if isinstance(exc, (OSError, websocket.WebSocketAddressException)):
+            return ApiConnectionError(
+                f"Could not open {where}: {one_line(str(exc) or type(exc).__name__)}. Is Pieces OS "
+                f"running at {self.host}? Start it, or set Configuration(host=...) to where it listens.",
+                host=self.host, url=self.url, method="GET",
+            )
+        return StreamError(f"Could not open {where}: {one_line(f'{type(exc).__name__}: {exc}')}")

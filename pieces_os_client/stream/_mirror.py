@@ -1,0 +1,201 @@
+"""A live, thread-safe set of conversation ids fed by the identifiers stream."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterator, Mapping, Optional, Union, cast
+
+from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
+from pieces_os_client.stream._events import ErrorCallback, MirrorUpdate, StreamEvent
+from pieces_os_client.stream._options import check_callback
+from pieces_os_client.stream._stream import IdentifiersStream
+
+if TYPE_CHECKING:
+    from pieces_os_client.api.conversations_api import ConversationsApi
+
+__all__ = ["ConversationIdsMirror"]
+
+logger = logging.getLogger("pieces_os_client.stream")
+
+
+class ConversationIdsMirror:
+    """The set of conversation ids, kept current from the identifiers stream. Thread-safe.
+
+    Either feed it yourself — ``stream = api.conversations_stream_identifiers(on_event=mirror.apply)``
+    — or let it own a stream: ``with ConversationIdsMirror.open(api_client) as mirror: ...``.
+
+    A snapshot (the first message of every connection) replaces the set, so after a reconnect
+    the mirror equals the server's list again even if changes were missed while disconnected.
+
+    :param on_change: called (in the thread that applied the message) with a
+        :class:`MirrorUpdate` after every message that changed the set, and after every
+        snapshot; exceptions from it are logged.
+    """
+
+    def __init__(self, *, on_change: Optional[Callable[[MirrorUpdate], object]] = None) -> None:
+        check_callback("on_change", on_change)
+        self._cond = threading.Condition()
+        self._ids: FrozenSet[str] = frozenset()
+        self._version = 0
+        self._snapshots = 0
+        self._ended = False
+        self._on_change = on_change
+        self.stream: Optional[IdentifiersStream] = None
+        """The stream this mirror owns (set by :meth:`open`), else ``None``."""
+
+    @classmethod
+    def open(
+        cls,
+        api: Union[ClientLike, ConversationsApi],
+        *,
+        on_change: Optional[Callable[[MirrorUpdate], object]] = None,
+        on_error: Optional[ErrorCallback] = None,
+        path: str = IDENTIFIERS_PATH,
+        headers: Optional[Mapping[str, Any]] = None,
+        **stream_options: Any,
+    ) -> ConversationIdsMirror:
+        """Open a background stream that feeds a new mirror.
+
+        ``api`` is an :class:`~pieces_os_client.ApiClient` or a ``ConversationsApi``;
+        ``stream_options`` go to :class:`IdentifiersStream` (``reconnect``, backoffs, pings).
+        Raises like the stream does when Pieces OS cannot be reached.
+        """
+        client = cast(ClientLike, getattr(api, "api_client", api))
+        mirror = cls(on_change=on_change)
+        mirror.stream = IdentifiersStream(
+            client, path, headers=headers, on_event=mirror.apply, on_error=on_error,
+            on_close=mirror.mark_ended, **stream_options,
+        )
+        return mirror
+
+    def __enter__(self) -> ConversationIdsMirror:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the owned stream (if any) and wake every waiter."""
+        if self.stream is not None:
+            self.stream.close()
+        self.mark_ended()
+
+    # ------------------------------------------------------------------ feeding
+    def apply(self, event: StreamEvent) -> Optional[MirrorUpdate]:
+        """Apply one stream event; returns what changed (``None`` if nothing did)."""
+        with self._cond:
+            before = self._ids
+            if event.snapshot:
+                after = frozenset(event.ids)
+                self._snapshots += 1
+            else:
+                current = set(before)
+                for ident in event.message.iterable or ():
+                    if ident.conversation is None:
+                        continue
+                    if ident.deleted:
+                        current.discard(ident.conversation.id)
+                    else:
+                        current.add(ident.conversation.id)
+                after = frozenset(current)
+            if after == before and not event.snapshot:
+                return None
+            self._ids = after
+            self._version += 1
+            update = MirrorUpdate(
+                ids=after, added=after - before, removed=before - after,
+                snapshot=event.snapshot, resync=event.resync, version=self._version,
+            )
+        # Listeners first, then waiters (output of a listener comes before what a woken waiter does).
+        if self._on_change is not None:
+            try:
+                self._on_change(update)
+            except Exception:
+                logger.exception("ConversationIdsMirror: the on_change callback raised")
+        with self._cond:
+            self._cond.notify_all()
+        return update
+
+    def mark_ended(self) -> None:
+        """Record that no more updates will come, and wake every waiter."""
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
+
+    # ------------------------------------------------------------------ reading
+    def snapshot(self) -> FrozenSet[str]:
+        """The current set of conversation ids (an immutable copy)."""
+        with self._cond:
+            return self._ids
+
+    @property
+    def ids(self) -> FrozenSet[str]:
+        """Same as :meth:`snapshot`."""
+        return self.snapshot()
+
+    @property
+    def version(self) -> int:
+        """Increases by one with every applied change or snapshot."""
+        with self._cond:
+            return self._version
+
+    @property
+    def ready(self) -> bool:
+        """``True`` once the first snapshot arrived (before that the set is just empty)."""
+        with self._cond:
+            return self._snapshots > 0
+
+    @property
+    def resyncs(self) -> int:
+        """Snapshots applied after the first one, i.e. how often the set was rebuilt after a reconnect."""
+        with self._cond:
+            return max(0, self._snapshots - 1)
+
+    @property
+    def ended(self) -> bool:
+        """``True`` once the feeding stream has ended."""
+        with self._cond:
+            return self._ended
+
+    def __contains__(self, conversation_id: object) -> bool:
+        return conversation_id in self.snapshot()
+
+    def __len__(self) -> int:
+        return len(self.snapshot())
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self.snapshot()))
+
+    def wait_for(self, predicate: Callable[[FrozenSet[str]], bool], timeout: Optional[float] = None) -> bool:
+        """Block until ``predicate(ids)`` is true; ``False`` on timeout or when the stream ended first.
+
+        The predicate sees the ids after each change, starting with the current set.
+        """
+        return self._wait_until(lambda: bool(self._snapshots) and predicate(self._ids), timeout)
+
+    def wait_ready(self, timeout: Optional[float] = None) -> bool:
+        """Block until the first snapshot arrived."""
+        return self.wait_for(lambda _ids: True, timeout)
+
+    def wait_for_change(self, since: Optional[int] = None, timeout: Optional[float] = None) -> bool:
+        """Block until :attr:`version` exceeds ``since`` (default: the version now)."""
+        start = self._version if since is None else since
+        return self._wait_until(lambda: self._version > start, timeout)
+
+    def _wait_until(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
+        """Wait on the mirror's condition until ``done()``; False on timeout or end of stream."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._cond:
+            while not done():
+                if self._ended:
+                    return False
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def __repr__(self) -> str:
+        return f"<ConversationIdsMirror {len(self)} ids version={self.version}>"

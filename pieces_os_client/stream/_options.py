@@ -1,0 +1,61 @@
+"""Checking a stream's options where they come in, with errors that name the option."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Iterable, Mapping, Optional
+
+from pieces_os_client.exceptions import ApiTypeError, ApiValueError
+
+__all__ = ["check_callback", "check_number", "reject_unknown"]
+
+
+def reject_unknown(unknown: Mapping[str, Any], valid: Iterable[str]) -> None:
+    """Raise ``ApiTypeError`` listing the names in ``unknown`` against the ``valid`` ones."""
+    if unknown:
+        names = ", ".join(sorted(unknown))
+        raise ApiTypeError(
+            f"unknown identifiers stream option{'s' if len(unknown) > 1 else ''}: {names}. "
+            f"Valid options: {', '.join(sorted(valid))}"
+        )
+
+
+def check_callback(name: str, value: object) -> None:
+    if value is not None and not callable(value):
+        raise ApiTypeError(f"{name} must be callable or None, not {type(value).__name__} ({_short(value)})")
+
+
+def check_number(
+    name: str,
+    value: object,
+    *,
+    low: float = 0.0,
+    strict: bool = False,
+    high: Optional[float] = None,
+    integer: bool = False,
+    optional: bool = False,
+) -> None:
+    """``value`` must be a finite number ``>= low`` (``> low`` when ``strict``) and ``<= high``.
+
+    ``optional`` admits ``None``; ``integer`` demands an ``int``. ``bool`` is never a number here.
+    """
+    if value is None and optional:
+        return
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds):
+        wanted = "an int" if integer else "a number"
+        raise ApiTypeError(
+            f"{name} must be {wanted}{' or None' if optional else ''}, not {type(value).__name__} ({_short(value)})"
+        )
+    number = float(value)
+    too_low = number <= low if strict else number < low
+    if not math.isfinite(number) or too_low or (high is not None and number > high):
+        bound = f"> {low:g}" if strict else f">= {low:g}"
+        if high is not None:
+            bound += f" and <= {high:g}"
+        raise ApiValueError(f"{name} must be finite and {bound}, not {value!r}")
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -1,0 +1,651 @@
+"""The identifiers stream's life: connect, read, keep alive, reconnect, deliver, end."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import socket
+import threading
+import time
+import weakref
+from types import EllipsisType
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Union, cast
+
+from typing_extensions import Never
+
+from pieces_os_client.exceptions import (
+    ApiConnectionError,
+    ApiTypeError,
+    StreamClosedError,
+    StreamError,
+)
+from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike, Closing, Connector
+from pieces_os_client.stream._events import (
+    CloseCallback,
+    ErrorCallback,
+    EventCallback,
+    MessageCallback,
+    StreamEvent,
+)
+from pieces_os_client.stream._frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_TEXT,
+    FrameReader,
+    MessageTooLarge,
+    PeerClosed,
+    ProtocolError,
+)
+from pieces_os_client.stream._link import Link, close_ws
+from pieces_os_client.stream._options import check_callback, check_number, reject_unknown
+from pieces_os_client.stream._text import one_line, preview
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import websocket
+
+    from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
+
+__all__ = ["IdentifiersStream"]
+
+logger = logging.getLogger("pieces_os_client.stream")
+
+_STATUS_TOO_BIG = 1009  # RFC 6455: "message too big"
+_MAX_SIZE_SETTING = "Configuration.stream_max_message_size"
+
+
+class _Dropped(Exception):
+    """Internal: the current connection is gone (``reason`` says why).
+
+    ``retry=False`` when a new connection would fail the same way.
+    """
+
+    def __init__(self, reason: str, cause: Optional[BaseException] = None, *, retry: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+        self.retry = retry
+
+
+class IdentifiersStream:
+    """A live connection to ``/conversations/stream/identifiers``.
+
+    Usually obtained from ``ConversationsApi.conversations_stream_identifiers()``.
+
+    :param api_client: the :class:`~pieces_os_client.ApiClient` whose configuration (host,
+        credentials, TLS, proxy, connect timeout) and default headers are used.
+    :param path: the WebSocket path, appended to the configured host's base path.
+    :param headers: extra handshake headers for this stream (they win over the defaults).
+    :param on_message: called with each :class:`StreamedIdentifiers`; giving it (or
+        ``on_event``) runs the stream in a background daemon thread.
+    :param on_event: called with each :class:`StreamEvent` (message + snapshot flag).
+    :param on_error: called with every problem the stream lives through (a malformed or
+        oversized message: :class:`StreamError`; a dropped connection: :class:`ApiConnectionError`)
+        and with the :class:`StreamClosedError` that ends it when it cannot go on. Never raises
+        into the stream: exceptions from callbacks are logged.
+    :param on_close: called once, when the stream has ended for any reason.
+    :param reconnect: reconnect after the connection drops (default). When ``False`` a drop
+        ends the stream with :class:`StreamClosedError`.
+    :param max_reconnect_attempts: consecutive failed attempts before giving up; ``None``
+        (default) tries for as long as the stream is open.
+    :param initial_backoff: delay before the first reconnect attempt, in seconds; each further
+        attempt doubles it, up to ``max_backoff``.
+    :param backoff_jitter: the fraction (0..1) of each delay that is random, so that many
+        clients do not reconnect in lockstep.
+    :param ping_interval: send a ping after this many idle seconds (``None`` or 0: never);
+    :param ping_timeout: and consider the peer dead when nothing at all arrives within this
+        many seconds after the ping.
+    :param connect_timeout: seconds for each connection attempt (TCP, TLS and handshake);
+        defaults to the configuration's ``connect_timeout``.
+    :param close_timeout: how long :meth:`close` waits for the background thread to finish.
+    :param max_message_size: the largest message accepted, in bytes, checked against each frame
+        header before its payload is read; ``None`` lifts the bound. Defaults to the
+        configuration's ``stream_max_message_size``. A larger message closes the connection
+        (status 1009) and is reported as a :class:`StreamError`.
+    :raises ApiTypeError: an unknown option, a callback that is not callable, a wrong type.
+    :raises ApiValueError: a number out of range.
+    :raises ApiConnectionError: Pieces OS could not be reached (``ApiTimeoutError`` when it did
+        not answer in time).
+    :raises StreamError: the server answered but refused the WebSocket handshake.
+    """
+
+    def __init__(
+        self,
+        api_client: ClientLike,
+        path: str = IDENTIFIERS_PATH,
+        *,
+        headers: Optional[Mapping[str, Any]] = None,
+        on_message: Optional[MessageCallback] = None,
+        on_event: Optional[EventCallback] = None,
+        on_error: Optional[ErrorCallback] = None,
+        on_close: Optional[CloseCallback] = None,
+        reconnect: bool = True,
+        max_reconnect_attempts: Optional[int] = None,
+        initial_backoff: float = 0.25,
+        max_backoff: float = 10.0,
+        backoff_jitter: float = 0.5,
+        ping_interval: Optional[float] = 20.0,
+        ping_timeout: float = 10.0,
+        connect_timeout: Optional[float] = None,
+        close_timeout: float = 0.5,
+        max_message_size: Union[int, EllipsisType, None] = ...,
+        **unknown: Never,
+    ) -> None:
+        reject_unknown(unknown, _option_names())
+        if not isinstance(path, str):
+            raise ApiTypeError(f"path must be a str, not {type(path).__name__}")
+        if headers is not None and not isinstance(headers, Mapping):
+            raise ApiTypeError(f"headers must be a mapping or None, not {type(headers).__name__}")
+        for name, callback in (("on_message", on_message), ("on_event", on_event),
+                               ("on_error", on_error), ("on_close", on_close)):
+            check_callback(name, callback)
+        if not isinstance(reconnect, bool):
+            raise ApiTypeError(f"reconnect must be True or False, not {type(reconnect).__name__} ({reconnect!r})")
+        check_number("max_reconnect_attempts", max_reconnect_attempts, integer=True, optional=True)
+        check_number("initial_backoff", initial_backoff)
+        check_number("max_backoff", max_backoff)
+        check_number("backoff_jitter", backoff_jitter, high=1.0)
+        check_number("ping_interval", ping_interval, optional=True)
+        check_number("ping_timeout", ping_timeout, strict=True)
+        check_number("connect_timeout", connect_timeout, strict=True, optional=True)
+        check_number("close_timeout", close_timeout)
+        config = api_client.configuration
+        if max_message_size is ...:
+            max_message_size = config.stream_max_message_size
+            check_number(_MAX_SIZE_SETTING, max_message_size, low=1, integer=True, optional=True)
+        else:
+            check_number("max_message_size", max_message_size, low=1, integer=True, optional=True)
+
+        self._connector = Connector(api_client, path, headers, connect_timeout)
+        self.url: str = self._connector.url
+        """The WebSocket URL (``ws://`` or ``wss://``)."""
+        self._host = self._connector.host
+        self._max_message_size: Optional[int] = max_message_size
+
+        self._on_message = on_message
+        self._on_event = on_event
+        self._on_error = on_error
+        self._on_close = on_close
+        self._reconnect_enabled = reconnect
+        self._max_attempts = max_reconnect_attempts
+        self._initial_backoff = initial_backoff
+        self._max_backoff = max_backoff
+        self._jitter = backoff_jitter
+        self._ping_interval = ping_interval or None
+        self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
+
+        self._link = Link()
+        self._reader: Optional[FrameReader] = None  # reads the current connection
+        self._state_lock = threading.Lock()
+        self._mode: Optional[str] = None  # "iterator" | "background"
+        self._thread: Optional[threading.Thread] = None
+        self._finished = threading.Event()
+        self._close_fired = False
+        self._ended = False
+        self._error: Optional[StreamClosedError] = None
+        self._awaiting_snapshot = True
+        self._last_rx = 0.0
+        self._ping_sent: Optional[float] = None
+        self._connections = 0
+        self._messages = 0
+        self._malformed_count = 0
+        self._last_event: Optional[StreamEvent] = None
+
+        ws = self._connect()  # eager: raises ApiConnectionError / StreamError right here
+        self._install(ws)
+        # Close the socket quietly if the stream is dropped without close() (no ResourceWarning).
+        self._finalizer = weakref.finalize(self, self._link.shutdown)
+        self._finalizer.atexit = False
+        if on_message is not None or on_event is not None:
+            self.start()
+
+    # ------------------------------------------------------------------ public surface
+    def __enter__(self) -> IdentifiersStream:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        self.close()
+
+    def __iter__(self) -> IdentifiersStream:
+        return self
+
+    def __next__(self) -> StreamedIdentifiers:
+        event = self._next_for_iterator()
+        if event is None:
+            raise StopIteration
+        return event.message
+
+    def events(self) -> Iterator[StreamEvent]:
+        """Iterate :class:`StreamEvent` wrappers (the message plus its snapshot flag).
+
+        Ends cleanly when the stream is closed; raises :class:`StreamClosedError` when the
+        stream ends on its own (server gone and reconnects off or exhausted).
+        """
+        while True:
+            event = self._next_for_iterator()
+            if event is None:
+                return
+            yield event
+
+    def start(self) -> IdentifiersStream:
+        """Read in a background daemon thread and deliver to the callbacks. Idempotent."""
+        if self._link.inherited:
+            raise StreamClosedError(
+                f"the identifiers stream for {self.url} was inherited from the parent process (fork) "
+                "and is closed here; open a new stream in this process"
+            )
+        with self._state_lock:
+            if self._link.closing.is_set():
+                raise StreamClosedError(f"the identifiers stream for {self.url} is closed")
+            if self._mode == "iterator":
+                raise StreamError("this stream is being iterated; it cannot also run in the background")
+            if self._thread is not None:
+                return self
+            self._mode = "background"
+            self._thread = threading.Thread(target=self._run, name="pieces-identifiers-stream", daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Close the stream. Prompt (bounded by ``close_timeout``) and idempotent.
+
+        Sends a close frame, wakes the reader, and waits a moment for the background thread
+        (if any) to finish, so that ``on_close`` has normally run when this returns.
+
+        In a child process that inherited the stream through ``os.fork()`` the stream is
+        already closed and this does nothing: the connection belongs to the parent.
+        """
+        if self._link.inherited:
+            self._finalizer.detach()
+            return
+        self._link.shutdown()
+        self._finalizer.detach()
+        thread = self._thread
+        if thread is None:
+            self._finished.set()
+            self._fire_close()
+        elif thread is not threading.current_thread():
+            thread.join(self._close_timeout)
+
+    def join(self, timeout: Optional[float] = None) -> bool:
+        """Wait until the stream has ended (closed, or given up). ``True`` if it has."""
+        return self._finished.wait(timeout)
+
+    @property
+    def closed(self) -> bool:
+        """``True`` once ``close()`` was called or the stream ended on its own."""
+        return self._link.closing.is_set() or self._ended
+
+    @property
+    def connected(self) -> bool:
+        """``True`` while a connection is open (``False`` while reconnecting)."""
+        ws = self._link.ws
+        return ws is not None and bool(ws.connected) and not self.closed
+
+    @property
+    def connections(self) -> int:
+        """How many connections were made: 1 at first, +1 per successful reconnect."""
+        return self._connections
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the stream reconnected (each one followed by a resync snapshot)."""
+        return max(0, self._connections - 1)
+
+    @property
+    def messages_received(self) -> int:
+        """Valid messages received so far."""
+        return self._messages
+
+    @property
+    def malformed_messages(self) -> int:
+        """Messages skipped because they could not be parsed."""
+        return self._malformed_count
+
+    @property
+    def last_event(self) -> Optional[StreamEvent]:
+        """The most recent event delivered, if any."""
+        return self._last_event
+
+    @property
+    def error(self) -> Optional[StreamClosedError]:
+        """Why the stream ended on its own, or ``None``."""
+        return self._error
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("connected" if self.connected else "reconnecting")
+        return f"<IdentifiersStream {self.url} {state} connections={self._connections}>"
+
+    # ------------------------------------------------------------------ reading
+    def _next_for_iterator(self) -> Optional[StreamEvent]:
+        if self._link.inherited:
+            return None  # a stream inherited across fork() is closed in the child
+        with self._state_lock:
+            if self._mode == "background":
+                raise StreamError("this stream delivers to callbacks in a background thread; it cannot be iterated")
+            self._mode = "iterator"
+        if self._ended:
+            return None  # the terminal error was raised once already
+        return self._next_event()
+
+    def _next_event(self) -> Optional[StreamEvent]:
+        """The next event; ``None`` once closed. Raises StreamClosedError when it ends on its own."""
+        while True:
+            if self._link.closing.is_set() or self._ended:
+                self._release()
+                return None
+            ws = self._link.ws
+            if ws is None:
+                self._reconnect()
+                continue
+            try:
+                payload = self._recv(ws)
+            except _Dropped as dropped:
+                if not self._link.closing.is_set():
+                    self._drop(ws, dropped.reason, dropped.cause, retry=dropped.retry)
+                continue
+            if payload is None:
+                continue
+            event = self._parse(ws, payload)
+            if event is not None:
+                self._last_event = event
+                return event
+
+    def _recv(self, ws: websocket.WebSocket) -> Optional[bytearray]:
+        """Read one message or control frame: the data of a message, or ``None`` for anything else."""
+        reader = self._reader
+        with self._link.lock:
+            if self._link.closing.is_set() or reader is None:
+                return None
+            self._link.reading = True
+        try:
+            ws.settimeout(self._read_timeout())
+            opcode, data = reader.read()
+        except TimeoutError:  # socket.timeout, also from ssl
+            self._keepalive(ws)
+            return None
+        except MessageTooLarge as exc:
+            raise self._too_large(ws, exc) from exc
+        except PeerClosed as exc:
+            raise _Dropped(str(exc), exc) from exc
+        except ProtocolError as exc:
+            raise _Dropped(f"the server broke the WebSocket protocol: {exc}", exc) from exc
+        except (OSError, ValueError, AttributeError) as exc:  # also the socket closed by close()
+            raise _Dropped(one_line(f"{type(exc).__name__}: {exc}"), exc) from exc
+        finally:
+            with self._link.lock:
+                self._link.reading = False
+        self._last_rx = time.monotonic()
+        self._ping_sent = None
+        if opcode == OP_CLOSE:
+            self._send_close(ws)
+            raise _Dropped(_describe_close(bytes(data)))
+        if opcode == OP_PING:
+            try:
+                ws.pong(bytes(data))
+            except Exception as exc:
+                raise _Dropped(one_line(f"answering a ping failed: {exc}"), exc) from exc
+            return None
+        if opcode in (OP_TEXT, OP_BINARY):
+            return data  # the JSON parser rejects text that is not UTF-8
+        return None  # pong
+
+    def _too_large(self, ws: websocket.WebSocket, exc: MessageTooLarge) -> _Dropped:
+        """Report a message over the bound and close the connection with status 1009."""
+        setting = f"max_message_size (default: {_MAX_SIZE_SETTING})"
+        error = StreamError(
+            f"A message on the identifiers stream at {self.url} is at least {exc.size} bytes, over the "
+            f"limit of {exc.limit} bytes set by {setting}; raise the limit, or set it to None to lift it."
+        )
+        error.__cause__ = exc
+        self._send_close(ws, _STATUS_TOO_BIG, b"message too big")
+        self._report(error, logging.WARNING)
+        # Every connection begins with the full list: when that is what was too large, a new
+        # connection would meet the same message, so the stream ends instead of looping.
+        return _Dropped(
+            f"a message was larger than max_message_size ({exc.limit} bytes)", error,
+            retry=not self._awaiting_snapshot,
+        )
+
+    @staticmethod
+    def _send_close(ws: websocket.WebSocket, status: int = 1000, reason: bytes = b"") -> None:
+        with contextlib.suppress(Exception):  # best effort: the connection is going anyway
+            ws.send_close(status, reason)
+
+    def _read_timeout(self) -> Optional[float]:
+        if self._ping_interval is None:
+            return None
+        if self._ping_sent is not None:
+            deadline = self._ping_sent + self._ping_timeout
+        else:
+            deadline = self._last_rx + self._ping_interval
+        return max(0.001, deadline - time.monotonic())
+
+    def _keepalive(self, ws: websocket.WebSocket) -> None:
+        now = time.monotonic()
+        if self._ping_sent is not None:
+            if now - self._ping_sent >= self._ping_timeout:
+                raise _Dropped(f"no answer to a ping within {self._ping_timeout:g} s")
+            return
+        if self._ping_interval is not None and now - self._last_rx >= self._ping_interval:
+            try:
+                ws.ping(b"")
+            except Exception as exc:
+                raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
+            self._ping_sent = now
+
+    def _parse(self, ws: websocket.WebSocket, payload: bytearray) -> Optional[StreamEvent]:
+        from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers  # the model graph is big
+
+        try:
+            message = StreamedIdentifiers.from_json(payload)
+            if message is None:
+                raise ValueError("the message is JSON null")
+        except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
+            self._malformed(ws, exc, payload)
+            return None
+        snapshot = self._awaiting_snapshot
+        self._awaiting_snapshot = False
+        self._messages += 1
+        return StreamEvent(message, snapshot, self._connections, self._last_rx)
+
+    def _malformed(self, ws: websocket.WebSocket, exc: BaseException, payload: bytearray) -> None:
+        """Report a message that could not be parsed; the stream goes on."""
+        self._report_malformed(exc, payload)
+        if self._awaiting_snapshot and self._reconnect_enabled:
+            # Without the opening snapshot the consumer's picture would be incomplete:
+            # start over on a fresh connection, which begins with a fresh snapshot.
+            self._drop(ws, "its opening snapshot was malformed", exc)
+        else:
+            self._awaiting_snapshot = False
+
+    # ------------------------------------------------------------------ connections
+    def _connect(self) -> websocket.WebSocket:
+        try:
+            return self._connector.open(self._link)
+        except Closing as exc:
+            raise _Dropped("closed while connecting", exc) from exc
+
+    def _install(self, ws: websocket.WebSocket) -> None:
+        with self._link.lock:
+            if self._link.closing.is_set():
+                close_ws(ws)
+                return
+            self._link.ws = ws
+        self._reader = FrameReader(cast(socket.socket, ws.sock), self._max_message_size)
+        self._connections += 1
+        self._awaiting_snapshot = True
+        self._last_rx = time.monotonic()
+        self._ping_sent = None
+        logger.debug("identifiers stream connected to %s (connection %d)", self.url, self._connections)
+
+    def _drop(
+        self, ws: websocket.WebSocket, reason: str, cause: Optional[BaseException], *, retry: bool = True
+    ) -> None:
+        """The current connection is gone: close it and report, or end the stream.
+
+        ``retry=False``: a new connection would fail the same way, so the stream ends.
+        """
+        self._link.detach(ws)
+        close_ws(ws)
+        if self._link.closing.is_set():
+            return
+        if not (retry and self._reconnect_enabled):
+            why = "reconnects are turned off" if retry else "a new connection would meet the same problem"
+            final = StreamClosedError(f"The identifiers stream at {self.url} ended: {reason}; {why}.")
+            final.__cause__ = cause
+            self._end(final)
+            raise final
+        error = ApiConnectionError(
+            f"The identifiers stream at {self.url} was interrupted ({reason}); reconnecting.",
+            host=self._host, url=self.url, method="GET",
+        )
+        error.__cause__ = cause
+        self._report(error, logging.INFO)  # routine: the stream recovers by itself
+
+    def _reconnect(self) -> None:
+        """Connect again with backoff; raises StreamClosedError when giving up."""
+        attempt = 0
+        last: Optional[Exception] = None
+        while not self._link.closing.is_set():
+            if self._max_attempts is not None and attempt >= self._max_attempts:
+                final = StreamClosedError(
+                    f"Gave up reconnecting to the identifiers stream at {self.url} after "
+                    f"{attempt} failed attempt{'s' if attempt != 1 else ''}."
+                )
+                final.__cause__ = last
+                self._end(final)
+                raise final
+            attempt += 1
+            if self._link.closing.wait(self._backoff(attempt)):
+                return
+            try:
+                ws = self._connect()
+            except _Dropped:
+                return
+            except (ApiConnectionError, StreamError) as exc:
+                last = exc
+                logger.info("identifiers stream: reconnect attempt %d failed: %s", attempt, exc)
+                continue
+            self._install(ws)
+            return
+
+    def _backoff(self, attempt: int) -> float:
+        """Delay before reconnect attempt ``attempt`` (1-based): doubling, capped, jittered."""
+        delay: float = min(self._max_backoff, self._initial_backoff * (2 ** min(attempt - 1, 30)))
+        return delay * (1 - self._jitter * random.random())
+
+    def _release(self) -> None:
+        """Close the socket once the stream is over (the reader's side of close())."""
+        with self._link.lock:
+            ws, self._link.ws = self._link.ws, None
+        if ws is not None:
+            close_ws(ws)
+
+    # ------------------------------------------------------------------ ending & callbacks
+    def _end(self, error: StreamClosedError) -> None:
+        self._error = error
+        self._ended = True
+        self._report(error, logging.ERROR)
+        self._link.shutdown()
+        self._finalizer.detach()
+        if self._thread is None:
+            self._finished.set()
+            self._fire_close()
+
+    def _run(self) -> None:
+        try:
+            while True:
+                try:
+                    event = self._next_event()
+                except StreamClosedError:
+                    return  # reported by _end
+                except Exception as exc:  # a bug: end the stream visibly instead of silently
+                    logger.exception("identifiers stream: unexpected failure in the reader thread")
+                    final = StreamClosedError(f"the identifiers stream at {self.url} failed: {exc}")
+                    final.__cause__ = exc
+                    self._end(final)
+                    return
+                if event is None:
+                    return
+                self._deliver(event)
+        finally:
+            self._release()
+            self._fire_close()
+            self._finished.set()
+
+    def _deliver(self, event: StreamEvent) -> None:
+        if self._on_event is not None:
+            self._call("on_event", self._on_event, event)
+        if self._on_message is not None:
+            self._call("on_message", self._on_message, event.message)
+
+    def _call(self, name: str, callback: Callable[..., object], *args: Any) -> None:
+        try:
+            callback(*args)
+        except Exception:
+            logger.exception("identifiers stream: the %s callback raised", name)
+
+    def _report(self, error: Exception, level: int) -> None:
+        logger.log(level, "%s", error)
+        if self._on_error is not None:
+            self._call("on_error", self._on_error, error)
+
+    def _report_malformed(self, exc: BaseException, payload: bytearray) -> None:
+        """Report a bad message by a bounded prefix of it: never decode or copy all of it."""
+        self._malformed_count += 1
+        error = StreamError(
+            f"Skipped a malformed message of {len(payload)} bytes on the identifiers stream at "
+            f"{self.url}: {_explain(exc)} (message: {preview(payload)!r})"
+        )
+        error.__cause__ = exc
+        self._report(error, logging.WARNING)
+
+    def _fire_close(self) -> None:
+        with self._state_lock:
+            if self._close_fired:
+                return
+            self._close_fired = True
+        if self._on_close is not None:
+            self._call("on_close", self._on_close)
+
+
+def _describe_close(data: bytes) -> str:
+    if len(data) >= 2:
+        code = int.from_bytes(data[:2], "big")
+        reason = data[2:].decode("utf-8", "replace")
+        return f"the server closed the connection (code {code}{', ' + reason if reason else ''})"
+    return "the server closed the connection"
+
+
+
+
+def _explain(exc: BaseException) -> str:
+    """One bounded line about a parsing error (pydantic's own text lists every error in full)."""
+    import pydantic
+
+    if isinstance(exc, pydantic.ValidationError):
+        errors = exc.errors(include_url=False, include_context=False, include_input=False)
+        where = ".".join(str(part) for part in errors[0]["loc"]) or "the top level"
+        count = exc.error_count()
+        more = f" (and {count - 1} more)" if count > 1 else ""
+        return one_line(f"{errors[0]['msg']} at {where}{more}", 160)
+    return one_line(str(exc)[:1000], 160)
+
+
+def _option_names() -> Iterator[str]:
+    """The keyword options of :class:`IdentifiersStream` (for the unknown-option error)."""
+    import inspect
+
+    for parameter in inspect.signature(IdentifiersStream.__init__).parameters.values():
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            yield parameter.name
