@@ -306,7 +306,8 @@ def test_wss_hostname_checking_and_server_name(tls: Dict[str, Any]) -> None:
 class ConnectProxy:
     """A minimal HTTP CONNECT proxy that records each request head."""
 
-    def __init__(self) -> None:
+    def __init__(self, refuse: bool = False) -> None:
+        self.refuse = refuse
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.heads: List[str] = []
@@ -331,6 +332,9 @@ class ConnectProxy:
                 return
             head += chunk
         self.heads.append(head.decode("latin-1"))
+        if self.refuse:
+            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
+            return
         target = head.split(b" ")[1].decode()
         host, port = target.rsplit(":", 1)
         upstream = socket.create_connection((host, int(port)))
@@ -374,3 +378,68 @@ def test_http_proxy_tunnel_with_credentials_and_headers() -> None:
     token = base64.b64encode(b"user:p@ss").decode()
     assert f"Proxy-Authorization: Basic {token}" in head
     assert "X-Proxy-Tag: 7" in head
+
+
+def test_http_proxy_with_credentials_only_uses_websocket_clients_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # ignored: the configured proxy is used, as for HTTP calls
+    proxy = ConnectProxy()
+    try:
+        with Emulator(seed_conversations=2) as emu:
+            client = make_client(emu.url, proxy=f"http://user:p%40ss@127.0.0.1:{proxy.port}")
+            with IdentifiersStream(client) as stream:
+                assert len(next(stream).iterable) == 2
+            port = emu.port
+    finally:
+        proxy.close()
+    assert len(proxy.heads) == 1
+    head = proxy.heads[0]
+    assert head.startswith(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n")
+    assert f"Proxy-Authorization: Basic {base64.b64encode(b'user:p@ss').decode()}" in head
+
+
+@pytest.mark.parametrize("with_headers", [False, True], ids=["websocket-client", "own-tunnel"])
+def test_a_proxy_that_refuses_the_tunnel_is_a_connection_error(with_headers: bool) -> None:
+    proxy = ConnectProxy(refuse=True)
+    try:
+        client = make_client(
+            "http://127.0.0.1:9", proxy=f"http://127.0.0.1:{proxy.port}",
+            proxy_headers={"X-Proxy-Tag": "1"} if with_headers else None,
+        )
+        with pytest.raises(ApiConnectionError) as caught:
+            IdentifiersStream(client)
+    finally:
+        proxy.close()
+    text = str(caught.value)
+    assert f"The proxy http://127.0.0.1:{proxy.port} refused to open a tunnel to 127.0.0.1:9" in text
+    assert "407" in text
+
+
+def test_proxy_environment_variables_are_ignored_without_a_configured_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = ConnectProxy(refuse=True)
+    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
+    try:
+        with Emulator(seed_conversations=1) as emu, IdentifiersStream(make_client(emu.url)) as stream:
+            assert len(next(stream).iterable) == 1
+    finally:
+        proxy.close()
+    assert proxy.heads == []
+
+
+def test_wss_through_a_proxy_keeps_the_tls_settings(tls: Dict[str, Any]) -> None:
+    other = tls["ca"].issue_cert("pieces.example")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    other.configure_cert(context)
+    proxy = ConnectProxy()
+    try:
+        with Emulator(ssl_context=context, seed_conversations=1) as emu:
+            settings = {"ssl_ca_cert": tls["ca_file"], "proxy": f"http://127.0.0.1:{proxy.port}"}
+            with pytest.raises(ApiConnectionError, match="TLS handshake"):
+                IdentifiersStream(make_client(emu.url, **settings))
+            for extra in ({"tls_server_name": "pieces.example"}, {"proxy_headers": {"X-Proxy-Tag": "2"},
+                                                                   "tls_server_name": "pieces.example"}):
+                with IdentifiersStream(make_client(emu.url, **settings, **extra)) as stream:
+                    assert stream.url.startswith("wss://") and len(next(stream).iterable) == 1
+    finally:
+        proxy.close()
+    assert len(proxy.heads) == 3
