@@ -69,6 +69,7 @@ def test_a_child_closing_an_inherited_background_stream_leaves_the_parents_conne
             stream.close()
             assert stream.closed and not stream.connected
             assert next(stream, None) is None  # iterating an inherited stream ends at once
+            assert stream.join()  # would wait forever for the parent's thread otherwise
             with pytest.raises(StreamClosedError, match="inherited"):
                 stream.start()
 

@@ -278,6 +278,8 @@ class IdentifiersStream:
 
     def join(self, timeout: Optional[float] = None) -> bool:
         """Wait until the stream has ended (closed, or given up). ``True`` if it has."""
+        if self._link.inherited:
+            return True  # closed in this process since the fork; the reader thread was the parent's
         return self._finished.wait(timeout)
 
     @property
@@ -387,7 +389,8 @@ class IdentifiersStream:
         self._last_rx = time.monotonic()
         self._ping_sent = None
         if opcode == OP_CLOSE:
-            self._send_close(ws)
+            status = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1000
+            self._send_close(ws, status)  # the reply echoes the server's status
             raise _Dropped(_describe_close(bytes(data)))
         if opcode == OP_PING:
             try:
