@@ -124,3 +124,20 @@ def test_importing_the_stream_package_is_cheap() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("entry", "name", "advice"),
+    [("api", "headers", "as _headers="), ("api", "path", "identifiers path"),
+     ("mirror", "on_event", "on_change="), ("mirror", "on_close", "mirror.ended")],
+)
+def test_an_option_the_entry_point_sets_itself_is_an_api_type_error(
+    client: ApiClient, entry: str, name: str, advice: str
+) -> None:
+    value: Any = {"X-A": "b"} if name == "headers" else "/x" if name == "path" else print
+    with pytest.raises(ApiTypeError) as caught:
+        if entry == "api":
+            ConversationsApi(client).conversations_stream_identifiers(**{name: value})
+        else:
+            ConversationIdsMirror.open(client, **{name: value})
+    assert f"does not take the stream option {name}" in str(caught.value) and advice in str(caught.value)

@@ -223,7 +223,11 @@ class ConversationsApi:
         thread. See docs/streaming.md.
         """
         from pieces_os_client.stream import IdentifiersStream
+        from pieces_os_client.stream._options import reject_taken
 
+        reject_taken(stream_options, {"headers": "pass handshake headers as _headers=",
+                                      "path": "this method opens the identifiers path"},
+                     "conversations_stream_identifiers()")
         return IdentifiersStream(
             self.api_client, STREAM_PATH, headers=_headers,
             on_message=on_message, on_error=on_error, on_close=on_close, **stream_options,

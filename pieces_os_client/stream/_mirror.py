@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterator, Mapping, O
 
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
 from pieces_os_client.stream._events import ErrorCallback, MirrorUpdate, StreamEvent
-from pieces_os_client.stream._options import check_callback
+from pieces_os_client.stream._options import check_callback, reject_taken
 from pieces_os_client.stream._stream import IdentifiersStream
 
 if TYPE_CHECKING:
@@ -18,6 +18,12 @@ if TYPE_CHECKING:
 __all__ = ["ConversationIdsMirror"]
 
 logger = logging.getLogger("pieces_os_client.stream")
+
+_MIRROR_OWNS = {
+    "on_event": "the mirror applies every event itself; pass on_change=, or feed a mirror yourself "
+                "with mirror.apply",
+    "on_close": "the mirror uses it to wake its waiters; see mirror.ended",
+}
 
 
 class ConversationIdsMirror:
@@ -62,6 +68,7 @@ class ConversationIdsMirror:
         ``stream_options`` go to :class:`IdentifiersStream` (``reconnect``, backoffs, pings).
         Raises like the stream does when Pieces OS cannot be reached.
         """
+        reject_taken(stream_options, _MIRROR_OWNS, "ConversationIdsMirror.open()")
         client = cast(ClientLike, getattr(api, "api_client", api))
         mirror = cls(on_change=on_change)
         mirror.stream = IdentifiersStream(

@@ -7,7 +7,7 @@ from typing import Any, Iterable, Mapping, Optional
 
 from pieces_os_client.exceptions import ApiTypeError, ApiValueError
 
-__all__ = ["check_callback", "check_number", "reject_unknown"]
+__all__ = ["check_callback", "check_number", "reject_taken", "reject_unknown"]
 
 
 def reject_unknown(unknown: Mapping[str, Any], valid: Iterable[str]) -> None:
@@ -18,6 +18,12 @@ def reject_unknown(unknown: Mapping[str, Any], valid: Iterable[str]) -> None:
             f"unknown identifiers stream option{'s' if len(unknown) > 1 else ''}: {names}. "
             f"Valid options: {', '.join(sorted(valid))}"
         )
+
+
+def reject_taken(options: Mapping[str, Any], taken: Mapping[str, str], where: str) -> None:
+    """Raise ``ApiTypeError`` for an option that ``where`` sets itself (``taken``: name -> advice)."""
+    for name in sorted(taken.keys() & options.keys()):
+        raise ApiTypeError(f"{where} does not take the stream option {name}: {taken[name]}")
 
 
 def check_callback(name: str, value: object) -> None:
