@@ -6,4 +6,4 @@ package for the official one: a requirement such as ``pieces_os_client>=1`` is r
 unmet instead of silently satisfied. See README.md, "Install".
 """
 
-__version__ = "0.6.0"
+__version__ = "0.1.0"
