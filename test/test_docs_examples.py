@@ -26,9 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 
@@ -59,35 +60,49 @@ def _child_env(**extra: str) -> dict[str, str]:
     return env
 
 
-@pytest.fixture(scope="module")
-def doc_results() -> Iterator[dict[str, subprocess.CompletedProcess[str]]]:
-    """Run every doc block in its own interpreter, two at a time; the results by block name."""
+class Job(NamedTuple):
+    code: str
+    # sets the emulator up for the code; returns the host written in the code, which the run
+    # replaces by the emulator's URL ("" for code that finds the server by discovery)
+    prepare: Callable[[Emulator], str] = lambda emulator: ""
+
+
+class Outcome(NamedTuple):
+    result: subprocess.CompletedProcess[str]
+    conversation_ids: list[str]  # the emulator's conversations right after the run
+
+
+def run_in_parallel(jobs: dict[str, Job]) -> dict[str, Outcome]:
+    """Run each job's code in its own interpreter, ``WORKERS`` at a time, each worker with its
+    own emulator (emptied before every job), ``PIECES_OS_URL`` pointing at it."""
     with contextlib.ExitStack() as stack:
         emulators: queue.Queue[Emulator] = queue.Queue()
         for _ in range(WORKERS):
             emulators.put(stack.enter_context(Emulator()))
         workdir = stack.enter_context(tempfile.TemporaryDirectory())
-        # Bytecode compiled by the first blocks is reused by the rest (kept outside the checkout).
+        # Bytecode compiled by the first jobs is reused by the rest (kept outside the checkout).
         cache = {"PYTHONPYCACHEPREFIX": os.path.join(workdir, "pycache"), "PYTHONDONTWRITEBYTECODE": ""}
 
-        def run(code: str) -> subprocess.CompletedProcess[str]:
+        def run(job: Job) -> Outcome:
             emulator = emulators.get()
             try:
                 emulator.reset()
-                return subprocess.run(
-                    [sys.executable, "-c", code],
+                host = job.prepare(emulator)
+                result = subprocess.run(
+                    [sys.executable, "-c", job.code.replace(host, emulator.url) if host else job.code],
                     capture_output=True,
                     text=True,
                     timeout=BLOCK_TIMEOUT,
                     cwd=workdir,  # a block that writes files writes them here
                     env=_child_env(**cache, **{ENV_VAR: emulator.url}),
                 )
+                return Outcome(result, emulator.conversation_ids())
             finally:
                 emulators.put(emulator)
 
         with ThreadPoolExecutor(WORKERS) as pool:
-            futures = {name: pool.submit(run, code) for name, code in DOC_BLOCKS.items()}
-            yield {name: future.result() for name, future in futures.items()}
+            futures = {name: pool.submit(run, job) for name, job in jobs.items()}
+            return {name: future.result() for name, future in futures.items()}
 
 
 def test_every_page_is_covered() -> None:
@@ -96,9 +111,17 @@ def test_every_page_is_covered() -> None:
     assert len(DOC_BLOCKS) >= 29
 
 
+def test_the_docs_index_links_every_page() -> None:
+    index = (ROOT / "docs" / "README.md").read_text()
+    linked = set(re.findall(r"\]\(([^)#]+)", index))
+    pages = {page.name for page in PAGES if page.parent.name == "docs" and page.name != "README.md"}
+    assert pages - linked == set()
+    assert {"models/README.md", "threads-processes-limits.md", "../CHANGELOG.md"} <= linked
+
+
 @pytest.mark.parametrize("name", list(DOC_BLOCKS))
-def test_doc_example_runs_alone(name: str, doc_results: dict[str, subprocess.CompletedProcess[str]]) -> None:
-    result = doc_results[name]
+def test_doc_example_runs_alone(name: str, outcomes: dict[str, Outcome]) -> None:
+    result = outcomes[name].result
     assert result.returncode == 0, f"{name} failed when run on its own:\n{result.stderr}"
     assert result.stderr == "", result.stderr
     assert "Exception when calling" not in result.stdout and "refused" not in result.stdout, result.stdout
@@ -195,12 +218,26 @@ def seed_examples() -> list[tuple[str, str]]:
 
 
 SEED_EXAMPLES = seed_examples()
+SEED_HOST = 'host="http://localhost:1000"'
 
 
-@pytest.fixture
-def emu() -> Iterator[Emulator]:
-    with Emulator(port=0) as emulator:
-        yield emulator
+def _seed_job(method: str, code: str) -> Job:
+    def prepare(emulator: Emulator) -> str:
+        if method == "conversations_delete_specific_conversation":
+            # the page deletes the conversation 'conversation_example': make it exist first
+            emulator.create_conversation({"name": "example"}, conversation_id="conversation_example")
+        return "http://localhost:1000"  # the page's host, replaced by the emulator's
+
+    assert SEED_HOST in code
+    return Job(code, prepare)
+
+
+@pytest.fixture(scope="module")
+def outcomes() -> dict[str, Outcome]:
+    """Every doc block and every API page example, run once each, two at a time."""
+    jobs = {name: Job(code) for name, code in DOC_BLOCKS.items()}
+    jobs.update({f"seed:{method}": _seed_job(method, code) for method, code in SEED_EXAMPLES})
+    return run_in_parallel(jobs)
 
 
 def test_the_api_page_is_available_to_ci() -> None:
@@ -211,13 +248,8 @@ def test_the_api_page_is_available_to_ci() -> None:
 
 
 @pytest.mark.parametrize(("method", "code"), SEED_EXAMPLES, ids=[m for m, _ in SEED_EXAMPLES])
-def test_api_page_example_runs_verbatim(method: str, code: str, emu: Emulator) -> None:
-    if method == "conversations_delete_specific_conversation":
-        # the page deletes the conversation 'conversation_example': make it exist first
-        emu.create_conversation({"name": "example"}, conversation_id="conversation_example")
-    code = code.replace('host="http://localhost:1000"', f'host="{emu.url}"')
-    assert emu.url in code
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+def test_api_page_example_runs_verbatim(method: str, code: str, outcomes: dict[str, Outcome]) -> None:
+    result, conversation_ids = outcomes[f"seed:{method}"]
     assert result.returncode == 0, result.stderr
     assert "Exception when calling" not in result.stdout, result.stdout
     assert result.stderr == ""
@@ -225,4 +257,4 @@ def test_api_page_example_runs_verbatim(method: str, code: str, emu: Emulator) -
         assert f"The response of ConversationsApi->{method}:" in result.stdout
         assert len(result.stdout.splitlines()) > 2  # the pretty-printed model follows
     if method == "conversations_delete_specific_conversation":
-        assert "conversation_example" not in emu.conversation_ids()
+        assert "conversation_example" not in conversation_ids
