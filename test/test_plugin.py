@@ -159,3 +159,27 @@ def test_the_emulator_command_without_aiohttp_prints_one_line(command: str, tmp_
     assert done.stdout == ""
     assert done.stderr == f"pieces-os-emulator: {NEEDS_AIOHTTP}\n"
     assert 'pip install ".[emulator]"' in done.stderr and "clone" in done.stderr
+
+
+# ---------------------------------------------------------------- the emulator's default port
+def test_the_emulator_takes_the_first_free_port_of_its_range(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pieces_os_client.emulator import Emulator
+    from pieces_os_client.emulator import __main__ as cli
+
+    assert list(cli.DEFAULT_PORTS) == list(range(39300, 39334))
+    with Emulator() as busy, Emulator() as also_busy:
+        free = also_busy.port
+        also_busy.stop()  # its port is free again
+        started = cli.start_on_first_free(lambda port: Emulator(port=port), [busy.port, free])
+        try:
+            assert started.port == free
+        finally:
+            started.stop()
+        # every port of the range taken: one line, status 1
+        monkeypatch.setattr(cli, "DEFAULT_PORTS", [busy.port])
+        assert cli.main([]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("pieces-os-emulator: cannot listen on 127.0.0.1, any port in 39300-39333: ")
+    assert len(err.splitlines()) == 1
