@@ -3,7 +3,7 @@
 Run the emulator in one shell and this script (in an environment where the official SDK is
 installed) in another::
 
-    python -m pieces_os_client.emulator --port 39300
+    python -m pieces_os_client.emulator          # prints its URL: the first free port in 39300-39333
     python examples/official_sdk_against_emulator.py http://127.0.0.1:39300
 
 The script creates a conversation from the demo asset, creates an empty one and a seeded

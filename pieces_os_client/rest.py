@@ -340,10 +340,11 @@ def _translate(
     # refused connection is not reported as a timeout.
     if isinstance(reason, (NewConnectionError, ConnectionRefusedError)):
         if searched:
+            from pieces_os_client.discovery import searched_places
+
             advice = (
-                "No running Pieces OS was found either (looked at PIECES_OS_URL and ports 39300-39333, "
-                "1000 and 5323). Start Pieces OS, or `python -m pieces_os_client.emulator` for a local "
-                "stand-in, or pass `host=` if it listens elsewhere."
+                f"No running Pieces OS was found either (looked at {searched_places()}). Start Pieces OS, or "
+                "`python -m pieces_os_client.emulator` for a local stand-in, or pass `host=` if it listens elsewhere."
             )
         else:
             advice = (

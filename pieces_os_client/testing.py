@@ -1,8 +1,9 @@
 """Test helpers: run the Pieces OS emulator around a test, and a server that never answers.
 
-In a pytest suite, make the fixtures visible by importing them in ``conftest.py``::
+This module is also a pytest plugin, registered through the ``pytest11`` entry point: with
+this package installed, every test can ask for the fixtures by name, no import needed::
 
-    from pieces_os_client.testing import pieces_emulator, pieces_emulator_session  # noqa: F401
+    import pieces_os_client
 
     def test_lists_conversations(pieces_emulator):
         config = pieces_os_client.Configuration(host=pieces_emulator.url)
@@ -11,8 +12,12 @@ In a pytest suite, make the fixtures visible by importing them in ``conftest.py`
 ``pieces_emulator`` gives every test a fresh emulator (each start takes a few milliseconds);
 ``pieces_emulator_session`` shares one for the whole session, so call ``.reset()`` where a
 test needs a clean store. Outside pytest, use :func:`running_emulator` and
-:func:`blackhole_server` as context managers. The emulator needs the ``emulator`` extra
-(aiohttp); importing this module does not.
+:func:`blackhole_server` as context managers.
+
+Loading the plugin is cheap: it imports neither aiohttp nor the emulator. A fixture that
+needs the emulator without aiohttp installed fails its test with one line saying what to
+install (the ``emulator`` extra, from a clone of this repository). Without pytest, this module
+still imports; the two fixtures are then simply absent.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Iterator, List
 if TYPE_CHECKING:
     from pieces_os_client.emulator import Emulator
 
-__all__ = ["blackhole_server", "pieces_emulator", "pieces_emulator_session", "running_emulator"]
+__all__ = ["blackhole_server", "running_emulator"]
 
 
 @contextlib.contextmanager
@@ -87,14 +92,24 @@ except ImportError:  # pragma: no cover - the fixtures are only for pytest users
     pass
 else:
 
+    def _require_emulator() -> None:
+        try:
+            from pieces_os_client.emulator import Emulator  # noqa: F401
+        except ImportError as exc:  # aiohttp missing: one line, not a traceback
+            pytest.fail(str(exc), pytrace=False)
+
     @pytest.fixture
     def pieces_emulator() -> Iterator[Emulator]:
         """A fresh emulator for one test (demo assets, no conversations, no faults)."""
+        _require_emulator()
         with running_emulator() as emulator:
             yield emulator
 
     @pytest.fixture(scope="session")
     def pieces_emulator_session() -> Iterator[Emulator]:
         """One emulator shared by the whole session; call ``.reset()`` for a clean store."""
+        _require_emulator()
         with running_emulator() as emulator:
             yield emulator
+
+    __all__ += ["pieces_emulator", "pieces_emulator_session"]

@@ -1,4 +1,8 @@
-"""Shared pytest configuration for the test suite."""
+"""Shared pytest configuration for the test suite.
+
+The package's own fixtures (``pieces_emulator``, ``pieces_emulator_session``) come from its
+pytest plugin (the ``pytest11`` entry point in pyproject.toml), as they do in a user's suite.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,6 @@ from collections.abc import Iterator
 import pytest
 
 from pieces_os_client.emulator import Emulator
-from pieces_os_client.testing import pieces_emulator, pieces_emulator_session  # noqa: F401
 
 
 @pytest.fixture(scope="module")

@@ -1,16 +1,38 @@
-"""Finding a running Pieces OS: the environment variable, the port scan, the health check."""
+"""Finding a running Pieces OS: the environment variable, the port file, the port scan, the health check.
+
+Every server here is real and on loopback: the emulator, or a small raw socket server that
+answers every request with one fixed response (a web server that is not Pieces OS).
+"""
 
 from __future__ import annotations
 
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
 from pieces_os_client import ApiClient, Configuration, ConversationsApi
-from pieces_os_client.discovery import CANDIDATE_PORTS, ENV_VAR, find_pieces_os, is_pieces_os
+from pieces_os_client.discovery import (
+    CANDIDATE_PORTS,
+    ENV_VAR,
+    check_health,
+    find_pieces_os,
+    is_pieces_os,
+    port_file_paths,
+    read_port_file,
+    searched_places,
+)
 from pieces_os_client.emulator import Emulator
+from pieces_os_client.exceptions import ApiConnectionError
+
+NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+# A web server that answers 200 to everything, health check included, with a page of its own.
+ANY_PAGE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\nContent-Length: 19\r\nConnection: close\r\n\r\n"
+    b"<html>hello</html>\n"
+)
 
 
 def _free_port() -> int:
@@ -20,34 +42,64 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def not_pieces() -> Iterator[int]:
-    """A port that accepts connections and answers every request with 404."""
-    server = socket.socket()
-    server.bind(("127.0.0.1", 0))
-    server.listen(8)
+def raw_server() -> Iterator[Callable[[bytes], int]]:
+    """Start servers that answer every request with one fixed response; yields a starter -> port."""
     stop = threading.Event()
+    started: list[tuple[socket.socket, threading.Thread]] = []
 
-    def serve() -> None:
+    def start(response: bytes) -> int:
+        server = socket.socket()
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
         server.settimeout(0.1)
-        while not stop.is_set():
-            try:
-                conn, _ = server.accept()
-            except OSError:
-                continue
-            with conn:
-                conn.settimeout(2)
-                try:
-                    conn.recv(65536)
-                    conn.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
-                except OSError:
-                    pass
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield int(server.getsockname()[1])
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    continue
+                with conn:
+                    conn.settimeout(2)
+                    try:
+                        conn.recv(65536)
+                        conn.sendall(response)
+                    except OSError:
+                        pass
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        started.append((server, thread))
+        return int(server.getsockname()[1])
+
+    yield start
     stop.set()
-    thread.join(2)
-    server.close()
+    for server, thread in started:
+        thread.join(2)
+        server.close()
+
+
+@pytest.fixture
+def not_pieces(raw_server: Callable[[bytes], int]) -> int:
+    """A port that accepts connections and answers every request with 404."""
+    return raw_server(NOT_FOUND)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty home directory (so no real port file is read) and no PIECES_OS_URL."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("USERPROFILE", str(tmp_path))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    return tmp_path
+
+
+def write_port_file(home: Path, text: str) -> Path:
+    path = port_file_paths(home)[0]
+    path.parent.mkdir(parents=True)
+    path.write_text(text)
+    return path
 
 
 def test_candidate_ports_cover_every_known_pieces_os_port() -> None:
@@ -108,5 +160,87 @@ def test_nothing_found_says_where_it_looked(monkeypatch: pytest.MonkeyPatch) -> 
         ConversationsApi(client).conversations_identifiers_snapshot()
     message = str(info.value)
     assert message.startswith(f"Could not connect to Pieces OS at {closed}: ")
-    assert "No running Pieces OS was found either (looked at PIECES_OS_URL and ports 39300-39333" in message
+    assert "No running Pieces OS was found either (looked at PIECES_OS_URL, the port file " in message
+    assert "and ports 39300-39333, 1000 and 5323" in message
     assert info.value.host == closed
+
+
+# ---------------------------------------------------------------- a candidate must look like Pieces OS
+def test_a_web_server_that_answers_200_to_everything_is_not_pieces_os(
+    emu: Emulator, raw_server: Callable[[bytes], int], home: Path
+) -> None:
+    page = raw_server(ANY_PAGE)
+    check = check_health(f"http://127.0.0.1:{page}")
+    assert (check.answered, check.looks_like_pieces_os) == (True, False)
+    assert "answered 200 OK with b'<html>hello</html>" in check.detail
+    assert find_pieces_os(ports=[page, emu.port], host="127.0.0.1") == f"http://127.0.0.1:{emu.port}"
+
+
+def test_the_emulator_answers_health_as_pieces_os_does(emu: Emulator) -> None:
+    check = check_health(emu.url)
+    assert check == (emu.url, True, True, "answered 200 ok")
+
+
+def test_nothing_found_names_the_servers_passed_over(
+    raw_server: Callable[[bytes], int], not_pieces: int, home: Path
+) -> None:
+    page = raw_server(ANY_PAGE)
+    assert find_pieces_os(ports=[_free_port(), not_pieces, page], host="127.0.0.1") is None
+    places = searched_places()
+    assert places.startswith("PIECES_OS_URL, the port file ~/Documents/com.pieces.os/production/Config/.port.txt")
+    assert f"port {not_pieces}: GET /.well-known/health answered 404 Not Found, not Pieces OS's 200 ok" in places
+    assert f"port {page}: GET /.well-known/health answered 200 OK with b'<html>" in places
+
+
+def test_an_environment_variable_naming_a_server_that_is_not_pieces_os_says_so(
+    not_pieces: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"http://127.0.0.1:{not_pieces}"
+    monkeypatch.setenv(ENV_VAR, url)
+    with pytest.raises(ApiConnectionError) as info:
+        find_pieces_os(ports=[])
+    assert str(info.value) == (
+        f"PIECES_OS_URL is {url}, but the server there does not look like Pieces OS: GET /.well-known/health "
+        "answered 404 Not Found, not Pieces OS's 200 ok. Point PIECES_OS_URL at Pieces OS (or the emulator), "
+        "or unset it to let the client search."
+    )
+    # the same error reaches a caller who relies on discovery, on the first call
+    with ApiClient(Configuration()) as client, pytest.raises(ApiConnectionError, match="does not look like Pieces OS"):
+        ConversationsApi(client).conversations_identifiers_snapshot()
+
+
+# ---------------------------------------------------------------- the port file Pieces OS writes
+def test_port_file_locations_per_platform(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tail = Path("com.pieces.os", "production", "Config", ".port.txt")
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    assert port_file_paths(tmp_path, "darwin") == [tmp_path / "Library" / tail]
+    assert port_file_paths(tmp_path, "win32") == [tmp_path / "Documents" / tail]
+    assert port_file_paths(tmp_path, "linux") == [tmp_path / "Documents" / tail, tmp_path / ".local/share" / tail]
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert port_file_paths(tmp_path, "linux")[1] == tmp_path / "data" / tail
+
+
+@pytest.mark.parametrize(
+    ("text", "port"), [("39301", 39301), ("39301\n", 39301), ("", None), ("port", None), ("0", None)]
+)
+def test_reading_the_port_file(home: Path, text: str, port: int | None) -> None:
+    assert read_port_file(write_port_file(home, text)) == port
+
+
+def test_the_port_file_wins_over_the_scan(emu: Emulator, home: Path) -> None:
+    with Emulator() as named:
+        write_port_file(home, f"{named.port}\n")
+        assert find_pieces_os(ports=[emu.port], host="127.0.0.1") == f"http://127.0.0.1:{named.port}"
+        # and Configuration() with no host goes there (on "localhost", as Pieces OS is addressed)
+        config = Configuration()
+        with ApiClient(config) as client:
+            created = ConversationsApi(client).conversations_create_specific_conversation()
+        assert config.host == f"http://localhost:{named.port}"
+        assert created.id in named.conversation_ids() and created.id not in emu.conversation_ids()
+
+
+def test_a_stale_port_file_falls_back_to_the_scan(emu: Emulator, not_pieces: int, home: Path) -> None:
+    write_port_file(home, str(not_pieces))
+    assert find_pieces_os(ports=[emu.port], host="127.0.0.1") == f"http://127.0.0.1:{emu.port}"
+    port_file_paths(home)[0].write_text(str(_free_port()))  # nothing listens there any more
+    assert find_pieces_os(ports=[emu.port], host="127.0.0.1") == f"http://127.0.0.1:{emu.port}"

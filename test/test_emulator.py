@@ -506,13 +506,15 @@ def test_missing_aiohttp_says_which_extra_to_install() -> None:
     done = _run_python(
         "import sys\n"
         "sys.modules['aiohttp'] = None\n"
+        "import pieces_os_client.emulator\n"  # the package imports; its names need aiohttp
         "try:\n"
-        "    import pieces_os_client.emulator\n"
+        "    from pieces_os_client.emulator import Emulator\n"
         "except ImportError as exc:\n"
         "    print(exc)\n"
     )
     assert done.returncode == 0, done.stderr
-    assert 'pip install "pieces_os_client[emulator]"' in done.stdout
+    assert 'pip install ".[emulator]"' in done.stdout and "clone" in done.stdout
+    assert "pip install pieces_os_client" not in done.stdout and "pieces_os_client[" not in done.stdout
 
 
 def test_our_sdk_round_trip_and_stream(pieces_emulator_session: Emulator) -> None:

@@ -8,27 +8,45 @@ or in-process::
     with Emulator() as emu:
         ...  # point any client at emu.url
 
-It needs aiohttp, which the ``emulator`` extra installs. Nothing in ``pieces_os_client``
-imports this package unless asked to. See docs/emulator.md for the full guide.
+It needs aiohttp, which the ``emulator`` extra installs (``pip install ".[emulator]"`` in a
+clone of this repository). Nothing in ``pieces_os_client`` imports this package unless asked
+to. See docs/emulator.md for the full guide.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
+#: What to do when aiohttp is missing: one line, naming what to install and from where.
+NEEDS_AIOHTTP = (
+    "the Pieces OS emulator needs aiohttp: install this SDK with its emulator extra from a clone "
+    'of its repository (pip install ".[emulator]"), or add aiohttp itself (pip install "aiohttp>=3.9,<4")'
+)
+
 try:
     import aiohttp
-except ImportError as exc:  # pragma: no cover - depends on the environment
-    raise ImportError(
-        'the Pieces OS emulator needs aiohttp; install it with: pip install "pieces_os_client[emulator]"'
-    ) from exc
+except ImportError as _missing:  # pragma: no cover - depends on the environment
+    _MISSING: ImportError | None = _missing
+else:
+    _MISSING = None
 
-from ._faults import BREAK_MODES
-from ._server import CONTROL_PREFIX, DEFAULT_VERSION, Emulator, RecordedRequest
-from ._store import AssetRecord, load_assets
+if _MISSING is None or TYPE_CHECKING:
+    from ._faults import BREAK_MODES
+    from ._server import CONTROL_PREFIX, DEFAULT_VERSION, Emulator, RecordedRequest
+    from ._store import AssetRecord, load_assets
+else:
+    # Without aiohttp the package still imports (so ``python -m pieces_os_client.emulator``
+    # can say what is missing in one line); any name from it raises ImportError instead.
+    def __getattr__(name: str) -> Any:
+        if name.startswith("__"):
+            raise AttributeError(name)
+        raise ImportError(NEEDS_AIOHTTP) from _MISSING
 
 __all__ = [
     "BREAK_MODES",
     "CONTROL_PREFIX",
     "DEFAULT_VERSION",
+    "NEEDS_AIOHTTP",
     "AssetRecord",
     "Emulator",
     "RecordedRequest",
