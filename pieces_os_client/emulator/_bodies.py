@@ -6,7 +6,8 @@ no number literal longer than :data:`MAX_NUMBER_CHARS` (turning a huge digit str
 int takes quadratic time on Python 3.10), and no nesting deeper than :data:`MAX_JSON_DEPTH`
 (deep nesting exhausts the recursion limit of the parser, ``copy.deepcopy`` and
 ``json.dumps``). The depth is measured on the raw bytes before parsing, so a hostile body
-costs one linear scan. Every refusal is a :class:`ValueError` whose message says what was wrong.
+costs one linear scan. The body must be UTF-8 (RFC 8259): no UTF-16, no byte-order mark.
+Every refusal is a :class:`ValueError` whose message says what was wrong.
 """
 
 from __future__ import annotations
@@ -53,14 +54,22 @@ def _parse_int(text: str) -> int:
 def _parse_float(text: str) -> float:
     if len(text) > MAX_NUMBER_CHARS:
         raise ValueError(f"a number of {len(text)} characters (the limit is {MAX_NUMBER_CHARS})")
-    value = float(text)
+    return float(text)
+
+
+def _parse_finite_float(text: str) -> float:
+    value = _parse_float(text)
     if not math.isfinite(value):
         raise ValueError(f"the number {text[:40]} is out of range")
     return value
 
 
-def load_json(body: bytes) -> Any:
-    """Parse a request body as strict JSON; :class:`ValueError` says why a body is refused."""
+def load_json(body: bytes, *, finite: bool = True) -> Any:
+    """Parse a request body as strict JSON; :class:`ValueError` says why a body is refused.
+
+    ``finite=False`` lets ``NaN``, ``Infinity`` and overflowing numbers through as floats, for
+    a caller that validates every number itself and can then name the offending field.
+    """
     if _too_deep(body, MAX_JSON_DEPTH):
         raise ValueError(f"JSON nested more than {MAX_JSON_DEPTH} levels deep")
     try:
@@ -68,7 +77,11 @@ def load_json(body: bytes) -> Any:
     except UnicodeDecodeError as exc:
         raise ValueError(f"not valid UTF-8 (byte {exc.start})") from None
     try:
-        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float, parse_constant=_reject_constant)
+        if finite:
+            return json.loads(
+                text, parse_int=_parse_int, parse_float=_parse_finite_float, parse_constant=_reject_constant
+            )
+        return json.loads(text, parse_int=_parse_int, parse_float=_parse_float)
     except json.JSONDecodeError as exc:
         raise ValueError(f"not JSON ({exc})") from None
     except RecursionError:  # defence in depth: the scan above already refuses deep nesting

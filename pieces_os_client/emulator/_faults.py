@@ -65,7 +65,8 @@ def _number(name: str, value: object, upper: float) -> float:
     if not math.isfinite(number):
         raise ValueError(f"{name} must be a finite number, got {short_repr(value)}")
     if not 0 <= number <= upper:
-        raise ValueError(f"{name} must be between 0 and {upper:g} seconds, got {short_repr(value)}")
+        bound = int(upper) if float(upper).is_integer() else upper
+        raise ValueError(f"{name} must be between 0 and {bound} seconds, got {short_repr(value)}")
     return number
 
 
@@ -86,14 +87,14 @@ def _text(name: str, value: object, limit: int) -> str:
 
 
 def _header_text(name: str, value: object) -> str:
-    """A string that is safe as an HTTP header value: Latin-1, no CR, LF, NUL or other controls."""
+    """A string that is safe as an HTTP header value: ASCII, no CR, LF, NUL or other controls."""
     text = _text(name, value, _MAX_HEADER_TEXT)
     if _CONTROL.search(text):
         raise ValueError(f"{name} must not contain control characters such as CR, LF or NUL, got {short_repr(text)}")
-    try:
-        text.encode("latin-1")
-    except UnicodeEncodeError:
-        raise ValueError(f"{name} must be Latin-1 text to fit in a header, got {short_repr(text)}") from None
+    if not text.isascii():
+        # Latin-1 is what HTTP allows, but aiohttp writes header values as UTF-8: anything
+        # beyond ASCII would not reach the client as given.
+        raise ValueError(f"{name} must be ASCII text to fit in a header, got {short_repr(text)}")
     return text
 
 

@@ -742,7 +742,7 @@ class Emulator:
             heartbeat=self._heartbeat,
             autoping=True,
             writer_limit=self._ws_send_buffer or 2**16,
-            max_msg_size=self._max_ws_message_size,
+            max_msg_size=self._max_ws_message_size + 1,  # aiohttp refuses a message of exactly its limit
         )
         await ws.prepare(request)
         transport = request.transport
@@ -767,7 +767,7 @@ class Emulator:
         return ws
 
     async def _ws_health(self, request: web.BaseRequest) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True, max_msg_size=self._max_ws_message_size)
+        ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True, max_msg_size=self._max_ws_message_size + 1)
         await ws.prepare(request)
         entry = _Socket(ws, request.transport)
         self._sockets.add(entry)
@@ -972,7 +972,9 @@ class Emulator:
                 body = await self._read_body(request)
                 if body.strip():
                     try:
-                        loaded = load_json(body)
+                        # Non-finite numbers come through so the setting they were given for
+                        # is named when it is refused.
+                        loaded = load_json(body, finite=False)
                     except ValueError as exc:
                         raise ValueError(f"invalid request body: {exc}") from None
                     if not isinstance(loaded, dict):
