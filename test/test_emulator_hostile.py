@@ -4,14 +4,18 @@ reason), nothing logs a traceback, and the server keeps answering everyone else.
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import logging
 import math
 import os
 import socket
 import struct
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
@@ -20,6 +24,7 @@ from emulator_helpers import Reply, call, post_json
 
 from pieces_os_client.emulator import Emulator
 
+ROOT = Path(__file__).resolve().parent.parent
 IDS = "/conversations/identifiers"
 CREATE = "/conversations/create"
 STREAM = "/conversations/stream/identifiers"
@@ -489,3 +494,48 @@ def test_idle_and_trickling_connections_are_closed_and_block_nobody(caplog: pyte
             for sock in idle + trickling:
                 sock.close()
         still_fine(emu, caplog)
+
+
+_FLOODED_EMULATOR = """
+import resource, sys
+resource.setrlimit(resource.RLIMIT_NOFILE, (64, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+from pieces_os_client.emulator import Emulator
+with Emulator(idle_timeout=1.0) as emu:
+    print(emu.port, flush=True)
+    sys.stdin.readline()
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="uses RLIMIT_NOFILE")
+def test_a_connection_flood_beyond_the_descriptor_limit_drains_without_tracebacks() -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _FLOODED_EMULATOR],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert proc.stdout is not None and proc.stdin is not None
+        port = int(proc.stdout.readline())
+        flood = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(150)]
+        time.sleep(0.3)  # let the emulator run out of descriptors
+        for sock in flood:
+            sock.close()
+        started = time.monotonic()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=20)
+        conn.request("GET", IDS)
+        assert conn.getresponse().status == 200
+        conn.close()
+        assert time.monotonic() - started < 20
+        proc.stdin.write("\n")
+        proc.stdin.flush()
+        _, stderr = proc.communicate(timeout=20)
+    finally:
+        proc.kill()
+        proc.wait()
+    assert proc.returncode == 0, stderr
+    assert "cannot accept more connections for now" in stderr
+    assert "Traceback" not in stderr, stderr

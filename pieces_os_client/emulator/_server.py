@@ -334,6 +334,7 @@ class Emulator:
         if not 0 < idle_timeout < math.inf:
             raise ValueError(f"idle_timeout must be a positive, finite number of seconds, got {idle_timeout!r}")
         self._idle_timeout = float(idle_timeout)
+        self._accept_warned_at = -math.inf
         self.host = host
         self._requested_port = port
         self._ssl_context = ssl_context
@@ -428,6 +429,7 @@ class Emulator:
 
     async def _astart(self, sock: socket.socket) -> None:
         self._stopping = asyncio.Event()
+        asyncio.get_running_loop().set_exception_handler(self._loop_exception)
         server = _TrackingServer(
             self._handle, self._max_request_size, access_log=None, keepalive_timeout=self._idle_timeout
         )
@@ -436,6 +438,28 @@ class Emulator:
         await self._runner.setup()
         site = web.SockSite(self._runner, sock, ssl_context=self._ssl_context, backlog=512)
         await site.start()
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
+        """The loop's exception handler: running out of file descriptors is not a bug.
+
+        When a flood of connections exhausts the process's descriptors, asyncio pauses
+        accepting for a second and reports every failed ``accept()`` of the batch (up to the
+        backlog: hundreds) with a traceback each, scheduling a retry for each. Log one warning
+        line a second instead, and let retries that come due after :meth:`stop` closed the
+        socket pass quietly. Idle connections are closed after ``idle_timeout``, so the flood
+        drains.
+        """
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            now = loop.time()
+            if now - self._accept_warned_at >= 1.0:
+                self._accept_warned_at = now
+                logger.warning("cannot accept more connections for now: %s", context.get("exception"))
+            return
+        stopping = self._stopping is not None and self._stopping.is_set()
+        if stopping and "_start_serving" in repr(context.get("handle")):
+            # One of those retries, come due after the listening socket was closed by stop().
+            return
+        loop.default_exception_handler(context)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving and release the port. Idempotent; safe to call from any thread."""
