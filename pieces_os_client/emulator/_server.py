@@ -191,7 +191,7 @@ class _ClientRequestHandler(RequestHandler):
     ) -> web.StreamResponse:
         if status >= 500 or not isinstance(exc, HttpProcessingError):
             return super().handle_error(request, status, exc, message)
-        logger.debug("refused a malformed request from %s: %s", request.remote, exc)
+        logger.debug("refused a malformed request from %s: %s", request.remote, " ".join(str(exc).split()))
         if request.writer.output_size > 0:
             raise ConnectionError("a response was already under way when the request turned out malformed")
         response = web.Response(status=status, text=message or HTTPStatus(status).phrase, content_type="text/plain")
@@ -212,8 +212,9 @@ class _TrackingServer(web.Server):
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, request_factory=self._make_limited_request, **kwargs)
-        # aiohttp reads 0 as "no limit".
-        self._client_max_size = 0 if max_request_size is None else max_request_size
+        # aiohttp reads 0 as "no limit". Whether it refuses a body of exactly its limit depends
+        # on its version, so it gets one byte more and the handler checks the exact limit.
+        self._client_max_size = 0 if max_request_size is None else max_request_size + 1
         self.transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
 
     def _make_limited_request(
@@ -298,7 +299,8 @@ class Emulator:
         max_ws_message_size: the largest WebSocket message a client may send, in bytes
             (default 1 MiB); a larger one closes that socket with code 1009.
         idle_timeout: seconds after which a connection that is not in the middle of a
-            request (idle keep-alive, or opened and never used) is closed (default 75).
+            request (idle keep-alive, opened and never used, or still trickling a request's
+            headers) is closed (default 75).
     """
 
     def __init__(
@@ -829,13 +831,16 @@ class Emulator:
         if limit is not None and (request.content_length or 0) > limit:
             raise _BodyError(413, too_large)
         try:
-            return await request.read()
+            body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             raise _BodyError(413, too_large) from None
         except ConnectionError:
             raise _BodyError(400, "the client went away before sending the whole body") from None
         except HttpProcessingError as exc:
             raise _BodyError(400, f"malformed request body: {exc.message}") from None
+        if limit is not None and len(body) > limit:
+            raise _BodyError(413, too_large)
+        return body
 
     async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         raw_path, _, query = request.raw_path.partition("?")
