@@ -13,6 +13,7 @@ import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -331,16 +332,15 @@ def test_bodies_over_the_limit_get_413_without_being_read(limited: Emulator, cap
     still_fine(limited, caplog)
 
 
-def test_default_request_limit_is_8_mib_and_none_lifts_it(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
-    two_mib = json.dumps({"name": "x" * (2 << 20)}).encode()
-    assert post_raw(emu, CREATE, two_mib).status == 200
-    reply = post_raw(emu, CREATE, b"{}".ljust((8 << 20) + 1))
+def test_default_request_limit_is_1_mib_and_none_lifts_it(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    assert post_raw(emu, CREATE, b'{"name": "x"}'.ljust(1 << 20)).status == 200
+    reply = post_raw(emu, CREATE, b"{}".ljust((1 << 20) + 1))
     assert (reply.status, reply.text) == (
         413,
-        "request body larger than 8388608 bytes (the emulator's max_request_size)",
+        "request body larger than 1048576 bytes (the emulator's max_request_size)",
     )
     with Emulator(max_request_size=None) as unlimited:
-        assert post_raw(unlimited, CREATE, b'{"name": "big"}'.ljust(9 << 20)).json()["name"] == "big"
+        assert post_raw(unlimited, CREATE, b'{"name": "big"}'.ljust(3 << 20)).json()["name"] == "big"
     still_fine(emu, caplog)
 
 
@@ -358,6 +358,28 @@ def test_default_request_limit_is_8_mib_and_none_lifts_it(emu: Emulator, caplog:
 def test_limits_are_checked_when_the_emulator_is_made(kwargs: Dict[str, Any], exception: type, message: str) -> None:
     with pytest.raises(exception, match=message):
         Emulator(**kwargs)
+
+
+def test_a_large_create_does_not_hold_up_other_clients(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    message = b'{"role": "USER", "fragment": {"string": {"raw": "hi"}}}'
+    body = b'{"name": "big", "messages": [' + b",".join([message] * 8_000) + b"]}"
+    assert len(body) < 1 << 20
+    worker = threading.Thread(target=lambda: post_raw(emu, CREATE, body))
+    worker.start()
+    try:
+        deadline = time.monotonic() + 5
+        while emu.request_count("POST", CREATE) == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        time.sleep(0.05)  # the body is in; checking and storing 8000 messages takes a while
+        assert call(emu, "GET", "/.well-known/health").status == 200
+        # Answered while the conversation was still being built: had the loop been busy
+        # building it, the health check would have waited until it was stored.
+        assert emu.conversation_ids() == []
+    finally:
+        worker.join(30)
+    assert len(emu.conversation_ids()) == 1
+    still_fine(emu, caplog)
 
 
 # ----------------------------------------------------------------------------- malformed HTTP

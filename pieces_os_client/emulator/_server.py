@@ -12,6 +12,7 @@ import struct
 import threading
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
@@ -60,7 +61,7 @@ logger = logging.getLogger("pieces_os_client.emulator")
 CONTROL_PREFIX = "/__emulator__/"
 DEFAULT_VERSION = "11.0.0"
 #: Default for ``Emulator(max_request_size=...)``: the largest request body accepted, in bytes.
-DEFAULT_MAX_REQUEST_SIZE = 8 * 1024 * 1024
+DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024
 #: Default for ``Emulator(max_ws_message_size=...)``: the largest WebSocket message accepted.
 DEFAULT_MAX_WS_MESSAGE_SIZE = 1024 * 1024
 #: Default for ``Emulator(idle_timeout=...)``: seconds before an idle connection is closed.
@@ -74,6 +75,8 @@ _HTML = (
     b"<body><h1>Welcome</h1><p>This is not the JSON you asked for.</p></body></html>\n"
 )
 _T = TypeVar("_T")
+# Create bodies larger than this are checked and stored on a worker thread, off the loop.
+_INLINE_BODY = 64 * 1024
 
 # The settings each control endpoint takes in its JSON body; any other name is refused.
 # Endpoints not listed take none, except POST assets, whose body is an asset in any form.
@@ -294,7 +297,7 @@ class Emulator:
             many bytes, so a test can make a consumer that never reads fall behind quickly.
         version: the text served by ``/.well-known/version``.
         max_recorded_requests: how many requests :attr:`requests` remembers (oldest dropped).
-        max_request_size: the largest request body accepted, in bytes (default 8 MiB); a larger
+        max_request_size: the largest request body accepted, in bytes (default 1 MiB); a larger
             one is answered 413 without being read whole. ``None`` lifts the limit.
         max_ws_message_size: the largest WebSocket message a client may send, in bytes
             (default 1 MiB); a larger one closes that socket with code 1009.
@@ -353,6 +356,7 @@ class Emulator:
         self._lock = threading.Lock()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
+        self._workers: Optional[ThreadPoolExecutor] = None
         self._runner: Optional[web.ServerRunner] = None
         self._stopping: Optional[asyncio.Event] = None
         self._port: Optional[int] = None
@@ -418,11 +422,13 @@ class Emulator:
                 loop.close()
 
         self._loop = loop
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"pieces-os-emulator-worker:{self._port}")
         self._thread = threading.Thread(target=run, name=f"pieces-os-emulator:{self._port}", daemon=True)
         self._thread.start()
         ready.wait()
         if failure:
             self._thread.join()
+            self._shut_workers()
             self._thread = None
             self._loop = None
             self._port = None
@@ -476,9 +482,15 @@ class Emulator:
                 future.result(timeout)
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
+        self._shut_workers()
         self._thread = None
         self._loop = None
         self._port = None
+
+    def _shut_workers(self) -> None:
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=False, cancel_futures=True)
 
     async def _ashutdown(self) -> None:
         if self._stopping is not None:
@@ -929,22 +941,34 @@ class Emulator:
     async def _create(self, request: web.BaseRequest, query: str) -> web.StreamResponse:
         transferables = _parse_bool(query, "transferables")
         body = await self._read_body(request)
+        workers = self._workers
+        if len(body) > _INLINE_BODY and workers is not None:
+            # Checking and storing a large body takes a while (a second or more for a few MiB
+            # of small messages): a worker thread does it, under the store's own lock, while
+            # the loop goes on serving everyone else.
+            loop = asyncio.get_running_loop()
+            conversation_id, out = await loop.run_in_executor(workers, self._create_from_body, body, transferables)
+        else:
+            conversation_id, out = self._create_from_body(body, transferables)
+        self._broadcast(streamed_identifiers([conversation_id]))
+        return _json_body(out)
+
+    def _create_from_body(self, body: bytes, transferables: bool) -> Tuple[str, bytes]:
+        """Validate a create body and store the conversation; StoreError (500) if invalid."""
         seed: Optional[Dict[str, Any]] = None
         if body.strip():
             try:
                 parsed = load_json(body)
             except ValueError as exc:
-                return _failure(f"invalid request body: {exc}")
+                raise StoreError(f"invalid request body: {exc}") from None
             if parsed is not None:
                 if not isinstance(parsed, dict):
-                    return _failure("invalid SeededConversation: the body must be a JSON object")
+                    raise StoreError("invalid SeededConversation: the body must be a JSON object")
                 problem = _validate_seed(body)
                 if problem is not None:
-                    return _failure(f"invalid SeededConversation: {problem}")
+                    raise StoreError(f"invalid SeededConversation: {problem}")
                 seed = parsed
-        conversation_id, out = self.store.create(seed, transferables)
-        self._broadcast(streamed_identifiers([conversation_id]))
-        return _json_body(out)
+        return self.store.create(seed, transferables)
 
     # ------------------------------------------------------------------ faults on the wire
     async def _fault_response(self, request: web.BaseRequest, rule: Union[Fail, Break]) -> web.StreamResponse:
