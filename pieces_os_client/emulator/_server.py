@@ -682,6 +682,8 @@ class Emulator:
 
         ``retry_after`` adds a ``Retry-After`` header. ``method``/``path`` narrow which requests
         match (path: raw or decoded, ``*`` suffix for a prefix). ``count=None``: until cleared.
+        Every setting is checked first (see docs/emulator.md, "Hostile input and limits"): a bad
+        one raises ``ValueError`` or ``TypeError`` naming it, and nothing is queued.
         """
         self._faults.add_fail(status, count, body, retry_after, method, path)
 
@@ -693,7 +695,11 @@ class Emulator:
         method: Optional[str] = None,
         path: Optional[str] = None,
     ) -> None:
-        """Hold the next ``count`` matching requests for ``seconds`` before answering them."""
+        """Hold the next ``count`` matching requests for ``seconds`` before answering them.
+
+        ``seconds`` must be a finite number from 0 to 3600; a bad setting raises ``ValueError``
+        or ``TypeError`` naming it.
+        """
         self._faults.add_delay(seconds, count, method, path)
 
     def break_next(
