@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
+import math
 import socket
 import ssl
 import struct
 import threading
 import weakref
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from types import TracebackType
@@ -34,9 +35,14 @@ from typing import (
 from urllib.parse import parse_qsl, unquote
 
 from aiohttp import WSMsgType, web
+from aiohttp.abc import AbstractStreamWriter
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.http_parser import RawRequestMessage
+from aiohttp.streams import StreamReader
 from aiohttp.web_protocol import RequestHandler
 
-from ._faults import BREAK_MODES, Break, Fail, FaultBook
+from ._bodies import load_json
+from ._faults import BREAK_MODES, Break, Fail, FaultBook, short_repr
 from ._store import (
     DEMO_ASSETS_FILE,
     AssetRecord,
@@ -54,6 +60,12 @@ logger = logging.getLogger("pieces_os_client.emulator")
 
 CONTROL_PREFIX = "/__emulator__/"
 DEFAULT_VERSION = "11.0.0"
+#: Default for ``Emulator(max_request_size=...)``: the largest request body accepted, in bytes.
+DEFAULT_MAX_REQUEST_SIZE = 1024 * 1024
+#: Default for ``Emulator(max_ws_message_size=...)``: the largest WebSocket message accepted.
+DEFAULT_MAX_WS_MESSAGE_SIZE = 1024 * 1024
+#: Default for ``Emulator(idle_timeout=...)``: seconds before an idle connection is closed.
+DEFAULT_IDLE_TIMEOUT = 75.0
 
 _JSON = "application/json"
 _TEXT = "text/plain; charset=utf-8"
@@ -63,6 +75,17 @@ _HTML = (
     b"<body><h1>Welcome</h1><p>This is not the JSON you asked for.</p></body></html>\n"
 )
 _T = TypeVar("_T")
+# Create bodies larger than this are checked and stored on a worker thread, off the loop.
+_INLINE_BODY = 64 * 1024
+
+# The settings each control endpoint takes in its JSON body; any other name is refused.
+# Endpoints not listed take none, except POST assets, whose body is an asset in any form.
+_CONTROL_SETTINGS: Dict[str, Tuple[str, ...]] = {
+    "faults/fail": ("status", "count", "body", "retry_after", "method", "path"),
+    "faults/delay": ("seconds", "count", "method", "path"),
+    "faults/break": ("mode", "count", "method", "path"),
+}
+_FREE_FORM_CONTROL = ("assets",)
 
 
 class RecordedRequest(NamedTuple):
@@ -144,16 +167,99 @@ class _Socket:
                 self.transport.abort()
 
 
-class _TrackingServer(web.Server):
-    """aiohttp's low-level server, remembering every connection's transport until it is gone."""
+class _BodyError(Exception):
+    """A request body the emulator refuses to take in: ``status`` and the reason to send back."""
 
-    def __init__(self, handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]], **kwargs: Any) -> None:
-        super().__init__(handler, **kwargs)
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+class _ClientRequestHandler(RequestHandler):
+    """aiohttp's connection handler, quiet about requests that are the client's fault.
+
+    aiohttp answers a request it cannot parse (a request line or header too long, a bad
+    Content-Length or chunk size, ...) with 400 and logs the parser's exception with its
+    traceback at ERROR level. A malformed request is the client's problem, not the server's:
+    it is answered the same way and logged as one DEBUG line. Real server errors (500) still
+    go through aiohttp's own logging.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: Optional[BaseException] = None,
+        message: Optional[str] = None,
+    ) -> web.StreamResponse:
+        if status >= 500 or not isinstance(exc, HttpProcessingError):
+            return super().handle_error(request, status, exc, message)
+        logger.debug("refused a malformed request from %s: %s", request.remote, " ".join(str(exc).split()))
+        if request.writer.output_size > 0:
+            raise ConnectionError("a response was already under way when the request turned out malformed")
+        response = web.Response(status=status, text=message or HTTPStatus(status).phrase, content_type="text/plain")
+        response.force_close()
+        return response
+
+
+class _TrackingServer(web.Server):
+    """aiohttp's low-level server, remembering every connection's transport until it is gone.
+
+    Each request may carry a body of at most ``max_request_size`` bytes (``None``: no limit).
+    """
+
+    def __init__(
+        self,
+        handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
+        max_request_size: Optional[int],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(handler, request_factory=self._make_limited_request, **kwargs)
+        # aiohttp reads 0 as "no limit". Whether it refuses a body of exactly its limit depends
+        # on its version, so it gets one byte more and the handler checks the exact limit.
+        self._client_max_size = 0 if max_request_size is None else max_request_size + 1
         self.transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+
+    def _make_limited_request(
+        self,
+        message: RawRequestMessage,
+        payload: StreamReader,
+        protocol: RequestHandler,
+        writer: AbstractStreamWriter,
+        task: asyncio.Task[None],
+    ) -> web.BaseRequest:
+        return web.BaseRequest(
+            message, payload, protocol, writer, task, self._loop, client_max_size=self._client_max_size
+        )
+
+    def __call__(self) -> RequestHandler:
+        return _ClientRequestHandler(self, loop=self._loop, **self._kwargs)
 
     def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
         super().connection_made(handler, transport)
         self.transports.add(transport)
+
+
+def _json_type(value: object) -> str:
+    names = {list: "an array", str: "a string", bool: "a boolean", int: "a number", float: "a number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _check_settings(method: str, endpoint: str, payload: Mapping[str, Any]) -> None:
+    """Refuse any setting a control endpoint does not know, naming it and the valid ones."""
+    allowed = _CONTROL_SETTINGS.get(endpoint, ())
+    unknown = [key for key in payload if key not in allowed]
+    if unknown:
+        names = ", ".join(short_repr(key) for key in unknown[:5])
+        expected = f"expected {', '.join(allowed)}" if allowed else "it takes none"
+        raise ValueError(f"unknown setting {names} for {method} {CONTROL_PREFIX}{endpoint}; {expected}")
+
+
+def _check_size(name: str, value: object) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be a whole number of bytes, not {type(value).__name__}")
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1 byte, got {value}")
 
 
 def _abort_with_reset(transport: Optional[asyncio.Transport]) -> None:
@@ -191,6 +297,13 @@ class Emulator:
             many bytes, so a test can make a consumer that never reads fall behind quickly.
         version: the text served by ``/.well-known/version``.
         max_recorded_requests: how many requests :attr:`requests` remembers (oldest dropped).
+        max_request_size: the largest request body accepted, in bytes (default 1 MiB); a larger
+            one is answered 413 without being read whole. ``None`` lifts the limit.
+        max_ws_message_size: the largest WebSocket message a client may send, in bytes
+            (default 1 MiB); a larger one closes that socket with code 1009.
+        idle_timeout: seconds after which a connection that is not in the middle of a
+            request (idle keep-alive, opened and never used, or still trickling a request's
+            headers) is closed (default 75).
     """
 
     def __init__(
@@ -207,12 +320,26 @@ class Emulator:
         ws_send_buffer: Optional[int] = None,
         version: str = DEFAULT_VERSION,
         max_recorded_requests: int = 100_000,
+        max_request_size: Optional[int] = DEFAULT_MAX_REQUEST_SIZE,
+        max_ws_message_size: int = DEFAULT_MAX_WS_MESSAGE_SIZE,
+        idle_timeout: float = DEFAULT_IDLE_TIMEOUT,
     ) -> None:
         initial: List[AssetRecord] = load_assets(DEMO_ASSETS_FILE) if demo_assets else []
         if assets is not None:
             initial.extend(load_assets(assets))
         if ws_queue_size < 1:
             raise ValueError("ws_queue_size must be at least 1")
+        if max_request_size is not None:
+            _check_size("max_request_size", max_request_size)
+        _check_size("max_ws_message_size", max_ws_message_size)
+        self._max_request_size = max_request_size
+        self._max_ws_message_size = max_ws_message_size
+        if isinstance(idle_timeout, bool) or not isinstance(idle_timeout, (int, float)):
+            raise TypeError(f"idle_timeout must be a number of seconds, not {type(idle_timeout).__name__}")
+        if not 0 < idle_timeout < math.inf:
+            raise ValueError(f"idle_timeout must be a positive, finite number of seconds, got {idle_timeout!r}")
+        self._idle_timeout = float(idle_timeout)
+        self._accept_warned_at = -math.inf
         self.host = host
         self._requested_port = port
         self._ssl_context = ssl_context
@@ -229,6 +356,7 @@ class Emulator:
         self._lock = threading.Lock()
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._thread: Optional[threading.Thread] = None
+        self._workers: Optional[ThreadPoolExecutor] = None
         self._runner: Optional[web.ServerRunner] = None
         self._stopping: Optional[asyncio.Event] = None
         self._port: Optional[int] = None
@@ -294,11 +422,13 @@ class Emulator:
                 loop.close()
 
         self._loop = loop
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"pieces-os-emulator-worker:{self._port}")
         self._thread = threading.Thread(target=run, name=f"pieces-os-emulator:{self._port}", daemon=True)
         self._thread.start()
         ready.wait()
         if failure:
             self._thread.join()
+            self._shut_workers()
             self._thread = None
             self._loop = None
             self._port = None
@@ -307,12 +437,37 @@ class Emulator:
 
     async def _astart(self, sock: socket.socket) -> None:
         self._stopping = asyncio.Event()
-        server = _TrackingServer(self._handle, access_log=None)
+        asyncio.get_running_loop().set_exception_handler(self._loop_exception)
+        server = _TrackingServer(
+            self._handle, self._max_request_size, access_log=None, keepalive_timeout=self._idle_timeout
+        )
         self._transports = server.transports
         self._runner = web.ServerRunner(server, shutdown_timeout=0.5)
         await self._runner.setup()
         site = web.SockSite(self._runner, sock, ssl_context=self._ssl_context, backlog=512)
         await site.start()
+
+    def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
+        """The loop's exception handler: running out of file descriptors is not a bug.
+
+        When a flood of connections exhausts the process's descriptors, asyncio pauses
+        accepting for a second and reports every failed ``accept()`` of the batch (up to the
+        backlog: hundreds) with a traceback each, scheduling a retry for each. Log one warning
+        line a second instead, and let retries that come due after :meth:`stop` closed the
+        socket pass quietly. Idle connections are closed after ``idle_timeout``, so the flood
+        drains.
+        """
+        if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
+            now = loop.time()
+            if now - self._accept_warned_at >= 1.0:
+                self._accept_warned_at = now
+                logger.warning("cannot accept more connections for now: %s", context.get("exception"))
+            return
+        stopping = self._stopping is not None and self._stopping.is_set()
+        if stopping and "_start_serving" in repr(context.get("handle")):
+            # One of those retries, come due after the listening socket was closed by stop().
+            return
+        loop.default_exception_handler(context)
 
     def stop(self, timeout: float = 5.0) -> None:
         """Stop serving and release the port. Idempotent; safe to call from any thread."""
@@ -327,9 +482,15 @@ class Emulator:
                 future.result(timeout)
             loop.call_soon_threadsafe(loop.stop)
         thread.join(timeout)
+        self._shut_workers()
         self._thread = None
         self._loop = None
         self._port = None
+
+    def _shut_workers(self) -> None:
+        workers, self._workers = self._workers, None
+        if workers is not None:
+            workers.shutdown(wait=False, cancel_futures=True)
 
     async def _ashutdown(self) -> None:
         if self._stopping is not None:
@@ -521,6 +682,8 @@ class Emulator:
 
         ``retry_after`` adds a ``Retry-After`` header. ``method``/``path`` narrow which requests
         match (path: raw or decoded, ``*`` suffix for a prefix). ``count=None``: until cleared.
+        Every setting is checked first (see docs/emulator.md, "Hostile input and limits"): a bad
+        one raises ``ValueError`` or ``TypeError`` naming it, and nothing is queued.
         """
         self._faults.add_fail(status, count, body, retry_after, method, path)
 
@@ -532,7 +695,11 @@ class Emulator:
         method: Optional[str] = None,
         path: Optional[str] = None,
     ) -> None:
-        """Hold the next ``count`` matching requests for ``seconds`` before answering them."""
+        """Hold the next ``count`` matching requests for ``seconds`` before answering them.
+
+        ``seconds`` must be a finite number from 0 to 3600; a bad setting raises ``ValueError``
+        or ``TypeError`` naming it.
+        """
         self._faults.add_delay(seconds, count, method, path)
 
     def break_next(
@@ -615,7 +782,12 @@ class Emulator:
             transport.set_write_buffer_limits(high=size)
 
     async def _ws_identifiers(self, request: web.BaseRequest) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True, writer_limit=self._ws_send_buffer or 2**16)
+        ws = web.WebSocketResponse(
+            heartbeat=self._heartbeat,
+            autoping=True,
+            writer_limit=self._ws_send_buffer or 2**16,
+            max_msg_size=self._max_ws_message_size + 1,  # aiohttp refuses a message of exactly its limit
+        )
         await ws.prepare(request)
         transport = request.transport
         self._limit_send_buffer(transport)
@@ -639,7 +811,7 @@ class Emulator:
         return ws
 
     async def _ws_health(self, request: web.BaseRequest) -> web.StreamResponse:
-        ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True)
+        ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True, max_msg_size=self._max_ws_message_size + 1)
         await ws.prepare(request)
         entry = _Socket(ws, request.transport)
         self._sockets.add(entry)
@@ -658,6 +830,37 @@ class Emulator:
 
     # ------------------------------------------------------------------ HTTP
     async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        try:
+            return await self._dispatch(request)
+        except _BodyError as exc:
+            logger.debug("refused the body of %s %s: %s", request.method, request.raw_path[:200], exc)
+            if request.raw_path.startswith(CONTROL_PREFIX):
+                response = web.json_response({"error": str(exc)}, status=exc.status)
+            else:
+                response = _text(exc.status, str(exc))
+            # Part of the body may still be unread: never reuse this connection.
+            response.force_close()
+            return response
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        """The whole request body, within ``max_request_size``; :class:`_BodyError` if refused."""
+        limit = self._max_request_size
+        too_large = f"request body larger than {limit} bytes (the emulator's max_request_size)"
+        if limit is not None and (request.content_length or 0) > limit:
+            raise _BodyError(413, too_large)
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise _BodyError(413, too_large) from None
+        except ConnectionError:
+            raise _BodyError(400, "the client went away before sending the whole body") from None
+        except HttpProcessingError as exc:
+            raise _BodyError(400, f"malformed request body: {exc.message}") from None
+        if limit is not None and len(body) > limit:
+            raise _BodyError(413, too_large)
+        return body
+
+    async def _dispatch(self, request: web.BaseRequest) -> web.StreamResponse:
         raw_path, _, query = request.raw_path.partition("?")
         raw_path = raw_path.partition("#")[0]
         method = request.method
@@ -670,8 +873,7 @@ class Emulator:
             if delay is not None:
                 # Take the whole request in first, as a server that is slow to answer (not slow
                 # to read) would: the work still happens if the client gives up meanwhile.
-                with contextlib.suppress(ConnectionError):
-                    await request.read()
+                await self._read_body(request)
                 await asyncio.sleep(delay.seconds)
             if response is not None:
                 return await self._fault_response(request, response)
@@ -744,23 +946,35 @@ class Emulator:
 
     async def _create(self, request: web.BaseRequest, query: str) -> web.StreamResponse:
         transferables = _parse_bool(query, "transferables")
-        body = await request.read()
+        body = await self._read_body(request)
+        workers = self._workers
+        if len(body) > _INLINE_BODY and workers is not None:
+            # Checking and storing a large body takes a while (a second or more for a few MiB
+            # of small messages): a worker thread does it, under the store's own lock, while
+            # the loop goes on serving everyone else.
+            loop = asyncio.get_running_loop()
+            conversation_id, out = await loop.run_in_executor(workers, self._create_from_body, body, transferables)
+        else:
+            conversation_id, out = self._create_from_body(body, transferables)
+        self._broadcast(streamed_identifiers([conversation_id]))
+        return _json_body(out)
+
+    def _create_from_body(self, body: bytes, transferables: bool) -> Tuple[str, bytes]:
+        """Validate a create body and store the conversation; StoreError (500) if invalid."""
         seed: Optional[Dict[str, Any]] = None
         if body.strip():
             try:
-                parsed = json.loads(body)
+                parsed = load_json(body)
             except ValueError as exc:
-                return _failure(f"invalid request body: not JSON ({exc})")
+                raise StoreError(f"invalid request body: {exc}") from None
             if parsed is not None:
                 if not isinstance(parsed, dict):
-                    return _failure("invalid SeededConversation: the body must be a JSON object")
+                    raise StoreError("invalid SeededConversation: the body must be a JSON object")
                 problem = _validate_seed(body)
                 if problem is not None:
-                    return _failure(f"invalid SeededConversation: {problem}")
+                    raise StoreError(f"invalid SeededConversation: {problem}")
                 seed = parsed
-        conversation_id, out = self.store.create(seed, transferables)
-        self._broadcast(streamed_identifiers([conversation_id]))
-        return _json_body(out)
+        return self.store.create(seed, transferables)
 
     # ------------------------------------------------------------------ faults on the wire
     async def _fault_response(self, request: web.BaseRequest, rule: Union[Fail, Break]) -> web.StreamResponse:
@@ -808,17 +1022,25 @@ class Emulator:
     # ------------------------------------------------------------------ control endpoints
     async def _control(self, request: web.BaseRequest, method: str, name: str, query: str) -> web.StreamResponse:
         try:
+            endpoint = name.rstrip("/")
+            handler = self._control_routes().get((method, endpoint))
+            if handler is None:
+                return web.json_response({"error": f"unknown control endpoint {method} {short_repr(name)}"}, status=404)
             payload: Dict[str, Any] = {}
             if method in ("POST", "PUT"):
-                body = await request.read()
+                body = await self._read_body(request)
                 if body.strip():
-                    loaded = json.loads(body)
+                    try:
+                        # Non-finite numbers come through so the setting they were given for
+                        # is named when it is refused.
+                        loaded = load_json(body, finite=False)
+                    except ValueError as exc:
+                        raise ValueError(f"invalid request body: {exc}") from None
                     if not isinstance(loaded, dict):
-                        raise ValueError("the body must be a JSON object")
+                        raise ValueError(f"the body must be a JSON object, not {_json_type(loaded)}")
                     payload = loaded
-            handler = self._control_routes().get((method, name.rstrip("/")))
-            if handler is None:
-                return web.json_response({"error": f"unknown control endpoint {method} {name}"}, status=404)
+            if endpoint not in _FREE_FORM_CONTROL:
+                _check_settings(method, endpoint, payload)
             result = await handler(payload)
         except (ValueError, TypeError, KeyError, StoreError) as exc:
             return web.json_response({"error": str(exc)}, status=400)
@@ -827,9 +1049,8 @@ class Emulator:
         return web.json_response(result)
 
     def _control_routes(self) -> Dict[Tuple[str, str], Callable[[Dict[str, Any]], Awaitable[Any]]]:
-        def count_of(payload: Mapping[str, Any]) -> Optional[int]:
-            value = payload.get("count", 1)
-            return None if value is None else int(value)
+        def count_of(payload: Mapping[str, Any]) -> Any:
+            return payload.get("count", 1)  # validated, with the other settings, by the fault book
 
         async def reset(payload: Dict[str, Any]) -> None:
             dropped = self.store.reset()
@@ -840,7 +1061,7 @@ class Emulator:
 
         async def fail(payload: Dict[str, Any]) -> None:
             self.fail_next(
-                int(payload.get("status", 500)),
+                payload.get("status", 500),
                 count_of(payload),
                 body=payload.get("body"),
                 retry_after=payload.get("retry_after"),
@@ -849,8 +1070,10 @@ class Emulator:
             )
 
         async def delay(payload: Dict[str, Any]) -> None:
+            if "seconds" not in payload:
+                raise ValueError("'seconds' is required: how long to hold each matching request")
             self.delay_next(
-                float(payload["seconds"]), count_of(payload), method=payload.get("method"), path=payload.get("path")
+                payload["seconds"], count_of(payload), method=payload.get("method"), path=payload.get("path")
             )
 
         async def break_(payload: Dict[str, Any]) -> None:

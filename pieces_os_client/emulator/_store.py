@@ -144,7 +144,10 @@ def _asset_text_from_formats(formats: Any) -> Tuple[str, Optional[str]]:
     """Dig the first raw string (and its extension) out of an Asset/FlattenedAsset's formats."""
     if not isinstance(formats, Mapping):
         return "", None
-    for item in formats.get("iterable") or []:
+    items = formats.get("iterable") or []
+    if not isinstance(items, list):
+        raise ValueError(f"an asset's formats.iterable must be a list, not {type(items).__name__}")
+    for item in items:
         if not isinstance(item, Mapping):
             continue
         # Asset.formats holds Format objects; FlattenedAsset.formats holds ReferencedFormat.
