@@ -1,0 +1,81 @@
+"""The one lock behind everything the package builds on first use.
+
+Importing ``pieces_os_client`` is cheap because almost nothing is built up front: public names
+are imported on first access (PEP 562 ``__getattr__`` in ``pieces_os_client`` and
+``pieces_os_client.models``) and each model builds its pydantic validator and serializer the
+first time it is used (``defer_build=True``). Any thread may be the first to touch any of
+these, and many may do so at once, so every such build goes through :data:`BUILD_LOCK`.
+
+Locking contract
+----------------
+These rules keep "first use from many threads at once" safe; code that builds anything lazily,
+or builds it early to speed up a cold start, must keep them.
+
+1. **One lock.** Whatever is built once and then shared (a lazily imported public name, a
+   model's validator/serializer, any future cache of that kind) is built while holding
+   :data:`BUILD_LOCK`, a process-wide re-entrant lock. The check "is it built yet?" may run
+   without the lock (a module global, ``__pydantic_complete__``); the build itself re-checks
+   under the lock, so it happens once. Pure, idempotent memo caches (same input, same value,
+   one atomic assignment) may skip the lock.
+2. **Models are built through ``model_rebuild``.** ``PiecesModel.model_rebuild`` takes the
+   lock; pydantic's placeholder validator calls it on first use. Building models ahead of time
+   (a warm-up thread, say) must call ``Model.model_rebuild()`` as well, never pydantic
+   internals directly.
+3. **A build may wait for imports.** Model modules import each other in cycles. When another
+   thread is still executing one of them, a build can find a name missing; it then waits, with
+   the lock held, until every ``pieces_os_client`` module being imported has finished, and
+   tries again. Hence: **no module of this package may take the lock while it is being
+   imported** (no model use and no lazy package attribute at module level), or a build
+   waiting for that import would wait forever.
+4. **Lock order.** :data:`BUILD_LOCK` is taken before pydantic's own rebuild lock, never
+   after it. No network or file I/O happens under it, so no first use waits on another
+   thread for longer than a build takes (tens of milliseconds for the largest model graph).
+5. **Errors.** A build that still fails after waiting raises an SDK error
+   (``OpenApiException``) with pydantic's error as ``__cause__``; a raw pydantic error never
+   reaches the caller.
+6. **Fork.** A child process gets a fresh, unheld lock (a thread that held it in the parent
+   does not exist in the child); a build cut short by the fork is simply done again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from typing import Any
+
+__all__ = ["BUILD_LOCK", "load", "settle_imports"]
+
+#: Held while anything in the package is built on first use (see the module docstring).
+BUILD_LOCK = threading.RLock()
+
+
+def _fresh_lock_in_child() -> None:
+    global BUILD_LOCK
+    BUILD_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_fresh_lock_in_child)
+
+
+def load(module_name: str, name: str) -> Any:
+    """Import ``module_name`` and return its attribute ``name``, under :data:`BUILD_LOCK`."""
+    with BUILD_LOCK:
+        return getattr(importlib.import_module(module_name), name)
+
+
+def settle_imports(prefix: str = "pieces_os_client.") -> None:
+    """Return once no module whose name starts with ``prefix`` is half-imported by another thread.
+
+    ``import_module`` on a module another thread is still executing waits for that import to
+    finish (Python's per-module import lock) and then returns the whole module; on one that is
+    already complete it is a dictionary lookup. A failed import is ignored here: the caller's
+    retry reports what is missing.
+    """
+    for name in [name for name in list(sys.modules) if name.startswith(prefix)]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # reported by the caller's next attempt
+            continue
