@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, Dict, List
 
-from pieces_os_client import _lazy
 from pieces_os_client._version import __version__
 
 if TYPE_CHECKING:
@@ -124,13 +123,15 @@ __all__: List[str] = ["__version__", *_LOCATIONS]
 
 
 def __getattr__(name: str) -> Any:
+    # The loading lock and its contract; imported here so that the bare import stays minimal.
+    lazy = importlib.import_module("pieces_os_client._lazy")
     module_name = _LOCATIONS.get(name)
     if module_name is None:
         models = importlib.import_module("pieces_os_client.models")
         if name not in models._MODULES:
             raise AttributeError(f"module 'pieces_os_client' has no attribute {name!r}")
         module_name = "pieces_os_client.models"
-    value = _lazy.load(module_name, name)
+    value = lazy.load(module_name, name)
     globals()[name] = value
     return value
 

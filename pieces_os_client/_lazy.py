@@ -43,9 +43,9 @@ import importlib
 import os
 import sys
 import threading
-from typing import Any
+from typing import Any, Dict, List, Mapping, Tuple
 
-__all__ = ["BUILD_LOCK", "load", "settle_imports"]
+__all__ = ["BUILD_LOCK", "finish_links", "link_models", "load", "settle_imports"]
 
 #: Held while anything in the package is built on first use (see the module docstring).
 BUILD_LOCK = threading.RLock()
@@ -66,7 +66,7 @@ def load(module_name: str, name: str) -> Any:
         return getattr(importlib.import_module(module_name), name)
 
 
-def settle_imports(prefix: str = "pieces_os_client.") -> None:
+def settle_imports(prefix: str) -> None:
     """Return once no module whose name starts with ``prefix`` is half-imported by another thread.
 
     ``import_module`` on a module another thread is still executing waits for that import to
@@ -79,3 +79,52 @@ def settle_imports(prefix: str = "pieces_os_client.") -> None:
             importlib.import_module(name)
         except Exception:  # reported by the caller's next attempt
             continue
+
+
+# Links ``link_models`` could not make at import time: (module namespace, {class: module}).
+_pending_links: List[Tuple[Dict[str, Any], Dict[str, str]]] = []
+# Packages whose modules call link_models ("pieces_os_client.models").
+_model_packages: Dict[str, None] = {}
+_pending_lock = threading.Lock()  # a leaf lock: nothing else is taken while it is held
+
+
+def link_models(namespace: Dict[str, Any], refs: Mapping[str, str]) -> None:
+    """Put the model classes a generated module refers to into its namespace.
+
+    Called at the bottom of a generated model module, after its class, with
+    ``{class name: module name}`` of the models its annotations name in quotes (pydantic
+    resolves them there when the model is built). Model modules refer to each other in
+    cycles; when two threads import the same cycle from different ends, Python's import
+    deadlock detection makes one of the nested imports fail (``RuntimeError``) or hands back
+    a module that has not defined its class yet. Such a link is left for
+    :func:`finish_links`, which the first build runs, instead of failing the import. Runs at
+    import time, so it never takes :data:`BUILD_LOCK` (contract rule 3).
+    """
+    package = namespace["__name__"].rpartition(".")[0]
+    _model_packages[package] = None
+    missing: Dict[str, str] = {}
+    for name, module in refs.items():
+        try:
+            namespace[name] = getattr(importlib.import_module(f"{package}.{module}"), name)
+        except (RuntimeError, ImportError, AttributeError):
+            missing[name] = f"{package}.{module}"
+    if missing:
+        with _pending_lock:
+            _pending_links.append((namespace, missing))
+
+
+def finish_links() -> None:
+    """Make the links import time had to leave; call with :data:`BUILD_LOCK` held.
+
+    First waits for the model imports other threads are still running (their own links run
+    at their end), then imports what is missing; with no module of its own half-imported,
+    this thread can wait for those imports without any risk of deadlock.
+    """
+    for package in list(_model_packages):
+        settle_imports(package + ".")
+    with _pending_lock:
+        pending = list(_pending_links)
+        _pending_links.clear()
+    for namespace, missing in pending:
+        for name, module in missing.items():
+            namespace[name] = getattr(importlib.import_module(module), name)

@@ -147,7 +147,8 @@ class PiecesModel(BaseModel):
         pydantic calls this on a model's first use (``defer_build=True``); see
         ``pieces_os_client._lazy`` for the locking contract. The build runs under the
         package's build lock. If a model it needs is still being imported by another thread
-        (the modules import each other in cycles), it waits for that import and tries again.
+        (the modules import each other in cycles), it waits for that import, completes the
+        links it left (``_lazy.finish_links``) and tries again.
         A model of this package that cannot be built raises ``OpenApiException``, never a raw
         pydantic error; for other subclasses ``raise_errors=False`` keeps pydantic's meaning.
         """
@@ -168,7 +169,11 @@ class PiecesModel(BaseModel):
                 except PydanticUndefinedAnnotation as exc:
                     failure = exc
                     if attempt + 1 < _BUILD_ATTEMPTS:
-                        _lazy.settle_imports()
+                        try:
+                            _lazy.finish_links()
+                        except Exception as link_failure:  # a model module that does not import
+                            failure = link_failure
+                            break
                 except PydanticUserError as exc:
                     failure = exc
                     break
@@ -283,10 +288,10 @@ def _reorder(model: PiecesModel, data: Dict[str, Any], by_alias: bool) -> Dict[s
     return out
 
 
-#: How many times a model build is tried when a module it needs was half-imported.
-#: One wait for the imports in flight is always enough; the rest is a margin.
+#: How many times a model build is tried when a name it needs was not linked yet (see
+#: ``_lazy.link_models``). One ``finish_links`` is always enough; the rest is a margin.
 _BUILD_ATTEMPTS = 3
-_MODELS_PREFIX = "pieces_os_client.models."
+_MODELS_PREFIX = __name__.rpartition(".")[0] + "."  # "pieces_os_client.models."
 
 
 # ------------------------------------------------------------------ enums
