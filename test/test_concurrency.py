@@ -70,9 +70,9 @@ def stream():
 
 
 def module_import_and_constructor():
-    from pieces_os_client.models.seeded_conversation_message import SeededConversationMessage
+    from pieces_os_client.models.seeded_conversation import SeededConversation
 
-    SeededConversationMessage(fragment={"string": {"raw": "hi"}}, role="USER").to_json()
+    SeededConversation(name="x", messages=[{"fragment": {"string": {"raw": "hi"}}, "role": "USER"}]).to_json()
 
 
 def lazy_name_from_json():
@@ -83,9 +83,9 @@ def lazy_name_from_json():
 
 
 def models_package_validate():
-    from pieces_os_client.models import FlattenedAssets
+    from pieces_os_client.models import FlattenedConversations
 
-    FlattenedAssets.model_validate({"iterable": [{"id": "a1"}]})
+    FlattenedConversations.model_validate({"iterable": [{"id": "c1"}]})
 
 
 def construct_and_dump():
