@@ -12,27 +12,29 @@ These rules keep "first use from many threads at once" safe; code that builds an
 or builds it early to speed up a cold start, must keep them.
 
 1. **One lock.** Whatever is built once and then shared (a lazily imported public name, a
-   model's validator/serializer, any future cache of that kind) is built while holding
-   :data:`BUILD_LOCK`, a process-wide re-entrant lock. The check "is it built yet?" may run
-   without the lock (a module global, ``__pydantic_complete__``); the build itself re-checks
-   under the lock, so it happens once. Pure, idempotent memo caches (same input, same value,
-   one atomic assignment) may skip the lock.
+   model's validator/serializer, the default ``Configuration``, any future cache of that kind)
+   is built while holding :data:`BUILD_LOCK`, a process-wide re-entrant lock. The check "is it
+   built yet?" may run without the lock (a module global, ``__pydantic_complete__``); the
+   build itself re-checks under the lock, so it happens once. Pure, idempotent memo caches
+   (same input, same value, one atomic assignment) may skip the lock. Whatever needs network
+   or file I/O to build (host discovery) uses a lock of its own, never this one.
 2. **Models are built through ``model_rebuild``.** ``PiecesModel.model_rebuild`` takes the
    lock; pydantic's placeholder validator calls it on first use. Building models ahead of time
    (a warm-up thread, say) must call ``Model.model_rebuild()`` as well, never pydantic
    internals directly.
-3. **A build may wait for imports.** Model modules import each other in cycles. When another
-   thread is still executing one of them, a build can find a name missing; it then waits, with
-   the lock held, until every ``pieces_os_client`` module being imported has finished, and
-   tries again. Hence: **no module of this package may take the lock while it is being
-   imported** (no model use and no lazy package attribute at module level), or a build
-   waiting for that import would wait forever.
+3. **A build may wait for imports.** Model modules refer to each other in cycles and load
+   their neighbours with :func:`link_models` after their class. When two threads import the
+   same cycle from different ends, a link can be left pending (see there). A build that finds
+   a name missing then waits, with the lock held, until no model module is half-imported by
+   another thread, makes the pending links (:func:`finish_links`) and tries again. Hence:
+   **no module of this package may take the lock while it is being imported** (no model use
+   and no lazy package attribute at module level), or a build waiting for that import would
+   wait forever.
 4. **Lock order.** :data:`BUILD_LOCK` is taken before pydantic's own rebuild lock, never
-   after it. No network or file I/O happens under it, so no first use waits on another
-   thread for longer than a build takes (tens of milliseconds for the largest model graph).
-5. **Errors.** A build that still fails after waiting raises an SDK error
-   (``OpenApiException``) with pydantic's error as ``__cause__``; a raw pydantic error never
-   reaches the caller.
+   after it. No I/O happens under it, so a first use waits on another thread at most for the
+   builds in progress (a fraction of a second for the largest models).
+5. **Errors.** A build that still fails raises an SDK error (``OpenApiException``) with
+   pydantic's error as ``__cause__``; a raw pydantic error never reaches the caller.
 6. **Fork.** A child process gets a fresh, unheld lock (a thread that held it in the parent
    does not exist in the child); a build cut short by the fork is simply done again.
 """
