@@ -3,10 +3,13 @@
 Importing the package is cheap: every public name below is loaded on first use (PEP 562),
 models included, so ``pieces_os_client.Configuration``, ``pieces_os_client.ConversationsApi``
 and ``pieces_os_client.SeededConversation`` all work without importing everything up front.
+First use is safe from any number of threads at once: see ``pieces_os_client._lazy`` for the
+lock every lazy load and model build goes through.
 """
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any, Dict, List
 
 from pieces_os_client._version import __version__
@@ -120,17 +123,15 @@ __all__: List[str] = ["__version__", *_LOCATIONS]
 
 
 def __getattr__(name: str) -> Any:
-    import importlib
-
+    # The loading lock and its contract; imported here so that the bare import stays minimal.
+    lazy = importlib.import_module("pieces_os_client._lazy")
     module_name = _LOCATIONS.get(name)
-    if module_name is not None:
-        value = getattr(importlib.import_module(module_name), name)
-    else:
+    if module_name is None:
         models = importlib.import_module("pieces_os_client.models")
-        try:
-            value = getattr(models, name)
-        except AttributeError:
-            raise AttributeError(f"module 'pieces_os_client' has no attribute {name!r}") from None
+        if name not in models._MODULES:
+            raise AttributeError(f"module 'pieces_os_client' has no attribute {name!r}")
+        module_name = "pieces_os_client.models"
+    value = lazy.load(module_name, name)
     globals()[name] = value
     return value
 

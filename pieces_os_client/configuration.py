@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import copy
 import logging
+import math
 import os
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
+import threading
+from typing import Any, Callable, ClassVar, Dict, List, Mapping, NamedTuple, Optional, Tuple, TypedDict, Union
+from urllib.parse import urlsplit
 
+from typing_extensions import Unpack
 from urllib3.exceptions import InvalidHeader
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
-from pieces_os_client.exceptions import ApiValueError
+from pieces_os_client import _lazy
+from pieces_os_client.exceptions import ApiTypeError, ApiValueError
 
 __all__ = ["DEFAULT_HOST", "Configuration", "HostSetting"]
 
@@ -53,13 +58,184 @@ class HostSetting(TypedDict):
     variables: Dict[str, Any]
 
 
+# ---------------------------------------------------------------------- checks
+# Each check takes (setting name, value) and returns the value to store, or raises
+# ApiTypeError / ApiValueError naming the setting and the value.
+Check = Callable[[str, Any], Any]
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ApiTypeError(f"{name} must be a number of seconds, not {type(value).__name__} ({value!r})")
+    if not math.isfinite(value):
+        raise ApiValueError(f"{name} must be a finite number of seconds, not {value!r}")
+    return value
+
+
+def positive_seconds(name: str, value: Any) -> float:
+    """A finite number of seconds above zero (timeouts, waits)."""
+    seconds = _number(name, value)
+    if seconds <= 0:
+        raise ApiValueError(f"{name} must be more than 0 seconds, not {value!r}")
+    return seconds
+
+
+def non_negative_seconds(name: str, value: Any) -> float:
+    """A finite number of seconds, zero allowed (backoff values)."""
+    seconds = _number(name, value)
+    if seconds < 0:
+        raise ApiValueError(f"{name} must be 0 or more seconds, not {value!r}")
+    return seconds
+
+
+def _integer(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiTypeError(f"{name} must be an int, not {type(value).__name__} ({value!r})")
+    if value < minimum:
+        raise ApiValueError(f"{name} must be {minimum} or more, not {value!r}")
+    return value
+
+
+def count(name: str, value: Any) -> int:
+    """An int >= 0 (retry counts)."""
+    return _integer(name, value, 0)
+
+
+def positive_count(name: str, value: Any) -> int:
+    """An int >= 1 (sizes)."""
+    return _integer(name, value, 1)
+
+
+def optional_callable(name: str, value: Any) -> Any:
+    if value is not None and not callable(value):
+        raise ApiTypeError(f"{name} must be callable or None, not {type(value).__name__} ({value!r})")
+    return value
+
+
+def _retries(name: str, value: Any) -> Any:
+    if value is None or isinstance(value, Retry):
+        return value
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ApiTypeError(f"{name} must be an int, a urllib3 Retry or None, not {type(value).__name__} ({value!r})")
+    return count(name, value)
+
+
+def _host(name: str, value: Any) -> str:
+    hint = "Check Configuration.host (for example http://localhost:39300)."
+    if not isinstance(value, str):
+        raise ApiTypeError(f"{name} must be a URL string, not {type(value).__name__} ({value!r}). {hint}")
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError as exc:
+        raise ApiValueError(f"{name} {value!r} is not a valid URL: {exc}. {hint}") from exc
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ApiValueError(f"{name} {value!r} is not an http:// or https:// URL with a host. {hint}")
+    return value.rstrip("/")
+
+
+class Setting(NamedTuple):
+    """One keyword setting of :class:`Configuration`: its default and its check."""
+
+    default: Any
+    check: Optional[Check] = None
+
+
+#: Every keyword-only setting: name -> (default, check). Adding a setting is one line here,
+#: plus one line in :class:`ConfigurationSettings` for type checkers; the constructor takes it
+#: as a keyword argument and every assignment (constructor or later) goes through its check.
+#: Order matters where a setter reads another setting (``logger_format`` before ``logger_file``).
+SETTINGS: Dict[str, Setting] = {
+    # transport
+    "connect_timeout": Setting(5.0, positive_seconds),
+    "read_timeout": Setting(60.0, positive_seconds),
+    "max_retries": Setting(2, count),
+    "backoff_factor": Setting(0.25, non_negative_seconds),
+    "backoff_max": Setting(8.0, non_negative_seconds),
+    "backoff_jitter": Setting(0.25, non_negative_seconds),
+    "connection_pool_maxsize": Setting(max(4, (os.cpu_count() or 1) * 5), positive_count),
+    "pool_timeout": Setting(30.0, positive_seconds),
+    "proxy": Setting(None),
+    "proxy_headers": Setting(None),
+    "socket_options": Setting(None),
+    # TLS
+    "verify_ssl": Setting(True),
+    "cert_file": Setting(None),
+    "key_file": Setting(None),
+    "assert_hostname": Setting(None),
+    "tls_server_name": Setting(None),
+    # requests and models
+    "refresh_api_key_hook": Setting(None, optional_callable),
+    "safe_chars_for_path_param": Setting(""),
+    "client_side_validation": Setting(True),
+    "datetime_format": Setting("%Y-%m-%dT%H:%M:%S.%f%z"),
+    "date_format": Setting("%Y-%m-%d"),
+    "temp_folder_path": Setting(None),
+    # logging
+    "logger_format": Setting("%(asctime)s %(levelname)s %(name)s %(message)s"),
+    "logger_file": Setting(None),
+}
+
+#: Checks for attributes that are positional constructor arguments (official order).
+_POSITIONAL_CHECKS: Dict[str, Check] = {"host": _host, "retries": _retries}
+
+#: Every checked attribute, whether set in the constructor or assigned later.
+_CHECKS: Dict[str, Check] = {
+    **_POSITIONAL_CHECKS,
+    **{name: setting.check for name, setting in SETTINGS.items() if setting.check is not None},
+}
+
+
+class ConfigurationSettings(TypedDict, total=False):
+    """The keyword-only settings of :class:`Configuration` (see ``SETTINGS``)."""
+
+    discover: Optional[bool]
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    backoff_factor: float
+    backoff_max: float
+    backoff_jitter: float
+    connection_pool_maxsize: int
+    pool_timeout: float
+    proxy: Optional[str]
+    proxy_headers: Optional[Dict[str, str]]
+    socket_options: Optional[List[Tuple[int, int, Union[int, bytes]]]]
+    verify_ssl: bool
+    cert_file: Optional[str]
+    key_file: Optional[str]
+    assert_hostname: Union[bool, str, None]
+    tls_server_name: Optional[str]
+    refresh_api_key_hook: Optional[Callable[[Configuration], object]]
+    safe_chars_for_path_param: str
+    client_side_validation: bool
+    datetime_format: str
+    date_format: str
+    temp_folder_path: Optional[str]
+    logger_format: str
+    logger_file: Optional[str]
+
+
+# Discovery runs at most once per Configuration even when many threads read ``host`` first.
+_DISCOVERY_LOCK = threading.Lock()
+
+
 class Configuration:
     """Settings for an :class:`~pieces_os_client.ApiClient`.
 
-    :param host: base URL of Pieces OS. When left out, the client finds a running Pieces OS
-        by itself on first use (``PIECES_OS_URL``, then the ports Pieces OS uses) and falls
-        back to ``http://localhost:1000``, the documented default.
+    The positional arguments are the official SDK's, in its order; everything else is a
+    keyword-only setting listed in ``SETTINGS`` (docs/configuration.md has the table). Every
+    setting is also an attribute, and every value is checked when it is set, in the
+    constructor or later: a wrong type raises ``ApiTypeError``, a wrong value
+    ``ApiValueError``, both naming the setting and the value.
+
+    :param host: base URL of Pieces OS (``http://`` or ``https://``, may hold a path prefix).
+        When left out, the client finds a running Pieces OS by itself on first use
+        (``PIECES_OS_URL``, then the ports Pieces OS uses) and falls back to
+        ``http://localhost:1000``, the documented default.
     :param api_key: ``{"application": "<id>"}`` sends the ``X-Application-ID`` header.
+    :param retries: the official knob. An ``int`` sets ``max_retries``; a
+        ``urllib3.util.Retry`` replaces the policy entirely.
     :param connect_timeout: seconds to wait for a connection (default 5).
     :param read_timeout: seconds to wait for each read of the response (default 60).
     :param max_retries: how many times a failed request may be tried again (default 2). GETs
@@ -67,11 +243,39 @@ class Configuration:
         never made (so a conversation is never created twice).
     :param backoff_max: the longest wait between two attempts, in seconds (default 8); a
         server's ``Retry-After`` is honoured up to this long.
-    :param retries: the official knob. An ``int`` sets ``max_retries``; a
-        ``urllib3.util.Retry`` replaces the policy entirely.
+    :param connection_pool_maxsize: the most connections open to one host at a time; a call
+        that finds them all busy waits for one (default 5 per CPU, at least 4).
+    :param pool_timeout: how long, in seconds, a call waits for a free connection before
+        failing with ``ApiTimeoutError`` (default 30).
     """
 
     _default: ClassVar[Optional[Configuration]] = None
+
+    # Keyword settings (see SETTINGS); declared here for type checkers.
+    discover: bool
+    connect_timeout: float
+    read_timeout: float
+    max_retries: int
+    backoff_factor: float
+    backoff_max: float
+    backoff_jitter: float
+    connection_pool_maxsize: int
+    pool_timeout: float
+    proxy: Optional[str]
+    proxy_headers: Optional[Dict[str, str]]
+    socket_options: Optional[List[Tuple[int, int, Union[int, bytes]]]]
+    verify_ssl: bool
+    cert_file: Optional[str]
+    key_file: Optional[str]
+    assert_hostname: Union[bool, str, None]
+    tls_server_name: Optional[str]
+    refresh_api_key_hook: Any
+    safe_chars_for_path_param: str
+    client_side_validation: bool
+    datetime_format: str
+    date_format: str
+    temp_folder_path: Optional[str]
+    logger_format: str
 
     def __init__(
         self,
@@ -91,58 +295,32 @@ class Configuration:
         ca_cert_data: Union[str, bytes, None] = None,
         *,
         debug: Optional[bool] = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 60.0,
-        max_retries: int = 2,
-        backoff_factor: float = 0.25,
-        backoff_max: float = 8.0,
-        backoff_jitter: float = 0.25,
-        discover: Optional[bool] = None,
+        **settings: Unpack[ConfigurationSettings],
     ) -> None:
-        self._host: Optional[str] = host.rstrip("/") if host else None
+        unknown = sorted(set(settings) - set(SETTINGS) - {"discover"})
+        if unknown:
+            raise ApiTypeError(
+                f"Configuration() got unknown setting(s) {', '.join(unknown)}; "
+                f"the settings are: {', '.join(sorted([*SETTINGS, 'discover', 'debug']))}"
+            )
+        self._host: Optional[str] = None if host is None else _host("host", host)
         self._resolved_host: Optional[str] = None
         #: Find a running Pieces OS when no host was given (see pieces_os_client.discovery).
-        self.discover = (host is None) if discover is None else discover
+        discover = settings.get("discover")
+        self.discover = (host is None) if discover is None else bool(discover)
         self.server_index = 0 if server_index is None and host is None else server_index
         self.server_operation_index = server_operation_index or {}
         self.server_variables = server_variables or {}
         self.server_operation_variables = server_operation_variables or {}
         self.ignore_operation_servers = ignore_operation_servers
-        self.temp_folder_path: Optional[str] = None
 
         self.api_key: Dict[str, str] = dict(api_key) if api_key else {}
         self.api_key_prefix: Dict[str, str] = dict(api_key_prefix) if api_key_prefix else {}
-        self.refresh_api_key_hook: Any = None
         self.username = username
         self.password = password
         self.access_token = access_token
-
-        # TLS
-        self.verify_ssl = True
         self.ssl_ca_cert = ssl_ca_cert
         self.ca_cert_data = ca_cert_data
-        self.cert_file: Optional[str] = None
-        self.key_file: Optional[str] = None
-        self.assert_hostname: Union[bool, str, None] = None
-        self.tls_server_name: Optional[str] = None
-
-        # transport
-        self.connection_pool_maxsize = max(4, (os.cpu_count() or 1) * 5)
-        self.proxy: Optional[str] = None
-        self.proxy_headers: Optional[Dict[str, str]] = None
-        self.socket_options: Optional[List[Tuple[int, int, Union[int, bytes]]]] = None
-        self.safe_chars_for_path_param = ""
-        self.client_side_validation = True
-        self.datetime_format = "%Y-%m-%dT%H:%M:%S.%f%z"
-        self.date_format = "%Y-%m-%d"
-
-        # timeouts and retries
-        self.connect_timeout = connect_timeout
-        self.read_timeout = read_timeout
-        self.max_retries = max_retries
-        self.backoff_factor = backoff_factor
-        self.backoff_max = backoff_max
-        self.backoff_jitter = backoff_jitter
         self.retries = retries
 
         # the identifiers WebSocket: the largest message read, in bytes (None: no bound)
@@ -150,15 +328,22 @@ class Configuration:
 
         # logging: only the "pieces_os_client" logger is ever touched
         self.logger = {"package_logger": logging.getLogger(LOGGER_NAME)}
-        self.logger_format = "%(asctime)s %(levelname)s %(name)s %(message)s"
         self._logger_file: Optional[str] = None
         self._logger_file_handler: Optional[logging.Handler] = None
         self._debug = False
         self._debug_handler: Optional[logging.Handler] = None
         # the logger's level before debug turned it to DEBUG, put back when debug goes off
         self._level_before_debug: Optional[int] = None
+
+        given: Mapping[str, Any] = settings
+        for name, setting in SETTINGS.items():
+            setattr(self, name, given.get(name, setting.default))
         if debug is not None:
             self.debug = debug
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        check = _CHECKS.get(name)
+        object.__setattr__(self, name, value if check is None else check(name, value))
 
     # ------------------------------------------------------------------ host
     @property
@@ -170,20 +355,22 @@ class Configuration:
         """
         if self._host is not None:
             return self._host
-        if self._resolved_host is None:
-            found: Optional[str] = None
-            if self.discover:
-                from pieces_os_client.discovery import find_pieces_os
+        resolved = self._resolved_host
+        if resolved is None:
+            with _DISCOVERY_LOCK:  # many threads may ask first: search once
+                resolved = self._resolved_host
+                if resolved is None:
+                    found: Optional[str] = None
+                    if self.discover:
+                        from pieces_os_client.discovery import find_pieces_os
 
-                found = find_pieces_os()
-            self._resolved_host = found or DEFAULT_HOST
-        return self._resolved_host
+                        found = find_pieces_os()
+                    resolved = self._resolved_host = found or DEFAULT_HOST
+        return resolved
 
     @host.setter
-    def host(self, value: str) -> None:
-        if not isinstance(value, str) or not value:
-            raise ApiValueError(f"host must be a non-empty URL string, not {value!r}")
-        self._host = value.rstrip("/")
+    def host(self, value: str) -> None:  # checked by __setattr__ (see _host)
+        self._host = value
         self.server_index = None
         self.discover = False
 
@@ -334,9 +521,13 @@ class Configuration:
 
     @classmethod
     def get_default(cls) -> Configuration:
-        if cls._default is None:
-            cls._default = cls()
-        return cls._default
+        default = cls._default
+        if default is None:
+            with _lazy.BUILD_LOCK:  # built once, whichever thread asks first
+                default = cls._default
+                if default is None:
+                    default = cls._default = cls()
+        return default
 
     @classmethod
     def get_default_copy(cls) -> Configuration:

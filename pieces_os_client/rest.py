@@ -22,6 +22,7 @@ import urllib3
 from urllib3.exceptions import (
     ConnectTimeoutError,
     DecodeError,
+    EmptyPoolError,
     HTTPError,
     LocationValueError,
     MaxRetryError,
@@ -129,6 +130,9 @@ class RESTClientObject:
             "key_file": configuration.key_file,
             "ca_cert_data": configuration.ca_cert_data,
             "maxsize": configuration.connection_pool_maxsize,
+            # A real bound: a call that finds every connection busy waits for one (up to
+            # pool_timeout, see _BoundedPool) instead of opening another.
+            "block": True,
             "timeout": urllib3.Timeout(connect=configuration.connect_timeout, read=configuration.read_timeout),
         }
         if configuration.assert_hostname is not None:
@@ -156,6 +160,10 @@ class RESTClientObject:
                 )
         else:
             self.pool_manager = urllib3.PoolManager(**pool_args)
+        self.pool_manager.pool_classes_by_scheme = {
+            scheme: _bounded_pool_class(base, configuration)
+            for scheme, base in self.pool_manager.pool_classes_by_scheme.items()
+        }
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -253,6 +261,34 @@ class RESTClientObject:
                     raise ApiValueError(f"_request_timeout pair must hold two positive numbers, not {value!r}")
             return urllib3.Timeout(connect=float(connect), read=float(read))
         raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
+
+
+class PoolWaitTimeout(EmptyPoolError):
+    """No pooled connection became free within ``Configuration.pool_timeout``."""
+
+
+class _BoundedPool(urllib3.HTTPConnectionPool):
+    """Mixed into urllib3's pool classes: waits ``pool_timeout`` for a free connection."""
+
+    _pieces_configuration: Configuration
+
+    def _get_conn(self, timeout: Optional[float] = None) -> Any:
+        config = self._pieces_configuration
+        wait = config.pool_timeout if timeout is None else timeout
+        try:
+            return super()._get_conn(timeout=wait)
+        except EmptyPoolError as exc:
+            raise PoolWaitTimeout(
+                self,
+                f"no connection became free within pool_timeout={wait:g} s "
+                f"(all connection_pool_maxsize={self.pool.maxsize if self.pool else '?'} connections were busy); "
+                "raise Configuration.pool_timeout or connection_pool_maxsize, or make fewer calls at once",
+            ) from exc
+
+
+def _bounded_pool_class(base: type, configuration: Configuration) -> type:
+    """``base`` (a urllib3 pool class) waiting for a free connection as ``configuration`` says."""
+    return type(f"Bounded{base.__name__}", (_BoundedPool, base), {"_pieces_configuration": configuration})
 
 
 def _body_retries(retries: Retry, method: str) -> int:
@@ -356,6 +392,8 @@ def _translate(
             f"Could not connect to Pieces OS at {host}: {_reason_text(reason)}. {advice}",
             host=host, url=url, method=method,
         )
+    if isinstance(reason, PoolWaitTimeout):
+        return ApiTimeoutError(f"{method} {url}: {_reason_text(reason)}", host=host, url=url, method=method)
     if isinstance(reason, ConnectTimeoutError):
         return ApiTimeoutError(
             f"Timed out connecting to Pieces OS at {host} (connect timeout {_seconds(timeout, 'connect')}). "

@@ -436,7 +436,8 @@ def test_unicode_in_configured_api_key_fails_before_sending(emu: Emulator) -> No
     ],
 )
 def test_unusable_host_is_a_value_error(host: str, words: str) -> None:
-    with api_for(host) as api, pytest.raises(ApiValueError) as info:
+    # refused by Configuration itself, before any client exists
+    with pytest.raises(ApiValueError) as info, api_for(host) as api:
         api.conversations_identifiers_snapshot()
     assert words in str(info.value) and "Configuration.host" in str(info.value)
 

@@ -5,13 +5,16 @@
 Every class is importable from here (``from pieces_os_client.models import
 Conversation``) or from its own module, as in the official SDK
 (``from pieces_os_client.models.conversation import Conversation``).  Modules
-are loaded on first access, so importing this package is cheap.
+are loaded on first access, so importing this package is cheap; loading and
+building go through one lock (see ``pieces_os_client._lazy``), so first use is
+safe from any number of threads at once.
 """
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any, Dict, List
+
+from pieces_os_client import _lazy
 
 if TYPE_CHECKING:
     from pieces_os_client.models._base import JSON_NULL, PiecesEnum, PiecesModel, PiecesNullableModel, UuidStr
@@ -852,7 +855,7 @@ def __getattr__(name: str) -> Any:
     module = _MODULES.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    value = _lazy.load(f"{__name__}.{module}", name)
     globals()[name] = value
     return value
 

@@ -23,18 +23,22 @@ import pprint
 import threading
 import uuid
 from collections import OrderedDict
-from typing import Any, ClassVar, Dict, FrozenSet, Optional, Type, TypeVar, Union
+from typing import Any, ClassVar, Dict, FrozenSet, Mapping, Optional, Type, TypeVar, Union
 
 from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
     PlainSerializer,
+    PydanticUndefinedAnnotation,
+    PydanticUserError,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
 )
 from typing_extensions import Annotated, Self
+
+from pieces_os_client import _lazy
 
 __all__ = [
     "JSON_NULL",
@@ -126,6 +130,59 @@ class PiecesModel(BaseModel):
 
     # Values of properties the schema does not declare (see ``JSON_NULL``).
     __pydantic_extra__: Dict[str, _ExtraValue]
+
+    # ------------------------------------------------------------ lazy build
+
+    @classmethod
+    def model_rebuild(
+        cls,
+        *,
+        force: bool = False,
+        raise_errors: bool = True,
+        _parent_namespace_depth: int = 2,
+        _types_namespace: Optional[Mapping[str, Any]] = None,
+    ) -> Optional[bool]:
+        """Build the validator and serializer, once, safely from any number of threads.
+
+        pydantic calls this on a model's first use (``defer_build=True``); see
+        ``pieces_os_client._lazy`` for the locking contract. The build runs under the
+        package's build lock. If a model it needs is still being imported by another thread
+        (the modules import each other in cycles), it waits for that import, completes the
+        links it left (``_lazy.finish_links``) and tries again.
+        A model of this package that cannot be built raises ``OpenApiException``, never a raw
+        pydantic error; for other subclasses ``raise_errors=False`` keeps pydantic's meaning.
+        """
+        if cls.__pydantic_complete__ and not force:
+            return None
+        # One more frame (this one) between the caller and pydantic's frame lookup.
+        depth = _parent_namespace_depth + 1 if _parent_namespace_depth > 0 else 0
+        failure: Optional[Exception] = None
+        with _lazy.BUILD_LOCK:
+            for attempt in range(_BUILD_ATTEMPTS):
+                if cls.__pydantic_complete__ and not force:
+                    return None
+                try:
+                    return super().model_rebuild(
+                        force=force, raise_errors=True,
+                        _parent_namespace_depth=depth, _types_namespace=_types_namespace,
+                    )
+                except PydanticUndefinedAnnotation as exc:
+                    failure = exc
+                    if attempt + 1 < _BUILD_ATTEMPTS:
+                        try:
+                            _lazy.finish_links()
+                        except Exception as link_failure:  # a model module that does not import
+                            failure = link_failure
+                            break
+                except PydanticUserError as exc:
+                    failure = exc
+                    break
+        if not raise_errors and not cls.__module__.startswith(_MODELS_PREFIX):
+            return False
+        from pieces_os_client.exceptions import OpenApiException
+
+        reason = getattr(failure, "message", None) or str(failure)
+        raise OpenApiException(f"the model {cls.__name__} could not be built: {reason}") from failure
 
     # ----------------------------------------------------------- official API
 
@@ -229,6 +286,12 @@ def _reorder(model: PiecesModel, data: Dict[str, Any], by_alias: bool) -> Dict[s
     out: Dict[str, Any] = {key: data.pop(key) for key in order if key in data}
     out.update(data)
     return out
+
+
+#: How many times a model build is tried when a name it needs was not linked yet (see
+#: ``_lazy.link_models``). One ``finish_links`` is always enough; the rest is a margin.
+_BUILD_ATTEMPTS = 3
+_MODELS_PREFIX = __name__.rpartition(".")[0] + "."  # "pieces_os_client.models."
 
 
 # ------------------------------------------------------------------ enums

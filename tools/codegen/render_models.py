@@ -64,14 +64,14 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
     model_refs.discard(model.name)
 
     lines = header(spec)
-    if model_refs:
-        lines.append("# ruff: noqa: E402  (model imports sit at the bottom, see there)")
     lines.append("")
+    if model_refs:
+        typing_names.add("TYPE_CHECKING")
     stdlib: List[str] = []
     if needs_datetime:
         stdlib.append("from datetime import datetime")
     if typing_names:
-        stdlib.append(f"from typing import {', '.join(sorted(typing_names))}")
+        stdlib.append(f"from typing import {', '.join(sorted(typing_names, key=_isort_key))}")
     if stdlib:
         lines += [*stdlib, ""]
     if needs_field:
@@ -79,7 +79,15 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
     first_party = [f"from {PACKAGE}._base import {', '.join(sorted(base_names, key=_isort_key))}"]
     for enum_name in sorted(enum_refs, key=lambda n: _module_of(spec, n)):
         first_party.append(f"from {PACKAGE}.{_module_of(spec, enum_name)} import {enum_name}")
-    lines += first_party
+    if model_refs:
+        first_party.append("from pieces_os_client._lazy import link_models")
+    lines += sorted(first_party, key=lambda line: line.split(" import ")[0])
+    ordered_refs = sorted(model_refs, key=lambda n: _module_of(spec, n))
+    if model_refs:
+        # For type checkers only: at run time these names are linked after the class.
+        lines += ["", "if TYPE_CHECKING:"]
+        for ref in ordered_refs:
+            lines.extend("    " + line for line in _import_lines(_module_of(spec, ref), ref, LINE_LENGTH - 4))
     lines += [
         "",
         "",
@@ -89,12 +97,13 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
         *body,
     ]
     if model_refs:
-        # Imported after the class so that models referring to each other in a
-        # cycle can be imported in any order (the class exists before its
-        # neighbours are loaded; pydantic resolves the names on first use).
-        lines += ["", ""]
-        for ref in sorted(model_refs, key=lambda n: _module_of(spec, n)):
-            lines.extend(_import_lines(_module_of(spec, ref), ref))
+        # Loaded after the class so that models referring to each other in a cycle can be
+        # imported in any order, from any number of threads (see pieces_os_client._lazy).
+        lines += ["", "", "link_models(", "    globals(),", "    {"]
+        for ref in ordered_refs:
+            entry = f"        {literal(ref)}: {literal(_module_of(spec, ref))},"
+            lines.append(entry if len(entry) <= LINE_LENGTH else entry + "  # noqa: E501")
+        lines += ["    },", ")"]
     return "\n".join(lines) + "\n"
 
 
@@ -190,13 +199,16 @@ def render_init(spec: SpecInfo) -> str:
         "Every class is importable from here (``from pieces_os_client.models import",
         "Conversation``) or from its own module, as in the official SDK",
         "(``from pieces_os_client.models.conversation import Conversation``).  Modules",
-        "are loaded on first access, so importing this package is cheap.",
+        "are loaded on first access, so importing this package is cheap; loading and",
+        "building go through one lock (see ``pieces_os_client._lazy``), so first use is",
+        "safe from any number of threads at once.",
         '"""',
         "",
         "from __future__ import annotations",
         "",
-        "import importlib",
         "from typing import TYPE_CHECKING, Any, Dict, List",
+        "",
+        f"from {PACKAGE.rsplit('.', 1)[0]} import _lazy",
         "",
         "if TYPE_CHECKING:",
     ]
@@ -225,7 +237,7 @@ def render_init(spec: SpecInfo) -> str:
         "    module = _MODULES.get(name)",
         "    if module is None:",
         '        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")',
-        '    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)',
+        '    value = _lazy.load(f"{__name__}.{module}", name)',
         "    globals()[name] = value",
         "    return value",
         "",

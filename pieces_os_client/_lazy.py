@@ -1,0 +1,132 @@
+"""The one lock behind everything the package builds on first use.
+
+Importing ``pieces_os_client`` is cheap because almost nothing is built up front: public names
+are imported on first access (PEP 562 ``__getattr__`` in ``pieces_os_client`` and
+``pieces_os_client.models``) and each model builds its pydantic validator and serializer the
+first time it is used (``defer_build=True``). Any thread may be the first to touch any of
+these, and many may do so at once, so every such build goes through :data:`BUILD_LOCK`.
+
+Locking contract
+----------------
+These rules keep "first use from many threads at once" safe; code that builds anything lazily,
+or builds it early to speed up a cold start, must keep them.
+
+1. **One lock.** Whatever is built once and then shared (a lazily imported public name, a
+   model's validator/serializer, the default ``Configuration``, any future cache of that kind)
+   is built while holding :data:`BUILD_LOCK`, a process-wide re-entrant lock. The check "is it
+   built yet?" may run without the lock (a module global, ``__pydantic_complete__``); the
+   build itself re-checks under the lock, so it happens once. Pure, idempotent memo caches
+   (same input, same value, one atomic assignment) may skip the lock. Whatever needs network
+   or file I/O to build (host discovery) uses a lock of its own, never this one.
+2. **Models are built through ``model_rebuild``.** ``PiecesModel.model_rebuild`` takes the
+   lock; pydantic's placeholder validator calls it on first use. Building models ahead of time
+   (a warm-up thread, say) must call ``Model.model_rebuild()`` as well, never pydantic
+   internals directly.
+3. **A build may wait for imports.** Model modules refer to each other in cycles and load
+   their neighbours with :func:`link_models` after their class. When two threads import the
+   same cycle from different ends, a link can be left pending (see there). A build that finds
+   a name missing then waits, with the lock held, until no model module is half-imported by
+   another thread, makes the pending links (:func:`finish_links`) and tries again. Hence:
+   **no module of this package may take the lock while it is being imported** (no model use
+   and no lazy package attribute at module level), or a build waiting for that import would
+   wait forever.
+4. **Lock order.** :data:`BUILD_LOCK` is taken before pydantic's own rebuild lock, never
+   after it. No I/O happens under it, so a first use waits on another thread at most for the
+   builds in progress (a fraction of a second for the largest models).
+5. **Errors.** A build that still fails raises an SDK error (``OpenApiException``) with
+   pydantic's error as ``__cause__``; a raw pydantic error never reaches the caller.
+6. **Fork.** A child process gets a fresh, unheld lock (a thread that held it in the parent
+   does not exist in the child); a build cut short by the fork is simply done again.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import threading
+from typing import Any, Dict, List, Mapping, Tuple
+
+__all__ = ["BUILD_LOCK", "finish_links", "link_models", "load", "settle_imports"]
+
+#: Held while anything in the package is built on first use (see the module docstring).
+BUILD_LOCK = threading.RLock()
+
+
+def _fresh_lock_in_child() -> None:
+    global BUILD_LOCK
+    BUILD_LOCK = threading.RLock()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_fresh_lock_in_child)
+
+
+def load(module_name: str, name: str) -> Any:
+    """Import ``module_name`` and return its attribute ``name``, under :data:`BUILD_LOCK`."""
+    with BUILD_LOCK:
+        return getattr(importlib.import_module(module_name), name)
+
+
+def settle_imports(prefix: str) -> None:
+    """Return once no module whose name starts with ``prefix`` is half-imported by another thread.
+
+    ``import_module`` on a module another thread is still executing waits for that import to
+    finish (Python's per-module import lock) and then returns the whole module; on one that is
+    already complete it is a dictionary lookup. A failed import is ignored here: the caller's
+    retry reports what is missing.
+    """
+    for name in [name for name in list(sys.modules) if name.startswith(prefix)]:
+        try:
+            importlib.import_module(name)
+        except Exception:  # reported by the caller's next attempt
+            continue
+
+
+# Links ``link_models`` could not make at import time: (module namespace, {class: module}).
+_pending_links: List[Tuple[Dict[str, Any], Dict[str, str]]] = []
+# Packages whose modules call link_models ("pieces_os_client.models").
+_model_packages: Dict[str, None] = {}
+_pending_lock = threading.Lock()  # a leaf lock: nothing else is taken while it is held
+
+
+def link_models(namespace: Dict[str, Any], refs: Mapping[str, str]) -> None:
+    """Put the model classes a generated module refers to into its namespace.
+
+    Called at the bottom of a generated model module, after its class, with
+    ``{class name: module name}`` of the models its annotations name in quotes (pydantic
+    resolves them there when the model is built). Model modules refer to each other in
+    cycles; when two threads import the same cycle from different ends, Python's import
+    deadlock detection makes one of the nested imports fail (``RuntimeError``) or hands back
+    a module that has not defined its class yet. Such a link is left for
+    :func:`finish_links`, which the first build runs, instead of failing the import. Runs at
+    import time, so it never takes :data:`BUILD_LOCK` (contract rule 3).
+    """
+    package = namespace["__name__"].rpartition(".")[0]
+    _model_packages[package] = None
+    missing: Dict[str, str] = {}
+    for name, module in refs.items():
+        try:
+            namespace[name] = getattr(importlib.import_module(f"{package}.{module}"), name)
+        except (RuntimeError, ImportError, AttributeError):
+            missing[name] = f"{package}.{module}"
+    if missing:
+        with _pending_lock:
+            _pending_links.append((namespace, missing))
+
+
+def finish_links() -> None:
+    """Make the links import time had to leave; call with :data:`BUILD_LOCK` held.
+
+    First waits for the model imports other threads are still running (their own links run
+    at their end), then imports what is missing; with no module of its own half-imported,
+    this thread can wait for those imports without any risk of deadlock.
+    """
+    for package in list(_model_packages):
+        settle_imports(package + ".")
+    with _pending_lock:
+        pending = list(_pending_links)
+        _pending_links.clear()
+    for namespace, missing in pending:
+        for name, module in missing.items():
+            namespace[name] = getattr(importlib.import_module(module), name)
