@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
-import gc
 import json
 import re
 import uuid
@@ -53,8 +52,6 @@ RequestSerialized = Tuple[str, str, Dict[str, str], Optional[Any], List[Tuple[st
 
 USER_AGENT = f"pieces-os-client-python/{__version__}"
 _JSON_MIME = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;|$)", re.IGNORECASE)
-#: bodies from this size up are parsed with the cyclic garbage collector paused
-_GC_PAUSE_BYTES = 64 * 1024
 _CHARSET = re.compile(r"charset=([\w-]+)", re.IGNORECASE)
 
 
@@ -435,16 +432,10 @@ class ApiClient:
         model = _model_class(response_type)
         if not raw.strip():
             raise ValueError("the body is empty")
-        if len(raw) < _GC_PAUSE_BYTES or not gc.isenabled():
-            return model.model_validate_json(raw)
-        # A large snapshot builds tens of thousands of objects, none of them garbage; letting
-        # the cyclic collector walk them again and again while they are built doubles the
-        # parse time. Pause it for the parse only (never if the application turned it off).
-        gc.disable()
-        try:
-            return model.model_validate_json(raw)
-        finally:
-            gc.enable()
+        from pieces_os_client.models._base import validate_json  # loaded with the model anyway
+
+        # Large bodies: the cyclic collector paused, the result kept out of the young generation.
+        return validate_json(model, raw)
 
 
 def _model_class(name: str) -> Any:
