@@ -15,6 +15,7 @@ from typing import Any, Dict, Iterator, List
 
 import pydantic
 import pytest
+from emulator_helpers import api_for
 
 from pieces_os_client.api_client import ApiClient
 from pieces_os_client.configuration import Configuration
@@ -125,3 +126,34 @@ def test_snapshot_over_http_leaves_no_young_pass_pending(collector: None) -> Non
             assert len(response.raw_data or b"") >= GC_PAUSE_BYTES
             assert gc.isenabled()
             _assert_not_young(response.data)
+
+
+# ---------------------------------------------------------------- the request path's shortcuts
+def test_header_checks_are_remembered_only_for_valid_sets(emu: Emulator) -> None:
+    from pieces_os_client.exceptions import ApiValueError
+    with api_for(emu.url) as api:
+        for _ in range(2):  # the second call takes the remembered path
+            api.conversations_identifiers_snapshot(_headers={"X-Trace": "ok"})
+        for _ in range(2):  # a refused set is refused every time, never remembered
+            with pytest.raises(ApiValueError, match="line break"):
+                api.conversations_identifiers_snapshot(_headers={"X-Trace": "ok\r\nX-Evil: 1"})
+            with pytest.raises(ApiValueError, match="not a valid HTTP header name"):
+                api.conversations_identifiers_snapshot(_headers={"X Trace": "ok"})
+        with pytest.raises(ApiValueError, match="Latin-1"):
+            api.conversations_identifiers_snapshot(_headers={"X-Trace": "\u20ac"})
+    assert emu.request_count("GET", "/conversations/identifiers") == 2
+
+
+def test_response_headers_are_case_insensitive(emu: Emulator) -> None:
+    with api_for(emu.url) as api:
+        response = api.conversations_identifiers_snapshot_with_http_info()
+    assert response.headers is not None
+    assert response.headers["content-type"] == response.headers["Content-Type"]
+    assert response.headers["CONTENT-TYPE"].startswith("application/json")
+
+
+def test_media_type_choice_prefers_json() -> None:
+    assert ApiClient.select_header_accept(["text/plain", "application/JSON"]) == "application/JSON"
+    assert ApiClient.select_header_accept(["text/plain", "text/html"]) == "text/plain"
+    assert ApiClient.select_header_accept([]) is None
+    assert ApiClient.select_header_content_type(["application/vnd.api+json"]) == "application/vnd.api+json"
