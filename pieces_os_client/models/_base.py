@@ -30,11 +30,12 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    PlainSerializer,
+    GetCoreSchemaHandler,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
 )
+from pydantic_core import CoreSchema, core_schema
 from typing_extensions import Annotated, Self
 
 __all__ = [
@@ -88,8 +89,25 @@ def _restore_null(value: Any) -> Any:
     return None if value is JSON_NULL else value
 
 
+class _KeepNull:
+    """Schema of undeclared properties' values: anything, with ``null`` kept through ``exclude_none``.
+
+    Equivalent to ``Annotated[Any, BeforeValidator(_keep_null), PlainSerializer(_restore_null)]``,
+    spelled as a core schema: every model has this annotation, and the ``Annotated`` form
+    made pydantic inspect both functions' signatures again for each model it built.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            _keep_null,
+            core_schema.any_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(_restore_null),
+        )
+
+
 # Values of undeclared properties: anything, with ``null`` kept through ``exclude_none``.
-_ExtraValue = Annotated[Any, BeforeValidator(_keep_null), PlainSerializer(_restore_null)]
+_ExtraValue = Annotated[Any, _KeepNull]
 
 _E = TypeVar("_E", bound="PiecesEnum")
 _M = TypeVar("_M", bound=BaseModel)

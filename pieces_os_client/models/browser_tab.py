@@ -7,6 +7,11 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
+from pieces_os_client.models.browser_tab_values import BrowserTabValues
+from pieces_os_client.models.document_contributors import DocumentContributors
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.seeded_website import SeededWebsite
 
 
 class BrowserTab(PiecesModel):
@@ -21,9 +26,4 @@ class BrowserTab(PiecesModel):
     contributors: Optional["DocumentContributors"] = None
 
 
-from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
-from pieces_os_client.models.browser_tab_values import BrowserTabValues
-from pieces_os_client.models.document_contributors import DocumentContributors
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.seeded_anchor import SeededAnchor
-from pieces_os_client.models.seeded_website import SeededWebsite

@@ -7,6 +7,7 @@ from typing import List, Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class BrowserTabs(PiecesModel):
@@ -17,4 +18,3 @@ class BrowserTabs(PiecesModel):
 
 
 from pieces_os_client.models.browser_tab import BrowserTab
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema

@@ -7,6 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class ConversationGrounding(PiecesModel):
@@ -17,6 +18,5 @@ class ConversationGrounding(PiecesModel):
     temporal: Optional["TemporalRangeGrounding"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages
 from pieces_os_client.models.temporal_range_grounding import TemporalRangeGrounding

@@ -7,6 +7,7 @@ from typing import List, Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class FlattenedActivities(PiecesModel):
@@ -16,5 +17,4 @@ class FlattenedActivities(PiecesModel):
     iterable: List["ReferencedActivity"]
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.referenced_activity import ReferencedActivity

@@ -7,6 +7,10 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.application import Application
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.flattened_user_profile import FlattenedUserProfile
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
 
 
@@ -27,10 +31,6 @@ class FlattenedActivity(PiecesModel):
     rank: Optional[int] = None
 
 
-from pieces_os_client.models.application import Application
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-from pieces_os_client.models.flattened_user_profile import FlattenedUserProfile
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.referenced_asset import ReferencedAsset
 from pieces_os_client.models.referenced_format import ReferencedFormat
 from pieces_os_client.models.seeded_connector_tracking import SeededConnectorTracking

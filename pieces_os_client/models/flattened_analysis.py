@@ -7,6 +7,8 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.code_analysis import CodeAnalysis
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class FlattenedAnalysis(PiecesModel):
@@ -19,6 +21,4 @@ class FlattenedAnalysis(PiecesModel):
     image: Optional["FlattenedImageAnalysis"] = None
 
 
-from pieces_os_client.models.code_analysis import CodeAnalysis
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_image_analysis import FlattenedImageAnalysis

@@ -8,6 +8,9 @@ from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.anchor_type_enum import AnchorTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.score import Score
 
 
 class FlattenedAnchor(PiecesModel):
@@ -31,7 +34,6 @@ class FlattenedAnchor(PiecesModel):
     messages: Optional["FlattenedConversationMessages"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_anchor_points import FlattenedAnchorPoints
 from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
 from pieces_os_client.models.flattened_assets import FlattenedAssets
@@ -39,5 +41,3 @@ from pieces_os_client.models.flattened_conversation_messages import FlattenedCon
 from pieces_os_client.models.flattened_conversations import FlattenedConversations
 from pieces_os_client.models.flattened_persons import FlattenedPersons
 from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.score import Score

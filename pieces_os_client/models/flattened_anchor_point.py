@@ -7,7 +7,10 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.platform_enum import PlatformEnum
+from pieces_os_client.models.score import Score
 
 
 class FlattenedAnchorPoint(PiecesModel):
@@ -25,7 +28,4 @@ class FlattenedAnchorPoint(PiecesModel):
     score: Optional["Score"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.referenced_anchor import ReferencedAnchor
-from pieces_os_client.models.score import Score

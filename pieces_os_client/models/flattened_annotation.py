@@ -8,7 +8,11 @@ from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.annotation_type_enum import AnnotationTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.referenced_model import ReferencedModel
+from pieces_os_client.models.score import Score
 
 
 class FlattenedAnnotation(PiecesModel):
@@ -34,13 +38,9 @@ class FlattenedAnnotation(PiecesModel):
     summary: Optional["ReferencedWorkstreamSummary"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.referenced_anchor import ReferencedAnchor
 from pieces_os_client.models.referenced_asset import ReferencedAsset
 from pieces_os_client.models.referenced_conversation import ReferencedConversation
-from pieces_os_client.models.referenced_model import ReferencedModel
 from pieces_os_client.models.referenced_person import ReferencedPerson
 from pieces_os_client.models.referenced_workstream_summary import ReferencedWorkstreamSummary
-from pieces_os_client.models.score import Score

@@ -7,6 +7,8 @@ from typing import Dict, List, Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.score import Score
 
 
 class FlattenedAnnotations(PiecesModel):
@@ -21,6 +23,4 @@ class FlattenedAnnotations(PiecesModel):
     score: Optional["Score"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.referenced_annotation import ReferencedAnnotation
-from pieces_os_client.models.score import Score

@@ -7,7 +7,11 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.flattened_preview import FlattenedPreview
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.score import Score
 
 
 class FlattenedAsset(PiecesModel):
@@ -53,7 +57,6 @@ class FlattenedAsset(PiecesModel):
     summaries: Optional["FlattenedWorkstreamSummaries"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_activities import FlattenedActivities
 from pieces_os_client.models.flattened_anchors import FlattenedAnchors
 from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
@@ -61,11 +64,8 @@ from pieces_os_client.models.flattened_conversations import FlattenedConversatio
 from pieces_os_client.models.flattened_formats import FlattenedFormats
 from pieces_os_client.models.flattened_hints import FlattenedHints
 from pieces_os_client.models.flattened_persons import FlattenedPersons
-from pieces_os_client.models.flattened_preview import FlattenedPreview
 from pieces_os_client.models.flattened_sensitives import FlattenedSensitives
 from pieces_os_client.models.flattened_shares import FlattenedShares
 from pieces_os_client.models.flattened_tags import FlattenedTags
 from pieces_os_client.models.flattened_websites import FlattenedWebsites
 from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.score import Score

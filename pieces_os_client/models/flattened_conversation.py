@@ -7,7 +7,13 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.application import Application
 from pieces_os_client.models.conversation_type_enum import ConversationTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.qgpt_prompt_pipeline import QGPTPromptPipeline
+from pieces_os_client.models.referenced_model import ReferencedModel
+from pieces_os_client.models.score import Score
 
 
 class FlattenedConversation(PiecesModel):
@@ -38,16 +44,10 @@ class FlattenedConversation(PiecesModel):
     summaries: Optional["FlattenedWorkstreamSummaries"] = None
 
 
-from pieces_os_client.models.application import Application
 from pieces_os_client.models.conversation_grounding import ConversationGrounding
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_anchors import FlattenedAnchors
 from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
 from pieces_os_client.models.flattened_assets import FlattenedAssets
 from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages
 from pieces_os_client.models.flattened_websites import FlattenedWebsites
 from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.qgpt_prompt_pipeline import QGPTPromptPipeline
-from pieces_os_client.models.referenced_model import ReferencedModel
-from pieces_os_client.models.score import Score

@@ -8,7 +8,12 @@ from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.conversation_message_sentiment_enum import ConversationMessageSentimentEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.fragment_format import FragmentFormat
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.model import Model
 from pieces_os_client.models.qgpt_conversation_message_role_enum import QGPTConversationMessageRoleEnum
+from pieces_os_client.models.score import Score
 
 
 class FlattenedConversationMessage(PiecesModel):
@@ -31,13 +36,8 @@ class FlattenedConversationMessage(PiecesModel):
     websites: Optional["FlattenedWebsites"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_anchors import FlattenedAnchors
 from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
 from pieces_os_client.models.flattened_persons import FlattenedPersons
 from pieces_os_client.models.flattened_websites import FlattenedWebsites
-from pieces_os_client.models.fragment_format import FragmentFormat
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.model import Model
 from pieces_os_client.models.referenced_conversation import ReferencedConversation
-from pieces_os_client.models.score import Score

@@ -7,6 +7,14 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel, UuidStr
+from pieces_os_client.models.application import Application
+from pieces_os_client.models.byte_descriptor import ByteDescriptor
+from pieces_os_client.models.classification import Classification
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.file_format import FileFormat
+from pieces_os_client.models.fragment_format import FragmentFormat
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.relationship import Relationship
 from pieces_os_client.models.role import Role
 
 
@@ -37,13 +45,5 @@ class FlattenedFormat(PiecesModel):
     activities: Optional["FlattenedActivities"] = None
 
 
-from pieces_os_client.models.application import Application
-from pieces_os_client.models.byte_descriptor import ByteDescriptor
-from pieces_os_client.models.classification import Classification
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-from pieces_os_client.models.file_format import FileFormat
 from pieces_os_client.models.flattened_activities import FlattenedActivities
 from pieces_os_client.models.flattened_analysis import FlattenedAnalysis
-from pieces_os_client.models.fragment_format import FragmentFormat
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.relationship import Relationship

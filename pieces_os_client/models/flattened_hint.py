@@ -7,8 +7,12 @@ from typing import Dict, Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.hint_type_enum import HintTypeEnum
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.referenced_model import ReferencedModel
+from pieces_os_client.models.score import Score
 
 
 class FlattenedHint(PiecesModel):
@@ -30,8 +34,4 @@ class FlattenedHint(PiecesModel):
     score: Optional["Score"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_assets import FlattenedAssets
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.referenced_model import ReferencedModel
-from pieces_os_client.models.score import Score

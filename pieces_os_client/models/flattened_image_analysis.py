@@ -7,6 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class FlattenedImageAnalysis(PiecesModel):
@@ -18,5 +19,4 @@ class FlattenedImageAnalysis(PiecesModel):
     analysis: str = Field(description="this is a reference to our (parent)analysis")
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_ocr_analysis import FlattenedOCRAnalysis

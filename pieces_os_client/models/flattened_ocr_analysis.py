@@ -7,6 +7,8 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.model import Model
 
 
 class FlattenedOCRAnalysis(PiecesModel):
@@ -20,6 +22,4 @@ class FlattenedOCRAnalysis(PiecesModel):
     image: str = Field(description="this is a refernece to the image analysis.")
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-from pieces_os_client.models.model import Model
 from pieces_os_client.models.referenced_format import ReferencedFormat

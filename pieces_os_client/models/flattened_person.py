@@ -7,7 +7,12 @@ from typing import Dict, Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.person_access import PersonAccess
+from pieces_os_client.models.person_type import PersonType
+from pieces_os_client.models.score import Score
 
 
 class FlattenedPerson(PiecesModel):
@@ -47,7 +52,6 @@ class FlattenedPerson(PiecesModel):
     messages: Optional["FlattenedConversationMessages"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_anchors import FlattenedAnchors
 from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
 from pieces_os_client.models.flattened_assets import FlattenedAssets
@@ -55,8 +59,4 @@ from pieces_os_client.models.flattened_conversation_messages import FlattenedCon
 from pieces_os_client.models.flattened_tags import FlattenedTags
 from pieces_os_client.models.flattened_websites import FlattenedWebsites
 from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.person_access import PersonAccess
 from pieces_os_client.models.person_model import PersonModel
-from pieces_os_client.models.person_type import PersonType
-from pieces_os_client.models.score import Score

@@ -7,6 +7,9 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.score import Score
 
 
 class FlattenedRange(PiecesModel):
@@ -24,8 +27,5 @@ class FlattenedRange(PiecesModel):
     conversations: Optional["FlattenedConversations"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_conversations import FlattenedConversations
 from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.score import Score

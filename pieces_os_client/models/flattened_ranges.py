@@ -7,6 +7,8 @@ from typing import Dict, List, Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.score import Score
 
 
 class FlattenedRanges(PiecesModel):
@@ -22,6 +24,4 @@ class FlattenedRanges(PiecesModel):
     continuous: Optional[bool] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.referenced_range import ReferencedRange
-from pieces_os_client.models.score import Score

@@ -7,8 +7,12 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.score import Score
 from pieces_os_client.models.sensitive_category_enum import SensitiveCategoryEnum
+from pieces_os_client.models.sensitive_metadata import SensitiveMetadata
 from pieces_os_client.models.sensitive_severity_enum import SensitiveSeverityEnum
 
 
@@ -37,8 +41,4 @@ class FlattenedSensitive(PiecesModel):
     score: Optional["Score"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.referenced_asset import ReferencedAsset
-from pieces_os_client.models.score import Score
-from pieces_os_client.models.sensitive_metadata import SensitiveMetadata

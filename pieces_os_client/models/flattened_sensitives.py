@@ -7,6 +7,8 @@ from typing import List, Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.score import Score
 
 
 class FlattenedSensitives(PiecesModel):
@@ -17,6 +19,4 @@ class FlattenedSensitives(PiecesModel):
     score: Optional["Score"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.referenced_sensitive import ReferencedSensitive
-from pieces_os_client.models.score import Score

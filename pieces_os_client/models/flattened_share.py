@@ -8,6 +8,11 @@ from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.access_enum import AccessEnum
+from pieces_os_client.models.accessors import Accessors
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.flattened_distributions import FlattenedDistributions
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.score import Score
 
 
 class FlattenedShare(PiecesModel):
@@ -28,9 +33,4 @@ class FlattenedShare(PiecesModel):
     score: Optional["Score"] = None
 
 
-from pieces_os_client.models.accessors import Accessors
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_assets import FlattenedAssets
-from pieces_os_client.models.flattened_distributions import FlattenedDistributions
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.score import Score

@@ -7,7 +7,11 @@ from typing import Dict, Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.relationship import Relationship
+from pieces_os_client.models.score import Score
 from pieces_os_client.models.tag_category_enum import TagCategoryEnum
 
 
@@ -37,9 +41,5 @@ class FlattenedTag(PiecesModel):
     score: Optional["Score"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_assets import FlattenedAssets
 from pieces_os_client.models.flattened_persons import FlattenedPersons
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.relationship import Relationship
-from pieces_os_client.models.score import Score

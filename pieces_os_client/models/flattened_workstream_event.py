@@ -7,6 +7,11 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.application import Application
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.score import Score
+from pieces_os_client.models.workstream_event_trigger import WorkstreamEventTrigger
 
 
 class FlattenedWorkstreamEvent(PiecesModel):
@@ -23,10 +28,5 @@ class FlattenedWorkstreamEvent(PiecesModel):
     summaries: Optional["FlattenedWorkstreamSummaries"] = None
 
 
-from pieces_os_client.models.application import Application
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.score import Score
 from pieces_os_client.models.workstream_event_context import WorkstreamEventContext
-from pieces_os_client.models.workstream_event_trigger import WorkstreamEventTrigger

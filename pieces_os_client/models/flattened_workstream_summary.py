@@ -7,6 +7,11 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.applications import Applications
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.model import Model
+from pieces_os_client.models.score import Score
 
 
 class FlattenedWorkstreamSummary(PiecesModel):
@@ -30,8 +35,6 @@ class FlattenedWorkstreamSummary(PiecesModel):
     applications: Optional["Applications"] = None
 
 
-from pieces_os_client.models.applications import Applications
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_anchors import FlattenedAnchors
 from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
 from pieces_os_client.models.flattened_assets import FlattenedAssets
@@ -40,6 +43,3 @@ from pieces_os_client.models.flattened_persons import FlattenedPersons
 from pieces_os_client.models.flattened_ranges import FlattenedRanges
 from pieces_os_client.models.flattened_websites import FlattenedWebsites
 from pieces_os_client.models.flattened_workstream_events import FlattenedWorkstreamEvents
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-from pieces_os_client.models.model import Model
-from pieces_os_client.models.score import Score

@@ -7,6 +7,13 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
+from pieces_os_client.models.classification import Classification
+from pieces_os_client.models.document_contributors import DocumentContributors
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.ide_selections import IDESelections
+from pieces_os_client.models.language_server_protocol import LanguageServerProtocol
+from pieces_os_client.models.transferable_string import TransferableString
 
 
 class IDETab(PiecesModel):
@@ -23,11 +30,4 @@ class IDETab(PiecesModel):
     lsp: Optional["LanguageServerProtocol"] = None
 
 
-from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
-from pieces_os_client.models.classification import Classification
-from pieces_os_client.models.document_contributors import DocumentContributors
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-from pieces_os_client.models.ide_selections import IDESelections
-from pieces_os_client.models.language_server_protocol import LanguageServerProtocol
 from pieces_os_client.models.seeded_anchor import SeededAnchor
-from pieces_os_client.models.transferable_string import TransferableString

@@ -5,6 +5,8 @@
 from typing import Optional
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.referenced_model import ReferencedModel
 
 
 class PersonModel(PiecesModel):
@@ -16,7 +18,5 @@ class PersonModel(PiecesModel):
     explanation: Optional["ReferencedAnnotation"] = None
 
 
-from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.referenced_annotation import ReferencedAnnotation
 from pieces_os_client.models.referenced_asset import ReferencedAsset
-from pieces_os_client.models.referenced_model import ReferencedModel

@@ -7,6 +7,10 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
+from pieces_os_client.models.classifications import Classifications
+from pieces_os_client.models.document_contributors import DocumentContributors
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class ProjectModule(PiecesModel):
@@ -19,8 +23,4 @@ class ProjectModule(PiecesModel):
     classifications: Optional["Classifications"] = None
 
 
-from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
-from pieces_os_client.models.classifications import Classifications
-from pieces_os_client.models.document_contributors import DocumentContributors
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.seeded_anchor import SeededAnchor

@@ -7,6 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class ReferencedConversationMessage(PiecesModel):
@@ -17,5 +18,4 @@ class ReferencedConversationMessage(PiecesModel):
     reference: Optional["FlattenedConversationMessage"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_conversation_message import FlattenedConversationMessage

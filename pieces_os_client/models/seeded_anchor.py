@@ -8,6 +8,7 @@ from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.anchor_type_enum import AnchorTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.platform_enum import PlatformEnum
 
 
@@ -26,6 +27,5 @@ class SeededAnchor(PiecesModel):
     persons: Optional["FlattenedPersons"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_persons import FlattenedPersons
 from pieces_os_client.models.seeded_annotation import SeededAnnotation

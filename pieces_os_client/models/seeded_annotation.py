@@ -8,6 +8,7 @@ from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.annotation_type_enum import AnnotationTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.mechanism_enum import MechanismEnum
 
 
@@ -28,5 +29,4 @@ class SeededAnnotation(PiecesModel):
     messages: Optional["FlattenedConversationMessages"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages

@@ -7,6 +7,12 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.seeded_tracked_adoption_event import SeededTrackedAdoptionEvent
+from pieces_os_client.models.seeded_tracked_interaction_event import SeededTrackedInteractionEvent
+from pieces_os_client.models.seeded_tracked_keyboard_event import SeededTrackedKeyboardEvent
+from pieces_os_client.models.seeded_tracked_machine_learning_event import SeededTrackedMachineLearningEvent
+from pieces_os_client.models.seeded_tracked_session_event import SeededTrackedSessionEvent
 
 
 class SeededConnectorTracking(PiecesModel):
@@ -24,13 +30,7 @@ class SeededConnectorTracking(PiecesModel):
     conversation: Optional["SeededTrackedConversationEvent"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-from pieces_os_client.models.seeded_tracked_adoption_event import SeededTrackedAdoptionEvent
 from pieces_os_client.models.seeded_tracked_asset_event import SeededTrackedAssetEvent
 from pieces_os_client.models.seeded_tracked_assets_event import SeededTrackedAssetsEvent
 from pieces_os_client.models.seeded_tracked_conversation_event import SeededTrackedConversationEvent
 from pieces_os_client.models.seeded_tracked_format_event import SeededTrackedFormatEvent
-from pieces_os_client.models.seeded_tracked_interaction_event import SeededTrackedInteractionEvent
-from pieces_os_client.models.seeded_tracked_keyboard_event import SeededTrackedKeyboardEvent
-from pieces_os_client.models.seeded_tracked_machine_learning_event import SeededTrackedMachineLearningEvent
-from pieces_os_client.models.seeded_tracked_session_event import SeededTrackedSessionEvent

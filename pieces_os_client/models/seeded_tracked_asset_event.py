@@ -7,6 +7,10 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.tracked_asset_event_identifier_description_pairs import (
+    TrackedAssetEventIdentifierDescriptionPairs,
+)
 
 
 class SeededTrackedAssetEvent(PiecesModel):
@@ -18,9 +22,5 @@ class SeededTrackedAssetEvent(PiecesModel):
     metadata: Optional["TrackedAssetEventMetadata"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.referenced_asset import ReferencedAsset
-from pieces_os_client.models.tracked_asset_event_identifier_description_pairs import (
-    TrackedAssetEventIdentifierDescriptionPairs,
-)
 from pieces_os_client.models.tracked_asset_event_metadata import TrackedAssetEventMetadata

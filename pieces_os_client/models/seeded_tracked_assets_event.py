@@ -7,6 +7,10 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.tracked_assets_event_identifier_description_pairs import (
+    TrackedAssetsEventIdentifierDescriptionPairs,
+)
 
 
 class SeededTrackedAssetsEvent(PiecesModel):
@@ -17,8 +21,4 @@ class SeededTrackedAssetsEvent(PiecesModel):
     metadata: Optional["SeededTrackedAssetsEvent_metadata"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.seeded_tracked_assets_event_metadata import SeededTrackedAssetsEvent_metadata
-from pieces_os_client.models.tracked_assets_event_identifier_description_pairs import (
-    TrackedAssetsEventIdentifierDescriptionPairs,
-)

@@ -7,6 +7,11 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.tracked_conversation_event_identifier_description_pairs import (
+    TrackedConversationEventIdentifierDescriptionPairs,
+)
+from pieces_os_client.models.tracked_conversation_event_metadata import TrackedConversationEventMetadata
 
 
 class SeededTrackedConversationEvent(PiecesModel):
@@ -18,9 +23,4 @@ class SeededTrackedConversationEvent(PiecesModel):
     metadata: Optional["TrackedConversationEventMetadata"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.referenced_conversation import ReferencedConversation
-from pieces_os_client.models.tracked_conversation_event_identifier_description_pairs import (
-    TrackedConversationEventIdentifierDescriptionPairs,
-)
-from pieces_os_client.models.tracked_conversation_event_metadata import TrackedConversationEventMetadata

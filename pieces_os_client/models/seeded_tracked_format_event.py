@@ -7,6 +7,11 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.tracked_format_event_identifier_description_pairs import (
+    TrackedFormatEventIdentifierDescriptionPairs,
+)
+from pieces_os_client.models.tracked_format_event_metadata import TrackedFormatEventMetadata
 
 
 class SeededTrackedFormatEvent(PiecesModel):
@@ -18,9 +23,4 @@ class SeededTrackedFormatEvent(PiecesModel):
     metadata: Optional["TrackedFormatEventMetadata"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.referenced_format import ReferencedFormat
-from pieces_os_client.models.tracked_format_event_identifier_description_pairs import (
-    TrackedFormatEventIdentifierDescriptionPairs,
-)
-from pieces_os_client.models.tracked_format_event_metadata import TrackedFormatEventMetadata

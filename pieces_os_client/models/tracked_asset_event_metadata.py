@@ -5,6 +5,11 @@
 from typing import Optional
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.tracked_asset_event_creation_metadata import TrackedAssetEventCreationMetadata
+from pieces_os_client.models.tracked_asset_event_format_reclassification_metadata import (
+    TrackedAssetEventFormatReclassificationMetadata,
+)
+from pieces_os_client.models.tracked_asset_event_rename_metadata import TrackedAssetEventRenameMetadata
 
 
 class TrackedAssetEventMetadata(PiecesModel):
@@ -32,9 +37,4 @@ from pieces_os_client.models.referenced_sensitive import ReferencedSensitive
 from pieces_os_client.models.referenced_share import ReferencedShare
 from pieces_os_client.models.referenced_tag import ReferencedTag
 from pieces_os_client.models.referenced_website import ReferencedWebsite
-from pieces_os_client.models.tracked_asset_event_creation_metadata import TrackedAssetEventCreationMetadata
-from pieces_os_client.models.tracked_asset_event_format_reclassification_metadata import (
-    TrackedAssetEventFormatReclassificationMetadata,
-)
-from pieces_os_client.models.tracked_asset_event_rename_metadata import TrackedAssetEventRenameMetadata
 from pieces_os_client.models.tracked_assets_event_search_metadata import TrackedAssetsEventSearchMetadata

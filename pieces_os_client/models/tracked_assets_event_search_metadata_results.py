@@ -7,6 +7,7 @@ from typing import Optional, Union
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.space import Space
 
 
 class TrackedAssetsEventSearchMetadataResults(PiecesModel):
@@ -19,4 +20,3 @@ class TrackedAssetsEventSearchMetadataResults(PiecesModel):
 
 
 from pieces_os_client.models.flattened_assets import FlattenedAssets
-from pieces_os_client.models.space import Space

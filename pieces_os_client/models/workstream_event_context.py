@@ -7,6 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class WorkstreamEventContext(PiecesModel):
@@ -17,6 +18,5 @@ class WorkstreamEventContext(PiecesModel):
     browser: Optional["WorkstreamEventTriggerContextBrowser"] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.workstream_event_trigger_context_browser import WorkstreamEventTriggerContextBrowser
 from pieces_os_client.models.workstream_event_trigger_context_ide import WorkstreamEventTriggerContextIDE

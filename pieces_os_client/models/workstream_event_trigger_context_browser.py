@@ -7,6 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class WorkstreamEventTriggerContextBrowser(PiecesModel):
@@ -17,4 +18,3 @@ class WorkstreamEventTriggerContextBrowser(PiecesModel):
 
 
 from pieces_os_client.models.browser_tabs import BrowserTabs
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema

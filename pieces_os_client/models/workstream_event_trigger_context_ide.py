@@ -7,6 +7,7 @@ from typing import Optional
 from pydantic import Field
 
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class WorkstreamEventTriggerContextIDE(PiecesModel):
@@ -18,6 +19,5 @@ class WorkstreamEventTriggerContextIDE(PiecesModel):
     name: Optional[str] = None
 
 
-from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.ide_tabs import IDETabs
 from pieces_os_client.models.project_modules import ProjectModules
