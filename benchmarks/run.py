@@ -44,7 +44,7 @@ OFFICIAL_REQUIREMENT = "pieces-os-client==5.0.1"
 CONTENDERS = ("ours", "official", "floor")
 
 FULL = {
-    "cold_samples": 5, "rounds": 3,
+    "cold_samples": 5, "rounds": 4,
     "parse_runs": 300, "parse_budget_s": 2.4,
     "dump_runs": 100, "dump_budget_s": 1.5,
     "ids_runs": 3000, "ids_budget_s": 3.0,
