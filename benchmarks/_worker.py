@@ -18,6 +18,8 @@ imports) and ``floor`` (urllib3 + json, no models). Modes:
   ``SeededConversation`` (a request body).
 * ``memory``: RSS and tracemalloc peaks while parsing the document, and what stays held.
 * ``requests``: sequential calls against the emulators, one latency sample per call.
+* ``paired``: the small calls (identifiers, create, delete) of this SDK and of the floor,
+  alternating call by call in one process, so that both see the same background load.
 
 This file imports nothing from the repository: it must run unchanged under the official
 SDK's interpreter. Every loop stops at a count or a time budget, whichever comes first.
@@ -501,7 +503,52 @@ def mode_requests(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def mode_paired(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Small calls of this SDK and of the floor, alternating call by call in one process.
+
+    Background load then hits both alike, which separate processes cannot promise: the
+    ratio of the two medians is the steady measure of the SDK's own cost per call.
+    """
+    if c.name == "floor":
+        return {"skipped": "the floor is the reference of this mode"}
+    c.import_sdk()
+    out: Dict[str, Any] = {}
+    sdk = _guard(out, "client", lambda: c.client(cfg["urls"]["10"]))
+    if sdk is None:
+        return out
+    floor = FloorClient(cfg["urls"]["10"])
+    times: Dict[str, List[float]] = {key: [] for key in ("ids", "create", "delete", "floor_ids", "floor_create",
+                                                         "floor_delete")}
+    try:
+        for client in (sdk, floor):
+            client.ids()
+            client.delete(client.create())
+        deadline = perf() + cfg["write_budget_s"] + cfg["ids_budget_s"]
+        for _ in range(cfg["write_runs"]):
+            for prefix, client in (("", sdk), ("floor_", floor)):
+                started = perf()
+                client.ids()
+                middle = perf()
+                new_id = client.create()
+                created = perf()
+                client.delete(new_id)
+                times[prefix + "delete"].append(perf() - created)
+                times[prefix + "create"].append(created - middle)
+                times[prefix + "ids"].append(middle - started)
+            if len(times["ids"]) >= 3 and perf() > deadline:
+                break
+        for key, values in times.items():
+            out[key] = _summary(values)
+    except Exception as exc:
+        out["ids"] = {"error": _error(exc)}
+    finally:
+        sdk.close()
+        floor.close()
+    return out
+
+
 MODES = {
+    "paired": mode_paired,
     "cold": mode_cold, "first_parse": mode_first_parse, "first_get": mode_first_get,
     "speed": mode_speed, "memory": mode_memory, "requests": mode_requests,
 }
