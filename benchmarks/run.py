@@ -577,9 +577,10 @@ def main(argv: Optional[List[str]] = None) -> int:
             errors.append("ours: the worker did not import this checkout's pieces_os_client")
         if name == "official" and inside:
             errors.append("official: the worker imported this checkout instead of the official SDK")
-        for block in [*data[name]["cold"], data[name].get("speed", {}), data[name].get("memory", {}),
-                      data[name].get("requests", {})]:
-            block.pop("package_file", None)  # no machine paths in the results
+        for section in data[name].values():  # no machine paths in the results
+            for block in section if isinstance(section, list) else [section]:
+                if isinstance(block, dict):
+                    block.pop("package_file", None)
         for mode in cold_modes:
             for block in data[name][mode]:
                 block.pop("package_file", None)
