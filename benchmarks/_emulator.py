@@ -1,8 +1,10 @@
 """Serve the bundled emulator, filled with a realistic, deterministic set of conversations.
 
-Run by ``benchmarks/run.py`` in its own process, so the server never shares a GIL with the
-client being measured. Prints one JSON line (``{"url": ..., "conversations": N}``) once it
-is listening on 127.0.0.1, then serves until its stdin is closed.
+Run by ``benchmarks/run.py`` in its own process, so the servers never share a GIL with the
+client being measured. One emulator per size given (``--sizes 10,100,1000``), each on its
+own port; prints one JSON line (``{"emulators": {"10": {"url": ..., "conversations": 10}, ...},
+"seed": {...}}``, the seed being one SeededConversation body like those it stored)
+once they all listen on 127.0.0.1, then serves until its stdin is closed.
 
 The data: one conversation in four is grounded on a demo asset (the emulator's own
 "create from asset": a summary message, an asset reference and grounding); the others are
@@ -13,6 +15,7 @@ timestamps, some sentiments) and the same kind of asset reference.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
 import random
@@ -98,13 +101,20 @@ def populate(emulator: Emulator, conversations: int, messages: int) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--conversations", type=int, default=200)
+    parser.add_argument("--sizes", default="10,100,1000", help="conversations per emulator, comma-separated")
     parser.add_argument("--messages", type=int, default=6, help="messages per seeded conversation")
     args = parser.parse_args()
-    # Keep few recorded requests: the benchmark sends many and never reads them back.
-    with Emulator("127.0.0.1", 0, heartbeat=None, max_recorded_requests=16) as emulator:
-        populate(emulator, args.conversations, args.messages)
-        print(json.dumps({"url": emulator.url, "conversations": len(emulator.conversation_ids())}), flush=True)
+    sizes = sorted({int(size) for size in args.sizes.split(",") if size.strip()})
+    with contextlib.ExitStack() as stack:
+        info: Dict[str, Any] = {}
+        for size in sizes:
+            # Keep few recorded requests: the benchmark sends many and never reads them back.
+            emulator = stack.enter_context(Emulator("127.0.0.1", 0, heartbeat=None, max_recorded_requests=16))
+            populate(emulator, size, args.messages)
+            info[str(size)] = {"url": emulator.url, "conversations": len(emulator.conversation_ids())}
+        # One seeded conversation like those above, for the request-body serialization rows.
+        sample = _seed(random.Random(7), 1, args.messages, None, dt.datetime(2024, 6, 11, 9, 0, tzinfo=dt.timezone.utc))
+        print(json.dumps({"emulators": info, "seed": sample}), flush=True)
         sys.stdin.read()  # serve until the parent closes our stdin (or exits)
     return 0
 

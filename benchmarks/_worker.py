@@ -5,11 +5,21 @@ Usage: ``python -I _worker.py MODE CONFIG_JSON``; prints ``RESULT <json>`` as it
 Contenders: ``ours`` and ``official`` (whichever ``pieces_os_client`` this interpreter
 imports) and ``floor`` (urllib3 + json, no models). Modes:
 
-* ``cold``: import times, module count and RSS after import, then the first parse of the
-  snapshot document in this process (model imports and any lazy schema building included).
-* ``speed``: steady-state parse loop, then ``to_dict`` / ``to_json`` loops on the result.
+* ``cold``: import times, module count and RSS after import; then the "ready" imports (the
+  call path plus four conversation models), with wall time and peak RSS; then the first
+  parse of the snapshot document in this process (any lazy schema building included).
+* ``first_parse``: a fresh process to its first typed ``Conversations``: imports, then
+  parsing a 10-conversation document.
+* ``first_get``: the same through the network: imports, a client, ``GET /conversations``
+  (10 conversations), typed.
+* ``speed``: steady-state parse loop (a gc pass between runs), a parse loop with the
+  collector left alone (nothing forced between runs, the previous result alive until the
+  next one is made), ``to_dict`` / ``to_json`` loops on the result, and ``to_json`` of one
+  ``SeededConversation`` (a request body).
 * ``memory``: RSS and tracemalloc peaks while parsing the document, and what stays held.
-* ``requests``: sequential calls against the emulator, one latency sample per call.
+* ``requests``: sequential calls against the emulators, one latency sample per call.
+* ``paired``: the small calls (identifiers, create, delete) of this SDK and of the floor,
+  alternating call by call in one process, so that both see the same background load.
 
 This file imports nothing from the repository: it must run unchanged under the official
 SDK's interpreter. Every loop stops at a count or a time budget, whichever comes first.
@@ -76,6 +86,15 @@ class Floor:
 
         done = perf()
         return {"import_package_s": done - started, "import_call_path_s": done - started}
+
+    def import_models(self) -> None:
+        """Nothing: the floor has no models."""
+
+    def seed_body(self, seed: Dict[str, Any]) -> Any:
+        return seed
+
+    def body_to_json(self, body: Any) -> str:
+        return json.dumps(body, ensure_ascii=False, separators=(",", ":"))
 
     def prepare(self, raw: bytes) -> Any:
         return raw
@@ -146,6 +165,21 @@ class Sdk:
         done = perf()
         return {"import_package_s": package - started, "import_call_path_s": done - started}
 
+    def import_models(self) -> None:
+        """The models a program that lists, creates and watches conversations imports."""
+        from pieces_os_client.models.conversation import Conversation  # noqa: F401
+        from pieces_os_client.models.conversations import Conversations  # noqa: F401
+        from pieces_os_client.models.flattened_conversations import FlattenedConversations  # noqa: F401
+        from pieces_os_client.models.seeded_conversation import SeededConversation  # noqa: F401
+
+    def seed_body(self, seed: Dict[str, Any]) -> Any:
+        from pieces_os_client.models.seeded_conversation import SeededConversation
+
+        return SeededConversation.from_dict(seed)
+
+    def body_to_json(self, body: Any) -> str:
+        return str(body.to_json())
+
     def _conversations(self) -> Any:
         if self.model is None:
             from pieces_os_client.models.conversations import Conversations
@@ -211,28 +245,34 @@ def contender(name: str) -> Any:
 
 # ---------------------------------------------------------------------------- helpers
 def _loop(
-    func: Callable[[], Any], max_runs: int, budget_s: float, *, collect: bool = True, min_runs: int = 3
+    func: Callable[[], Any], max_runs: int, budget_s: float, *, collect: bool = True, min_runs: int = 3,
+    hold: bool = False,
 ) -> List[float]:
     """Time ``func`` repeatedly, at most ``max_runs`` times.
 
     Stops once the timed runs add up to ``budget_s`` or the wall clock (gc passes included)
     reaches twice that. With ``collect``, a full gc pass runs between runs, never inside one,
-    so one run's garbage is not billed to the next.
+    so one run's garbage is not billed to the next. With ``hold``, the previous result stays
+    alive until the next run has returned, as in a program that refreshes what it holds
+    (``snapshot = api.conversations_snapshot()``).
     """
     times: List[float] = []
     spent = 0.0
     wall_deadline = perf() + 2 * budget_s
+    previous: Any = None
     for _ in range(max_runs):
         if collect:
             gc.collect()
         started = perf()
         result = func()
         elapsed = perf() - started
+        previous = result if hold else None
         del result
         times.append(elapsed)
         spent += elapsed
         if len(times) >= min_runs and (spent > budget_s or perf() > wall_deadline):
             break
+    del previous
     return times
 
 
@@ -242,6 +282,7 @@ def _summary(times: List[float]) -> Dict[str, Any]:
         "runs": len(times),
         "median_s": statistics.median(ordered),
         "min_s": ordered[0],
+        "mean_s": sum(times) / len(times),
         "p99_s": ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))],
         "total_s": sum(times),
         "times": times,  # run.py pools these across rounds, then drops them
@@ -259,9 +300,16 @@ def _guard(out: Dict[str, Any], key: str, func: Callable[[], Any]) -> Any:
 
 # ---------------------------------------------------------------------------- modes
 def mode_cold(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
+    started = perf()
     out: Dict[str, Any] = dict(c.import_sdk())
     out["modules_after_import"] = len(sys.modules)
     out["rss_after_import"] = _rss()
+    _guard(out, "ready_s", c.import_models)
+    if "ready_s" not in out:
+        out["ready_s"] = perf() - started
+        out["modules_ready"] = len(sys.modules)
+        out["rss_ready"] = _rss()
+        out["peak_rss_ready"] = _status("VmHWM").get("VmHWM")
     with open(cfg["doc"], "rb") as handle:
         raw = handle.read()
     data = c.prepare(raw)
@@ -281,6 +329,38 @@ def mode_cold(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
     return out
 
 
+def mode_first_parse(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Fresh process to its first typed result: the imports, then parse 10 conversations."""
+    with open(cfg["doc10"], "rb") as handle:
+        raw = handle.read()
+    out: Dict[str, Any] = {}
+    started = perf()
+
+    def first() -> None:
+        c.import_sdk()
+        c.parse(c.prepare(raw))
+        out["first_typed_s"] = perf() - started
+
+    _guard(out, "first_typed_s", first)
+    return out
+
+
+def mode_first_get(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Fresh process to its first typed snapshot over the network (10 conversations)."""
+    out: Dict[str, Any] = {}
+    started = perf()
+
+    def first() -> None:
+        c.import_sdk()
+        client = c.client(cfg["urls"]["10"])
+        client.snapshot()
+        out["first_get_s"] = perf() - started
+        client.close()
+
+    _guard(out, "first_get_s", first)
+    return out
+
+
 def mode_speed(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
     c.import_sdk()
     with open(cfg["doc"], "rb") as handle:
@@ -292,6 +372,11 @@ def mode_speed(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
         return out
     c.parse(data)
     out["parse"] = _summary(_loop(lambda: c.parse(data), cfg["parse_runs"], cfg["parse_budget_s"]))
+    # The collector left alone: its delayed work (the young-generation pass after a pause,
+    # the older passes the new objects trigger) lands in these runs, as in a real program.
+    gc.collect()
+    out["parse_gc"] = _summary(_loop(lambda: c.parse(data), cfg["parse_runs"], cfg["parse_budget_s"],
+                                     collect=False, hold=True))
     for key, func in (("to_dict", c.to_dict), ("to_json", c.to_json)):
         try:
             func(obj)
@@ -302,9 +387,17 @@ def mode_speed(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
             out[key] = {"error": _error(exc)}
             continue
         out[key] = _summary(_loop(lambda f=func: f(obj), cfg["dump_runs"], cfg["dump_budget_s"]))
+    seed = _guard(out, "seed_to_json", lambda: c.seed_body(cfg["seed"]))
+    if seed is not None:
+        try:
+            c.body_to_json(seed)
+            out["seed_to_json"] = _summary(_loop(lambda: c.body_to_json(seed), cfg["body_runs"],
+                                                 cfg["body_budget_s"], collect=False))
+        except Exception as exc:
+            out["seed_to_json"] = {"error": _error(exc)}
     # Is the model's JSON the document it read? Compared as JSON values, then again with
     # timestamps compared as instants ("...:00.730Z" and "...:00.730000Z" are one moment).
-    if "median_s" in out["to_json"]:
+    if "median_s" in out.get("to_json", {}):
         written, read = json.loads(c.to_json(obj)), json.loads(raw)
         if written == read:
             out["to_json_same_document"] = "identical"
@@ -367,18 +460,23 @@ def mode_memory(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
 def mode_requests(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
     c.import_sdk()
     out: Dict[str, Any] = {}
-    client = _guard(out, "client", lambda: c.client(cfg["url"]))
-    if client is None:
+    urls = cfg["urls"]
+    clients = _guard(out, "client", lambda: {size: c.client(url) for size, url in urls.items()})
+    if clients is None:
         return out
+    client = clients["10"]
     try:
+        # No gc pass between calls, and each result alive until the next one arrives: the
+        # collections parsing triggers, delayed ones included, land in these latencies.
         for op, call, runs, budget in (
             ("ids", client.ids, cfg["ids_runs"], cfg["ids_budget_s"]),
-            ("snapshot", client.snapshot, cfg["snapshot_runs"], cfg["snapshot_budget_s"]),
+            ("snapshot100", clients["100"].snapshot, cfg["snapshot_runs"], cfg["snapshot_budget_s"]),
+            ("snapshot1000", clients["1000"].snapshot, cfg["snapshot_runs"], cfg["snapshot_budget_s"]),
         ):
             try:
                 for _ in range(2):
                     call()  # warm-up: connection, lazy imports, the server's cache
-                out[op] = _summary(_loop(call, runs, budget, collect=False))
+                out[op] = _summary(_loop(call, runs, budget, collect=False, hold=True))
             except Exception as exc:
                 out[op] = {"error": _error(exc)}
         creates: List[float] = []
@@ -400,11 +498,60 @@ def mode_requests(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
         except Exception as exc:
             out["create"] = out["delete"] = {"error": _error(exc)}
     finally:
-        client.close()
+        for each in clients.values():
+            each.close()
     return out
 
 
-MODES = {"cold": mode_cold, "speed": mode_speed, "memory": mode_memory, "requests": mode_requests}
+def mode_paired(c: Any, cfg: Dict[str, Any]) -> Dict[str, Any]:
+    """Small calls of this SDK and of the floor, alternating call by call in one process.
+
+    Background load then hits both alike, which separate processes cannot promise: the
+    ratio of the two medians is the steady measure of the SDK's own cost per call.
+    """
+    if c.name == "floor":
+        return {"skipped": "the floor is the reference of this mode"}
+    c.import_sdk()
+    out: Dict[str, Any] = {}
+    sdk = _guard(out, "client", lambda: c.client(cfg["urls"]["10"]))
+    if sdk is None:
+        return out
+    floor = FloorClient(cfg["urls"]["10"])
+    times: Dict[str, List[float]] = {key: [] for key in ("ids", "create", "delete", "floor_ids", "floor_create",
+                                                         "floor_delete")}
+    try:
+        for client in (sdk, floor):
+            client.ids()
+            client.delete(client.create())
+        deadline = perf() + cfg["write_budget_s"] + cfg["ids_budget_s"]
+        for _ in range(cfg["write_runs"]):
+            for prefix, client in (("", sdk), ("floor_", floor)):
+                started = perf()
+                client.ids()
+                middle = perf()
+                new_id = client.create()
+                created = perf()
+                client.delete(new_id)
+                times[prefix + "delete"].append(perf() - created)
+                times[prefix + "create"].append(created - middle)
+                times[prefix + "ids"].append(middle - started)
+            if len(times["ids"]) >= 3 and perf() > deadline:
+                break
+        for key, values in times.items():
+            out[key] = _summary(values)
+    except Exception as exc:
+        out["ids"] = {"error": _error(exc)}
+    finally:
+        sdk.close()
+        floor.close()
+    return out
+
+
+MODES = {
+    "paired": mode_paired,
+    "cold": mode_cold, "first_parse": mode_first_parse, "first_get": mode_first_get,
+    "speed": mode_speed, "memory": mode_memory, "requests": mode_requests,
+}
 
 
 def main() -> int:

@@ -1,9 +1,11 @@
 """Benchmark our ``pieces_os_client`` against the official SDK and a raw urllib3 + json floor.
 
-    python benchmarks/run.py            # full run, about 2 minutes; writes results/latest.{md,json}
-    python benchmarks/run.py --quick    # smoke run, under 40 seconds; writes results/quick.{md,json}
+    python benchmarks/run.py            # full run, about 4 minutes; writes results/latest.{md,json}
+    python benchmarks/run.py --quick    # smoke run, 1-2 minutes; writes results/quick.{md,json}
 
-Everything runs against the bundled emulator on 127.0.0.1, started in its own process. Each
+Everything runs against the bundled emulator on 127.0.0.1 (three of them, holding 10, 100
+and 1000 conversations), started in a process of its own. The goals of issue 9 are printed
+first, each as met or missed in this run. Each
 measurement runs in a fresh interpreter (``_worker.py``): both SDKs are importable as
 ``pieces_os_client``, so they never share a process, and import costs are really cold.
 
@@ -42,12 +44,13 @@ OFFICIAL_REQUIREMENT = "pieces-os-client==5.0.1"
 CONTENDERS = ("ours", "official", "floor")
 
 FULL = {
-    "cold_samples": 7, "rounds": 3,
+    "cold_samples": 5, "rounds": 4,
     "parse_runs": 300, "parse_budget_s": 2.4,
     "dump_runs": 100, "dump_budget_s": 1.5,
     "ids_runs": 3000, "ids_budget_s": 3.0,
     "snapshot_runs": 200, "snapshot_budget_s": 5.0,
     "write_runs": 1000, "write_budget_s": 3.0,
+    "body_runs": 5000, "body_budget_s": 0.6,
 }
 QUICK = {
     "cold_samples": 3, "rounds": 1,
@@ -56,6 +59,7 @@ QUICK = {
     "ids_runs": 1000, "ids_budget_s": 0.7,
     "snapshot_runs": 50, "snapshot_budget_s": 1.0,
     "write_runs": 300, "write_budget_s": 0.7,
+    "body_runs": 2000, "body_budget_s": 0.2,
 }
 WORKER_TIMEOUT_S = 120
 
@@ -123,11 +127,11 @@ def official_python(explicit: Optional[str]) -> Tuple[Optional[str], str]:
 
 # ---------------------------------------------------------------------------- emulator
 class EmulatorProcess:
-    """The emulator, filled by _emulator.py, in a process of its own; stops when stdin closes."""
+    """The emulators, filled by _emulator.py, in a process of their own; stops when stdin closes."""
 
-    def __init__(self, conversations: int, messages: int) -> None:
+    def __init__(self, sizes: List[int], messages: int) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, str(EMULATOR), "--conversations", str(conversations), "--messages", str(messages)],
+            [sys.executable, str(EMULATOR), "--sizes", ",".join(map(str, sizes)), "--messages", str(messages)],
             cwd=str(ROOT), env=_clean_env(PYTHONPATH=str(ROOT)), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             text=True,
         )
@@ -144,11 +148,12 @@ class EmulatorProcess:
             self.stop()
             raise RuntimeError("the emulator exited before it was ready")
         info = json.loads(first)
-        self.url: str = info["url"]
-        self.conversations: int = info["conversations"]
-        if not self.url.startswith("http://127.0.0.1:"):
+        self.urls: Dict[str, str] = {size: item["url"] for size, item in info["emulators"].items()}
+        self.conversations: Dict[str, int] = {size: item["conversations"] for size, item in info["emulators"].items()}
+        self.seed: Dict[str, Any] = info["seed"]
+        if not all(url.startswith("http://127.0.0.1:") for url in self.urls.values()):
             self.stop()
-            raise RuntimeError(f"the emulator is not on 127.0.0.1: {self.url}")
+            raise RuntimeError(f"an emulator is not on 127.0.0.1: {self.urls}")
 
     def stop(self) -> None:
         if self.proc.stdin is not None:
@@ -178,6 +183,7 @@ def summarize(times: List[float]) -> Dict[str, Any]:
         "runs": len(ordered),
         "median_s": statistics.median(ordered),
         "min_s": ordered[0],
+        "mean_s": sum(ordered) / len(ordered),
         "p99_s": ordered[min(len(ordered) - 1, max(0, round(0.99 * len(ordered)) - 1))],
         "total_s": sum(ordered),
     }
@@ -241,9 +247,45 @@ def _ratio(a: Any, b: Any) -> str:
     return f"{x / y:.2f}x"
 
 
-def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str]) -> List[Row]:
+READY = "ready: call path + 4 conversation models"
+PEAK_READY = "peak RSS at ready"
+FIRST_TYPED = "fresh process to first typed Conversations (import + parse 10)"
+FIRST_GET = "fresh process to first typed Conversations from a GET (10)"
+SEED_JSON = "SeededConversation.to_json()"
+IDS = "GET /conversations/identifiers, 10 ids"
+GET100 = "GET /conversations, 100 conversations"
+CREATE = "POST create (seeded)"
+DELETE = "POST delete"
+PAIRED = " - paired with the floor"
+
+
+def big_labels(big: int) -> Tuple[str, str]:
+    """Labels of the rows measured on the big snapshot (``--conversations``, 1000 by default)."""
+    return f"Conversations.from_json, {big} conversations, GC on", f"GET /conversations, {big} conversations"
+
+
+def goals(big: int) -> List[Tuple[str, str, Optional[float]]]:
+    """The goals of issue 9: (row label, contender compared with, highest ratio allowed)."""
+    parse_gc, get_big = big_labels(big)
+    return [
+        (parse_gc, "floor", 2.2),
+        (get_big, "floor", 2.3),
+        (GET100, "floor", 2.0),
+        (IDS + PAIRED, "floor", 1.15),
+        (DELETE + PAIRED, "floor", 1.10),
+        (CREATE + PAIRED, "floor", 1.20),
+        (READY, "official", 0.30),
+        (FIRST_TYPED, "official", 0.30),
+        (FIRST_GET, "official", None),
+        (PEAK_READY, "official", 0.50),
+        (SEED_JSON, "floor", 1.0),
+    ]
+
+
+def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str], big: int = 1000) -> List[Row]:
     """Turn the raw measurements into table rows; records failures in ``errors``."""
     rows: List[Row] = []
+    parse_gc_label, get_big_label = big_labels(big)
 
     def pick(section: str, getter: Callable[[Any], Any]) -> Dict[str, Any]:
         values: Dict[str, Any] = {}
@@ -281,26 +323,30 @@ def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str]) -> List[Row]:
             return None
         return get
 
-    ms, mb = 1e3, 1 / 1e6
-    rows.append(Row("import pieces_os_client", "ms", "lower", pick("cold", cold("import_package_s", ms)),
-                    "floor: import urllib3"))
-    rows.append(Row("import to first call path", "ms", "lower", pick("cold", cold("import_call_path_s", ms)),
-                    "ConversationsApi + ApiClient + Configuration"))
-    rows.append(Row("modules loaded after that", "count", "lower", pick("cold", cold("modules_after_import"))))
-    rows.append(Row("RSS after that", "MB", "lower", pick("cold", cold("rss_after_import", mb))))
-    first = pick("cold", cold("first_parse_s", ms))
-    for name, block in pick("cold", cold_errors("first_parse_s", "first parse")).items():
-        if failure(name, "first parse in a fresh process", block):
-            first[name] = "error"
-    rows.append(Row("first parse in a fresh process", "ms", "lower", first, "model imports + schema build included"))
-    def total(samples: Any) -> Any:
-        found = [s["import_call_path_s"] + s["first_parse_s"] for s in samples
-                 if _num(s.get("import_call_path_s")) is not None and _num(s.get("first_parse_s")) is not None]
-        return statistics.median(found) * ms if found else None
+    ms, mb, us = 1e3, 1 / 1e6, 1e6
 
-    rows.append(Row("cold total: imports + first parse", "ms", "lower", pick("cold", total),
-                    "time to a first typed snapshot, network aside"))
-    rows.append(Row("RSS after first parse", "MB", "lower", pick("cold", cold("rss_after_parse", mb))))
+    def cold_row(label: str, mode: str, key: str, scale: float, unit: str = "ms", note: str = "") -> None:
+        values = pick(mode, cold(key, scale))
+        for name, block in pick(mode, cold_errors(key, label)).items():
+            if failure(name, label, block):
+                values[name] = "error"
+        rows.append(Row(label, unit, "lower", values, note))
+
+    cold_row("import pieces_os_client", "cold", "import_package_s", ms, note="floor: import urllib3")
+    cold_row("import to first call path", "cold", "import_call_path_s", ms,
+             note="ConversationsApi + ApiClient + Configuration")
+    cold_row(READY, "cold", "ready_s", ms,
+             note="the call path + Conversation, Conversations, SeededConversation, FlattenedConversations")
+    cold_row("modules loaded at ready", "cold", "modules_ready", 1, "count")
+    cold_row("RSS at ready", "cold", "rss_ready", mb, "MB")
+    cold_row(PEAK_READY, "cold", "peak_rss_ready", mb, "MB", "VmHWM")
+    cold_row(FIRST_TYPED, "first_parse", "first_typed_s", ms,
+             note="fresh process: imports + Conversations.from_json of 10 conversations")
+    cold_row(FIRST_GET, "first_get", "first_get_s", ms,
+             note="fresh process: imports + client + conversations_snapshot(), 10 conversations")
+    cold_row("first parse of the big document", "cold", "first_parse_s", ms,
+             note="after ready: schema building (ours) + the first validation")
+    cold_row("RSS after first parse", "cold", "rss_after_parse", mb, "MB")
 
     def stat(section: str, op: str, key: str, scale: float = 1.0, what: str = "") -> Dict[str, Any]:
         values = pick(section, lambda block: block[op][key] * scale)
@@ -311,12 +357,14 @@ def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str]) -> List[Row]:
                 values[name] = "n/a"
         return values
 
-    rows.append(Row("parse snapshot document", "ms", "lower", stat("speed", "parse", "median_s", ms, "parse"),
+    rows.append(Row("parse, gc pass between runs", "ms", "lower", stat("speed", "parse", "median_s", ms, "parse"),
                     "median; ours: from_json(bytes), official: from_json(str), floor: json.loads"))
     doc_bytes = next((d["speed"]["doc_bytes"] for d in data.values() if "doc_bytes" in d.get("speed", {})), None)
     throughput = {k: (doc_bytes / 1e6 / (v / ms) if _num(v) and doc_bytes else v)
                   for k, v in stat("speed", "parse", "median_s", ms, "parse").items()}
     rows.append(Row("parse throughput", "MB/s", "higher", throughput))
+    rows.append(Row(parse_gc_label, "ms", "lower", stat("speed", "parse_gc", "mean_s", ms, "parse, GC on"),
+                    "mean; nothing forced between runs, the previous result alive"))
     rows.append(Row("to_dict() on the parsed model", "ms", "lower", stat("speed", "to_dict", "median_s", ms)))
     rows.append(Row("to_json() on the parsed model", "ms", "lower", stat("speed", "to_json", "median_s", ms),
                     "floor: json.dumps"))
@@ -324,17 +372,29 @@ def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str]) -> List[Row]:
     rows.append(Row("to_json() gives back the document read", "", "identical",
                     {k: (v if isinstance(v, str) else "n/a") for k, v in same.items()},
                     "compared as JSON values"))
+    rows.append(Row(SEED_JSON, "us", "lower", stat("speed", "seed_to_json", "median_s", us, "SeededConversation"),
+                    "median; a seeded conversation with 6 messages; floor: json.dumps of the dict"))
 
-    for op, label in (("ids", "conversations_identifiers_snapshot"), ("snapshot", "conversations_snapshot")):
-        runs = stat("requests", op, "runs", what=label)
-        total = stat("requests", op, "total_s", what=label)
-        rate = {k: (runs[k] / total[k] if _num(runs[k]) and _num(total[k]) else runs[k]) for k in CONTENDERS}
-        rows.append(Row(f"{label}()", "req/s", "higher", rate, "sequential, one client"))
-        rows.append(Row(f"{label}() p50", "ms", "lower", stat("requests", op, "median_s", ms, label)))
-        rows.append(Row(f"{label}() p99", "ms", "lower", stat("requests", op, "p99_s", ms, label)))
-    for op, label in (("create", "create (seeded)"), ("delete", "delete")):
-        rows.append(Row(f"{label} p50", "ms", "lower", stat("requests", op, "median_s", ms, label)))
+    for op, label, mean in (
+        ("ids", IDS, False), ("snapshot100", GET100, True), ("snapshot1000", get_big_label, True),
+        ("create", CREATE, False), ("delete", DELETE, False),
+    ):
+        if mean:
+            rows.append(Row(label, "ms", "lower", stat("requests", op, "mean_s", ms, label),
+                            "mean per call: collector work included"))
+        rows.append(Row(f"{label} p50" if mean else label, "ms", "lower",
+                        stat("requests", op, "median_s", ms, label), "" if mean else "median"))
         rows.append(Row(f"{label} p99", "ms", "lower", stat("requests", op, "p99_s", ms, label)))
+
+    # The small calls again, each SDK alternating call by call with the floor in one process;
+    # the floor column is the floor measured next to ours.
+    for op, label in (("ids", IDS), ("create", CREATE), ("delete", DELETE)):
+        values = stat("paired", op, "median_s", ms, label + PAIRED)
+        values["floor"] = _num(data.get("ours", {}).get("paired", {}).get(f"floor_{op}", {}).get("median_s"))
+        if values["floor"] is not None:
+            values["floor"] *= ms
+        rows.append(Row(label + PAIRED, "ms", "lower", values,
+                        "median; the floor's calls alternate with ours in one process"))
 
     def mem(key: str) -> Dict[str, Any]:
         values = pick("memory", lambda block: block[key] * mb)
@@ -354,6 +414,32 @@ def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str]) -> List[Row]:
     return rows
 
 
+def goal_lines(rows: List[Row], big: int) -> List[str]:
+    """The goals table: each goal's ratio from this run, and whether it was met."""
+    by_label = {row.label: row for row in rows}
+    lines = [
+        "| goal | ours / | ratio | goal | result |",
+        "|---|---|--:|--:|---|",
+    ]
+    for label, other, limit in goals(big):
+        row = by_label.get(label)
+        x, y = (_num(row.values.get("ours")), _num(row.values.get(other))) if row else (None, None)
+        ratio = x / y if x is not None and y else None
+        if limit is None:
+            verdict = "no goal set"
+        elif ratio is None:
+            verdict = "not measured"
+        elif ratio <= limit:
+            verdict = "met"
+        else:
+            verdict = f"missed by {ratio / limit - 1:.0%}"
+        lines.append(
+            f"| {label} | {other} | {'n/a' if ratio is None else f'{ratio:.2f}x'} | "
+            f"{'-' if limit is None else f'<= {limit:.2f}x'} | {verdict} |"
+        )
+    return lines
+
+
 def render(rows: List[Row], meta: Dict[str, Any], errors: List[str]) -> str:
     lines = [
         f"# Benchmark results{' (quick run)' if meta['quick'] else ''}",
@@ -363,9 +449,16 @@ def render(rows: List[Row], meta: Dict[str, Any], errors: List[str]) -> str:
         f"- ours: pieces_os_client {meta['ours_version']} (this checkout); "
         f"official: pieces-os-client {meta['official_version']}; floor: urllib3 {meta['urllib3']} + json",
         f"- document: Conversations snapshot, {meta['conversations']} conversations, "
-        f"{meta['doc_bytes'] / 1e6:.2f} MB ({meta['doc_bytes']:,} bytes); identifiers: {meta['ids_bytes']:,} bytes",
+        f"{meta['doc_bytes'] / 1e6:.2f} MB ({meta['doc_bytes']:,} bytes); 10 conversations: "
+        f"{meta['doc10_bytes']:,} bytes; identifiers (10): {meta['ids_bytes']:,} bytes",
         "- ratios are ours / other: below 1.00x is better for ours where lower is better, "
         "above 1.00x where higher is better",
+        "",
+        "Goals (issue 9), from this run:",
+        "",
+        *goal_lines(rows, meta["conversations"]),
+        "",
+        "All measurements:",
         "",
         "| metric | unit | better | ours | official | floor | ours/official | ours/floor | note |",
         "|---|---|---|--:|--:|--:|--:|--:|---|",
@@ -407,7 +500,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--quick", action="store_true", help="smaller budgets; writes results/quick.{md,json}")
     parser.add_argument("--official-python", metavar="PATH",
                         help="an interpreter that has pieces-os-client 5.0.1 (default: benchmarks/.venv-official)")
-    parser.add_argument("--conversations", type=int, default=200, help="conversations in the emulator (200)")
+    parser.add_argument("--conversations", type=int, default=1000,
+                        help="conversations in the big snapshot (1000); 10 and 100 are always measured too")
     parser.add_argument("--messages", type=int, default=6, help="messages per seeded conversation (6)")
     parser.add_argument("--no-write", action="store_true", help="print the table only")
     args = parser.parse_args(argv)
@@ -431,28 +525,38 @@ def main(argv: Optional[List[str]] = None) -> int:
     if official is None:
         errors.append(f"official: not measured ({official_version})")
     names = [name for name in CONTENDERS if name in interpreters]
-    log(f"starting the emulator with {args.conversations} conversations ...")
-    emulator = EmulatorProcess(args.conversations, args.messages)
+    sizes = sorted({10, 100, args.conversations})
+    log(f"starting emulators with {', '.join(map(str, sizes))} conversations ...")
+    emulator = EmulatorProcess(sizes, args.messages)
+    # The request rows name the emulators by these keys, whatever --conversations says.
+    urls = {"10": emulator.urls["10"], "100": emulator.urls["100"], "1000": emulator.urls[str(args.conversations)]}
     try:
-        doc = fetch(emulator.url + "/conversations")
-        ids_doc = fetch(emulator.url + "/conversations/identifiers")
+        doc = fetch(urls["1000"] + "/conversations")
+        doc10 = fetch(urls["10"] + "/conversations")
+        ids_doc = fetch(urls["10"] + "/conversations/identifiers")
         with tempfile.TemporaryDirectory(prefix="pieces-bench-") as workdir:
             doc_path, small_path = Path(workdir, "snapshot.json"), Path(workdir, "small.json")
+            doc10_path = Path(workdir, "snapshot10.json")
             doc_path.write_bytes(doc)
             small_path.write_bytes(small_document(doc))
-            cfg = {**budgets, "url": emulator.url, "doc": str(doc_path), "small_doc": str(small_path)}
+            doc10_path.write_bytes(doc10)
+            cfg = {**budgets, "urls": urls, "doc": str(doc_path), "small_doc": str(small_path),
+                   "doc10": str(doc10_path), "seed": emulator.seed}
 
-            log(f"cold imports and first parse: {budgets['cold_samples']} fresh processes each ...")
+            cold_modes = ("cold", "first_parse", "first_get")
+            log(f"cold starts: {budgets['cold_samples']} fresh processes per contender and mode ...")
             for name in names:
-                data[name]["cold"] = []
+                for mode in cold_modes:
+                    data[name][mode] = []
             for _ in range(budgets["cold_samples"]):
-                for name in names:  # interleaved, so slow drift hits every contender alike
-                    data[name]["cold"].append(interpreters[name].run("cold", cfg, workdir))
+                for mode in cold_modes:
+                    for name in names:  # interleaved, so slow drift hits every contender alike
+                        data[name][mode].append(interpreters[name].run(mode, cfg, workdir))
             # Timed modes run in rounds, contenders interleaved, each round with a share of
             # the budget: load from elsewhere on the machine then hits all three alike.
             rounds = budgets["rounds"]
             share = {k: (v / rounds if k.endswith("_budget_s") else v) for k, v in cfg.items()}
-            for mode in ("speed", "requests"):
+            for mode in ("speed", "requests", "paired"):
                 parts: Dict[str, List[Dict[str, Any]]] = {name: [] for name in names}
                 for index in range(rounds):
                     for name in names:
@@ -473,13 +577,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             errors.append("ours: the worker did not import this checkout's pieces_os_client")
         if name == "official" and inside:
             errors.append("official: the worker imported this checkout instead of the official SDK")
-        for block in [*data[name]["cold"], data[name].get("speed", {}), data[name].get("memory", {}),
-                      data[name].get("requests", {})]:
-            block.pop("package_file", None)  # no machine paths in the results
-        for block in data[name]["cold"]:
-            if "error" in block:
-                errors.append(f"{name}, cold start: {block['error']}")
-                break
+        for section in data[name].values():  # no machine paths in the results
+            for block in section if isinstance(section, list) else [section]:
+                if isinstance(block, dict):
+                    block.pop("package_file", None)
+        for mode in cold_modes:
+            for block in data[name][mode]:
+                block.pop("package_file", None)
+                if "error" in block:
+                    errors.append(f"{name}, {mode}: {block['error']}")
+                    break
 
     meta = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -490,12 +597,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         "ours_version": next((s.get("package_version") for s in data["ours"].get("cold", [])), None),
         "official_version": official_version if official else "unavailable",
         "urllib3": urllib3.__version__,
-        "conversations": emulator.conversations,
+        "conversations": emulator.conversations[str(args.conversations)],
         "doc_bytes": len(doc),
+        "doc10_bytes": len(doc10),
         "ids_bytes": len(ids_doc),
         "budgets": budgets,
     }
-    rows = build_rows(data, errors)
+    rows = build_rows(data, errors, meta["conversations"])
     meta["run_seconds"] = time.perf_counter() - started
     table = render(rows, meta, errors)
     print(table)

@@ -1,38 +1,51 @@
 """Bounded soak of the identifiers stream: several streams, a few thousand changes.
 
-    python benchmarks/stream_soak.py                    # 4 streams, 3000 changes
+    python benchmarks/stream_soak.py                    # 4 then 8 streams, 3000 changes each
     python benchmarks/stream_soak.py --streams 8 --changes 5000 --json
+    python benchmarks/stream_soak.py --layout one-process   # everything in this process
 
-An in-process emulator on 127.0.0.1 serves both HTTP and the WebSocket. Writer threads make
-the changes over plain HTTP (urllib3): creates, and deletes of conversations they created.
+The emulator on 127.0.0.1 serves both HTTP and the WebSocket. Writer threads make the
+changes over plain HTTP (urllib3): creates, and deletes of conversations they created.
 Every stream runs in the background with a callback that notes when each change reached it,
 and feeds a ConversationIdsMirror.
 
-Reported:
+Layouts (``--layout``):
+* ``split`` (default): the emulator, the writers and the consumers run in three processes,
+  so the streams' reader threads only share the GIL with each other, as in an application
+  that watches a real Pieces OS. Times are compared across processes on the system-wide
+  monotonic clock (``time.monotonic``, CLOCK_MONOTONIC on Linux).
+* ``one-process``: emulator, writers and streams share one interpreter: every delivery then
+  also waits for the GIL behind the server and the writers (see the README for the numbers).
+
+Reported, per stream count:
 * messages/second: change messages delivered to consumers (all streams together), counted
   from the first push to the last delivery;
 * delivery latency: from the moment the emulator queued a message for its WebSockets (its
-  broadcast call, timed in-process with the same monotonic clock) to the consumer callback;
+  broadcast call, timed with the monotonic clock) to the consumer callback, p50 / p99 / max;
 * lost / duplicated: pushes a stream never delivered, or delivered more than once — both
   must be zero; and whether each mirror ended equal to GET /conversations/identifiers.
 
-The run stops by itself: writers stop early if the time budget (``--budget``, default 45 s)
-runs out, and waiting for delivery is bounded. Exit status 1 when anything was lost,
-duplicated or left a mirror wrong.
+The run stops by itself: writers stop early if the time budget (``--budget``, default 45 s
+per stream count) runs out, waiting for delivery is bounded, and the helper processes end
+when their stdin closes. Exit status 1 when anything was lost, duplicated or left a mirror
+wrong.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import json
+import os
 import platform
 import statistics
+import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 import urllib3
 
@@ -43,6 +56,9 @@ from pieces_os_client.emulator import Emulator
 from pieces_os_client.stream import ConversationIdsMirror, IdentifiersStream, StreamEvent
 
 RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+#: the goal of issue 9: p99 delivery latency at 4 streams on loopback
+P99_GOAL_MS = 10.0
 Key = Tuple[str, bool]  # (conversation id, deleted?)
 
 
@@ -67,12 +83,75 @@ class Consumer:
                 self.count += 1
 
 
-def writer(base: str, operations: int, deadline: float, done: List[int]) -> None:
-    """Create conversations and delete every other one; ``operations`` changes in all."""
+class RawConsumer:
+    """The floor: a bare websocket-client connection read by a thread, ``json.loads``, no SDK.
+
+    Like the SDK, it leaves UTF-8 checking to the decoder (websocket-client's own check is pure Python).
+    """
+
+    def __init__(self, url: str) -> None:
+        import websocket
+
+        self.ids: set[str] = set()
+        self.delivered: Dict[Key, List[float]] = {}
+        self.count = 0
+        self.errors: List[Exception] = []
+        self.ready = threading.Event()
+        self.ws = websocket.create_connection(url.replace("http://", "ws://", 1) + "/conversations/stream/identifiers",
+                                              timeout=30, skip_utf8_validation=True)
+        self.ws.settimeout(None)
+        self._stop = False
+        self.thread = threading.Thread(target=self._read, daemon=True)
+        self.thread.start()
+
+    def _read(self) -> None:
+        try:
+            while not self._stop:
+                text = self.ws.recv()
+                now = time.monotonic()
+                items = json.loads(text)["iterable"]
+                if not self.ready.is_set():  # the opening snapshot: every id
+                    self.ids = {item["conversation"]["id"] for item in items}
+                    self.ready.set()
+                    continue
+                for item in items:
+                    key = (item["conversation"]["id"], bool(item.get("deleted")))
+                    (self.ids.discard if key[1] else self.ids.add)(key[0])
+                    self.delivered.setdefault(key, []).append(now)
+                    self.count += 1
+        except Exception as exc:  # the socket closed under us at the end, or a real failure
+            if not self._stop:
+                self.errors.append(exc)
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self.ready.wait(timeout)
+
+    def snapshot(self) -> frozenset[str]:
+        return frozenset(self.ids)
+
+    def close(self) -> None:
+        self._stop = True
+        with contextlib.suppress(Exception):
+            self.ws.sock.shutdown(2)
+        self.ws.close()
+        self.thread.join(5)
+
+
+def writer(base: str, operations: int, deadline: float, done: List[int], interval: float = 0.0) -> None:
+    """Create conversations and delete every other one; ``operations`` changes in all.
+
+    With ``interval``, one change every ``interval`` seconds (paced); else as fast as possible.
+    """
     http = urllib3.PoolManager(maxsize=1, retries=False)
     mine: List[str] = []
     made = 0
+    next_at = time.monotonic()
     while made < operations and time.monotonic() < deadline:
+        if interval:
+            next_at += interval
+            pause = next_at - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
         if made % 3 == 2 and mine:
             reply = http.request("POST", f"{base}/conversations/{mine.pop(0)}/delete")
             assert reply.status == 204, reply.status
@@ -93,68 +172,162 @@ def percentile(values: List[float], fraction: float) -> float:
     return ordered[index]
 
 
-def run(streams: int, changes: int, writers: int, budget: float) -> Dict[str, Any]:
+def _start_writers(
+    base: str, changes: int, writers: int, deadline: float, rate: float
+) -> Tuple[List[threading.Thread], List[int]]:
+    done: List[int] = []
+    share = [changes // writers + (1 if i < changes % writers else 0) for i in range(writers)]
+    interval = writers / rate if rate > 0 else 0.0
+    threads = [threading.Thread(target=writer, args=(base, n, deadline, done, interval), daemon=True)
+               for n in share]
+    for thread in threads:
+        thread.start()
+    return threads, done
+
+
+def _timed(emu: Emulator, pushes: Dict[Key, float]) -> None:
+    """Note when the emulator queues each change for its WebSockets (its broadcast call)."""
+    original = emu._broadcast
+
+    def timed_broadcast(text: str) -> None:
+        now = time.monotonic()
+        for ident in json.loads(text)["iterable"]:
+            pushes[(ident["conversation"]["id"], bool(ident.get("deleted")))] = now
+        original(text)
+
+    emu._broadcast = timed_broadcast  # type: ignore[method-assign]
+
+
+# --------------------------------------------------------------- helper processes (split layout)
+def serve(changes: int) -> int:
+    """Helper process: the emulator. Prints its URL; on stdin EOF prints the push times and exits."""
+    pushes: Dict[Key, float] = {}
+    with Emulator(seed_conversations=20, ws_queue_size=max(1024, changes * 2), heartbeat=None) as emu:
+        _timed(emu, pushes)
+        print(json.dumps({"url": emu.url}), flush=True)
+        sys.stdin.read()
+        items = [[key[0], key[1], at] for key, at in list(pushes.items())]
+    print(json.dumps({"pushes": items}), flush=True)
+    return 0
+
+
+def write(base: str, changes: int, writers: int, budget: float, rate: float) -> int:
+    """Helper process: the writers. Starts on the first stdin line, prints how many it made."""
+    sys.stdin.readline()
+    started = time.monotonic()
+    threads, done = _start_writers(base, changes, writers, started + budget, rate)
+    for thread in threads:
+        thread.join(budget + 5)
+    print(json.dumps({"made": sum(done), "seconds": time.monotonic() - started}), flush=True)
+    return 0
+
+
+@contextlib.contextmanager
+def _helper(*args: str) -> Iterator[subprocess.Popen[str]]:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    proc = subprocess.Popen([sys.executable, __file__, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True, env=env)
+    try:
+        yield proc
+    finally:
+        if proc.stdin is not None and not proc.stdin.closed:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def _line(proc: subprocess.Popen[str], timeout: float) -> Dict[str, Any]:
+    """The next JSON line a helper prints, within ``timeout`` seconds."""
+    assert proc.stdout is not None
+    box: List[str] = []
+    reader = threading.Thread(target=lambda: box.append(proc.stdout.readline() if proc.stdout else ""), daemon=True)
+    reader.start()
+    reader.join(timeout)
+    if not box or not box[0]:
+        raise SystemExit(f"a helper process gave no answer within {timeout:.0f} s")
+    return dict(json.loads(box[0]))
+
+
+def run(
+    streams: int, changes: int, writers: int, budget: float, layout: str = "split", rate: float = 0.0,
+    consumer: str = "sdk",
+) -> Dict[str, Any]:
     started = time.monotonic()
     deadline = started + budget
-    with Emulator(seed_conversations=20, ws_queue_size=max(1024, changes * 2), heartbeat=None) as emu:
-        pushes: Dict[Key, float] = {}
-        original = emu._broadcast  # timing hook: the moment the emulator queues a message
+    pushes: Dict[Key, float] = {}
+    with contextlib.ExitStack() as stack:
+        if layout == "split":
+            server = stack.enter_context(_helper("--serve", "--changes", str(changes)))
+            url = str(_line(server, 60)["url"])
+        else:
+            emu = stack.enter_context(
+                Emulator(seed_conversations=20, ws_queue_size=max(1024, changes * 2), heartbeat=None)
+            )
+            _timed(emu, pushes)
+            url = emu.url
 
-        def timed_broadcast(text: str) -> None:
-            now = time.monotonic()
-            for ident in json.loads(text)["iterable"]:
-                pushes[(ident["conversation"]["id"], bool(ident.get("deleted")))] = now
-            original(text)
-
-        emu._broadcast = timed_broadcast  # type: ignore[method-assign]
-
-        config = Configuration(host=emu.url)
+        config = Configuration(host=url)
         with ApiClient(config) as client:
-            consumers = [Consumer(client) for _ in range(streams)]
-            for consumer in consumers:
-                if not consumer.mirror.wait_ready(5.0):
+            consumers: List[Any] = [Consumer(client) if consumer == "sdk" else RawConsumer(url)
+                                    for _ in range(streams)]
+            for each in consumers:
+                if not (each.mirror.wait_ready(5.0) if consumer == "sdk" else each.wait_ready(5.0)):
                     raise SystemExit("a stream never received its opening snapshot")
 
-            done: List[int] = []
-            share = [changes // writers + (1 if i < changes % writers else 0) for i in range(writers)]
-            threads = [
-                threading.Thread(target=writer, args=(emu.url, n, deadline, done), daemon=True) for n in share
-            ]
             load_started = time.monotonic()
-            for thread in threads:
-                thread.start()
-            for thread in threads:
-                thread.join(max(0.0, deadline - time.monotonic()) + 5)
+            if layout == "split":
+                writer_proc = stack.enter_context(
+                    _helper("--write", url, "--changes", str(changes), "--writers", str(writers),
+                            "--budget", str(max(1.0, deadline - time.monotonic())), "--rate", str(rate))
+                )
+                assert writer_proc.stdin is not None
+                writer_proc.stdin.write("go\n")
+                writer_proc.stdin.flush()
+                report = _line(writer_proc, budget + 15)
+                done = [int(report["made"])]
+            else:
+                threads, done = _start_writers(url, changes, writers, deadline, rate)
+                for thread in threads:
+                    thread.join(max(0.0, deadline - time.monotonic()) + 5)
             load_seconds = time.monotonic() - load_started
 
-            expected = len(pushes)
-            settle = min(deadline + 10, time.monotonic() + 10)  # bounded wait for the tail
+            # Every change makes exactly one push; wait (bounded) for all of them to arrive.
+            expected = sum(done)
+            settle = min(deadline + 10, time.monotonic() + 10)
             while time.monotonic() < settle and any(len(c.delivered) < expected for c in consumers):
                 time.sleep(0.01)
 
             truth = frozenset(
                 item["id"]
-                for item in urllib3.request("GET", emu.url + "/conversations/identifiers").json()["iterable"]
+                for item in urllib3.request("GET", url + "/conversations/identifiers").json()["iterable"]
             )
             close_times = []
-            for consumer in consumers:
+            for each in consumers:
                 t0 = time.monotonic()
-                consumer.stream.close()
+                each.stream.close() if consumer == "sdk" else each.close()
                 close_times.append(time.monotonic() - t0)
+        if layout == "split":
+            assert server.stdin is not None
+            server.stdin.close()
+            for conversation_id, deleted, at in _line(server, 30)["pushes"]:
+                pushes[(conversation_id, bool(deleted))] = float(at)
 
     latencies: List[float] = []
     lost = duplicated = 0
     last_delivery = 0.0
-    for consumer in consumers:
+    for each in consumers:
         for key, pushed_at in pushes.items():
-            arrivals = consumer.delivered.get(key, [])
+            arrivals = each.delivered.get(key, [])
             if not arrivals:
                 lost += 1
                 continue
             duplicated += len(arrivals) - 1
             latencies.append(arrivals[0] - pushed_at)
             last_delivery = max(last_delivery, arrivals[-1])
-        duplicated += sum(len(v) for k, v in consumer.delivered.items() if k not in pushes)
+        duplicated += sum(len(v) for k, v in each.delivered.items() if k not in pushes)
     first_push = min(pushes.values(), default=0.0)
     delivered = sum(c.count for c in consumers)
     span = max(1e-9, last_delivery - first_push)
@@ -163,6 +336,9 @@ def run(streams: int, changes: int, writers: int, budget: float) -> Dict[str, An
         "python": platform.python_version(),
         "platform": platform.platform(),
         "pieces_os_client": pieces_os_client.__version__,
+        "layout": layout,
+        "consumer": consumer,
+        "rate": rate,
         "streams": streams,
         "writers": writers,
         "changes_requested": changes,
@@ -172,60 +348,90 @@ def run(streams: int, changes: int, writers: int, budget: float) -> Dict[str, An
         "messages_delivered": delivered,
         "messages_per_second": delivered / span,
         "latency_ms_median": statistics.median(latencies) * 1000 if latencies else float("nan"),
+        "latency_ms_p90": percentile(latencies, 0.90) * 1000,
         "latency_ms_p99": percentile(latencies, 0.99) * 1000,
         "latency_ms_max": max(latencies, default=float("nan")) * 1000,
         "lost": lost,
         "duplicated": duplicated,
-        "mirrors_correct": sum(c.mirror.snapshot() == truth for c in consumers),
-        "reconnects": sum(c.stream.reconnects for c in consumers),
+        "mirrors_correct": sum((c.mirror.snapshot() if consumer == "sdk" else c.snapshot()) == truth
+                               for c in consumers),
+        "reconnects": sum(c.stream.reconnects for c in consumers) if consumer == "sdk" else 0,
         "stream_errors": sum(len(c.errors) for c in consumers),
         "close_ms_max": max(close_times) * 1000,
         "seconds_total": time.monotonic() - started,
     }
 
 
-def table(result: Dict[str, Any]) -> str:
-    rows = [
-        ("streams x writers", f"{result['streams']} x {result['writers']}"),
-        ("changes made over HTTP", f"{result['changes_made']} ({result['http_changes_per_second']:.0f}/s)"),
-        ("messages delivered", f"{result['messages_delivered']}"),
-        ("messages / second", f"{result['messages_per_second']:.0f}"),
-        ("latency median", f"{result['latency_ms_median']:.2f} ms"),
-        ("latency p99", f"{result['latency_ms_p99']:.2f} ms"),
-        ("latency max", f"{result['latency_ms_max']:.2f} ms"),
-        ("lost / duplicated", f"{result['lost']} / {result['duplicated']}"),
-        ("mirrors equal to server", f"{result['mirrors_correct']} of {result['streams']}"),
-        ("reconnects / stream errors", f"{result['reconnects']} / {result['stream_errors']}"),
-        ("slowest close()", f"{result['close_ms_max']:.1f} ms"),
-        ("wall time", f"{result['seconds_total']:.1f} s"),
+def table(results: List[Dict[str, Any]]) -> str:
+    """One column per run (stream count)."""
+    rows: List[Tuple[str, Any]] = [
+        ("consumer", lambda r: "pieces_os_client" if r["consumer"] == "sdk" else "raw websocket-client"),
+        ("layout", lambda r: r["layout"]),
+        ("writer pace", lambda r: f"{r['rate']:.0f} changes/s" if r["rate"] else "as fast as possible"),
+        ("streams x writers", lambda r: f"{r['streams']} x {r['writers']}"),
+        ("changes made over HTTP", lambda r: f"{r['changes_made']} ({r['http_changes_per_second']:.0f}/s)"),
+        ("messages delivered", lambda r: f"{r['messages_delivered']}"),
+        ("messages / second", lambda r: f"{r['messages_per_second']:.0f}"),
+        ("latency p50", lambda r: f"{r['latency_ms_median']:.2f} ms"),
+        ("latency p90", lambda r: f"{r['latency_ms_p90']:.2f} ms"),
+        ("latency p99", lambda r: f"{r['latency_ms_p99']:.2f} ms"),
+        ("latency max", lambda r: f"{r['latency_ms_max']:.2f} ms"),
+        ("lost / duplicated", lambda r: f"{r['lost']} / {r['duplicated']}"),
+        ("mirrors equal to server", lambda r: f"{r['mirrors_correct']} of {r['streams']}"),
+        ("reconnects / stream errors", lambda r: f"{r['reconnects']} / {r['stream_errors']}"),
+        ("slowest close()", lambda r: f"{r['close_ms_max']:.1f} ms"),
+        ("wall time", lambda r: f"{r['seconds_total']:.1f} s"),
     ]
-    width = max(len(name) for name, _ in rows)
-    lines = [f"{'measure':<{width}}  value", f"{'-' * width}  {'-' * 24}"]
-    lines += [f"{name:<{width}}  {value}" for name, value in rows]
+    lines = ["| measure | " + " | ".join(f"{r['streams']} streams{'' if r['consumer'] == 'sdk' else ' (floor)'}"
+                                       for r in results) + " |",
+             "|---|" + "--:|" * len(results)]
+    lines += [f"| {name} | " + " | ".join(get(r) for r in results) + " |" for name, get in rows]
+    at_four = [r for r in results if r["streams"] == 4 and r["consumer"] == "sdk"]
+    if at_four:
+        p99 = at_four[0]["latency_ms_p99"]
+        verdict = "met" if p99 < P99_GOAL_MS else f"missed by {p99 - P99_GOAL_MS:.1f} ms"
+        lines += ["", f"goal: p99 < {P99_GOAL_MS:.0f} ms at 4 streams ({at_four[0]['layout']} layout): "
+                      f"{p99:.2f} ms, {verdict}"]
     return "\n".join(lines)
 
 
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--streams", type=int, default=4, help="concurrent identifier streams (default 4)")
-    parser.add_argument("--changes", type=int, default=3000, help="creates + deletes to make (default 3000)")
+    parser.add_argument("--streams", type=int, nargs="+", default=[4, 8],
+                        help="concurrent identifier streams; one run per value (default 4 8)")
+    parser.add_argument("--changes", type=int, default=3000, help="creates + deletes to make per run (default 3000)")
     parser.add_argument("--writers", type=int, default=4, help="HTTP writer threads (default 4)")
     parser.add_argument("--budget", type=float, default=45.0, help="seconds before writers stop (default 45)")
+    parser.add_argument("--layout", choices=("split", "one-process"), default="split",
+                        help="split: emulator, writers and streams in three processes (default)")
+    parser.add_argument("--rate", type=float, default=0.0,
+                        help="changes per second, all writers together (default 0: as fast as they can)")
+    parser.add_argument("--floor", action="store_true",
+                        help="also run bare websocket-client readers (no SDK) at each stream count")
     parser.add_argument("--json", nargs="?", const=str(RESULTS / "stream_soak.json"), default=None,
-                        metavar="PATH", help="also write the result as JSON (default path: results/stream_soak.json)")
+                        metavar="PATH", help="also write the results as JSON (default path: results/stream_soak.json)")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--write", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    result = run(args.streams, args.changes, args.writers, args.budget)
-    print(table(result))
+    if args.serve:
+        return serve(args.changes)
+    if args.write:
+        return write(args.write, args.changes, args.writers, args.budget, args.rate)
+    kinds = ["sdk", "raw"] if args.floor else ["sdk"]
+    results = [run(n, args.changes, args.writers, args.budget, args.layout, args.rate, kind)
+               for n in args.streams for kind in kinds]
+    print(table(results))
     if args.json:
         path = Path(args.json)
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(result, indent=2) + "\n")
+        path.write_text(json.dumps(results, indent=2) + "\n")
         print(f"\nwrote {path.name}")
-    ok = (
-        result["lost"] == 0
-        and result["duplicated"] == 0
-        and result["mirrors_correct"] == result["streams"]
-        and result["changes_made"] == result["changes_requested"]
+    ok = all(
+        r["lost"] == 0
+        and r["duplicated"] == 0
+        and r["mirrors_correct"] == r["streams"]
+        and r["changes_made"] == r["changes_requested"]
+        for r in results
     )
     return 0 if ok else 1
 

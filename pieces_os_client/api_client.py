@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime
 import decimal
 import enum
-import gc
 import json
 import re
 import uuid
@@ -53,8 +52,6 @@ RequestSerialized = Tuple[str, str, Dict[str, str], Optional[Any], List[Tuple[st
 
 USER_AGENT = f"pieces-os-client-python/{__version__}"
 _JSON_MIME = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;|$)", re.IGNORECASE)
-#: bodies from this size up are parsed with the cyclic garbage collector paused
-_GC_PAUSE_BYTES = 64 * 1024
 _CHARSET = re.compile(r"charset=([\w-]+)", re.IGNORECASE)
 
 
@@ -69,6 +66,41 @@ class RequestOptions(TypedDict, total=False):
 
 
 _OPTION_NAMES = frozenset(RequestOptions.__annotations__)
+#: path segments made of RFC 3986 unreserved characters only, which ``quote`` leaves as they are
+_URL_SAFE = re.compile(r"[A-Za-z0-9_.~-]+").fullmatch
+
+
+def _check_options(options: Mapping[str, Any]) -> None:
+    """Refuse unknown per-call options and malformed values of the known ones."""
+    unknown = set(options) - _OPTION_NAMES
+    if unknown:
+        raise ApiTypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
+    host_index = options.get("_host_index", 0)
+    if isinstance(host_index, bool) or not isinstance(host_index, int) or host_index != 0:
+        raise ApiValueError(f"_host_index must be 0 (this API has a single server), not {host_index!r}")
+    headers = options.get("_headers")
+    if headers is not None and not isinstance(headers, Mapping):
+        raise ApiTypeError(f"_headers must be a dict of header names to values, not {type(headers).__name__}")
+
+
+def _prefer_json(choices: Sequence[str]) -> Optional[str]:
+    """The first JSON media type offered, else the first one; None if there are none."""
+    for choice in choices:
+        if "json" in choice.lower():
+            return choice
+    return choices[0] if choices else None
+
+
+#: (Accept, Content-Type) per (accept, content_types) of an operation, chosen once
+_NEGOTIATED: Dict[Tuple[Tuple[str, ...], Tuple[str, ...]], Tuple[Optional[str], Optional[str]]] = {}
+
+
+def _negotiated(op: Operation) -> Tuple[Optional[str], Optional[str]]:
+    key = (tuple(op.accept), tuple(op.content_types))
+    found = _NEGOTIATED.get(key)
+    if found is None:
+        found = _NEGOTIATED[key] = (_prefer_json(key[0]), _prefer_json(key[1]))
+    return found
 
 
 @dataclass(frozen=True)
@@ -167,19 +199,17 @@ class ApiClient:
         Returns the ``ApiResponse`` or, with ``preload_content=False``, the urllib3 response
         (unread; the caller reads and releases it).
         """
-        unknown = set(options) - _OPTION_NAMES
-        if unknown:
-            raise ApiTypeError(f"unexpected keyword argument(s): {', '.join(sorted(unknown))}")
-        host_index = options.get("_host_index", 0)
-        if isinstance(host_index, bool) or not isinstance(host_index, int) or host_index != 0:
-            raise ApiValueError(f"_host_index must be 0 (this API has a single server), not {host_index!r}")
-        headers = options.get("_headers")
-        if headers is not None and not isinstance(headers, Mapping):
-            raise ApiTypeError(f"_headers must be a dict of header names to values, not {type(headers).__name__}")
-        header_params: Dict[str, Any] = dict(headers or {})
-        header_params.setdefault("Accept", self.select_header_accept(list(op.accept)))
+        if options:  # most calls pass none: nothing to check then
+            _check_options(options)
+            headers = options.get("_headers")
+        else:
+            headers = None
+        header_params: Dict[str, Any] = dict(headers) if headers else {}
+        accept, content_type = _negotiated(op)
+        if accept is not None:
+            header_params.setdefault("Accept", accept)
         if op.content_types:
-            content_type = options.get("_content_type") or self.select_header_content_type(list(op.content_types))
+            content_type = (options.get("_content_type") if options else None) or content_type
             if body is not None and content_type:
                 header_params.setdefault("Content-Type", content_type)
 
@@ -191,14 +221,14 @@ class ApiClient:
             header_params=header_params,
             body=body,
             auth_settings=list(op.auth),
-            _request_auth=options.get("_request_auth"),
+            _request_auth=options.get("_request_auth") if options else None,
         )
         response = self.rest_client.request(
             method,
             url,
             headers=header_map,
             body=payload,
-            _request_timeout=options.get("_request_timeout"),
+            _request_timeout=options.get("_request_timeout") if options else None,
             preload_content=preload_content,
         )
         if not preload_content:
@@ -229,13 +259,15 @@ class ApiClient:
         config = self.configuration
         headers: Dict[str, str] = dict(self.default_headers)
         if header_params:
-            headers.update({k: str(v) for k, v in header_params.items()})
+            headers.update({k: (v if type(v) is str else str(v)) for k, v in header_params.items()})
         if self.cookie:
             headers["Cookie"] = self.cookie
 
         path = resource_path
         for name, value in (path_params or {}).items():
-            segment = quote(_path_text(name, value), safe=config.safe_chars_for_path_param)
+            segment = _path_text(name, value)
+            if not _URL_SAFE(segment):  # ids are usually URL-safe already: nothing to quote
+                segment = quote(segment, safe=config.safe_chars_for_path_param)
             if segment.strip(".") == "":
                 # "." and ".." would be collapsed as dot-segments and change the endpoint called
                 segment = segment.replace(".", "%2E")
@@ -399,21 +431,11 @@ class ApiClient:
 
     @staticmethod
     def select_header_accept(accepts: List[str]) -> Optional[str]:
-        if not accepts:
-            return None
-        for accept in accepts:
-            if re.search("json", accept, re.IGNORECASE):
-                return accept
-        return accepts[0]
+        return _prefer_json(accepts)
 
     @staticmethod
     def select_header_content_type(content_types: List[str]) -> Optional[str]:
-        if not content_types:
-            return None
-        for content_type in content_types:
-            if re.search("json", content_type, re.IGNORECASE):
-                return content_type
-        return content_types[0]
+        return _prefer_json(content_types)
 
     # ------------------------------------------------------------------ internals
     def _serialize_body(self, body: Any) -> bytes:
@@ -435,16 +457,10 @@ class ApiClient:
         model = _model_class(response_type)
         if not raw.strip():
             raise ValueError("the body is empty")
-        if len(raw) < _GC_PAUSE_BYTES or not gc.isenabled():
-            return model.model_validate_json(raw)
-        # A large snapshot builds tens of thousands of objects, none of them garbage; letting
-        # the cyclic collector walk them again and again while they are built doubles the
-        # parse time. Pause it for the parse only (never if the application turned it off).
-        gc.disable()
-        try:
-            return model.model_validate_json(raw)
-        finally:
-            gc.enable()
+        from pieces_os_client.models._base import validate_json  # loaded with the model anyway
+
+        # Large bodies: the cyclic collector paused, the result kept out of the young generation.
+        return validate_json(model, raw)
 
 
 def _model_class(name: str) -> Any:

@@ -110,8 +110,9 @@ class RESTResponse:
                 self.response.release_conn()
         return self.data
 
-    def getheaders(self) -> Dict[str, str]:
-        return dict(self.response.headers)
+    def getheaders(self) -> Mapping[str, str]:
+        """The response headers, case-insensitive (urllib3's ``HTTPHeaderDict``, as the official SDK)."""
+        return self.response.headers
 
     def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
         value = self.response.headers.get(name, default)
@@ -326,8 +327,27 @@ def _checked_origin(url: str) -> str:
     return f"{parsed.scheme}://{parsed.netloc}"
 
 
+#: header sets (all values text) already found valid: a client sends the same few again and again
+_VALID_HEADER_SETS: Dict[Tuple[Tuple[Any, Any], ...], None] = {}
+_VALID_HEADER_SETS_MAX = 256
+
+
 def _check_headers(headers: Mapping[str, Any]) -> None:
     """Refuse headers http.client would reject mid-request, or that could smuggle extra headers."""
+    key = tuple(headers.items())
+    try:
+        if key in _VALID_HEADER_SETS:
+            return
+    except TypeError:  # an unhashable value: check it, never remember it
+        key = ()
+    _check_header_items(headers)
+    if key and all(type(value) is str for _, value in key):
+        if len(_VALID_HEADER_SETS) >= _VALID_HEADER_SETS_MAX:
+            _VALID_HEADER_SETS.clear()
+        _VALID_HEADER_SETS[key] = None
+
+
+def _check_header_items(headers: Mapping[str, Any]) -> None:
     for name, value in headers.items():
         if not isinstance(name, str) or not _HEADER_NAME.match(name):
             raise ApiValueError(f"{name!r} is not a valid HTTP header name")

@@ -18,6 +18,7 @@ Wire rules, in one place:
 
 
 import enum
+import gc
 import json
 import pprint
 import threading
@@ -29,24 +30,27 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
-    PlainSerializer,
+    GetCoreSchemaHandler,
     PydanticUndefinedAnnotation,
     PydanticUserError,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
 )
+from pydantic_core import CoreSchema, core_schema
 from typing_extensions import Annotated, Self
 
 from pieces_os_client import _lazy
 
 __all__ = [
+    "GC_PAUSE_BYTES",
     "JSON_NULL",
     "NULLABLE",
     "PiecesEnum",
     "PiecesModel",
     "PiecesNullableModel",
     "UuidStr",
+    "validate_json",
 ]
 
 #: ``json_schema_extra`` marker the generator puts on ``nullable: true`` properties.
@@ -89,10 +93,28 @@ def _restore_null(value: Any) -> Any:
     return None if value is JSON_NULL else value
 
 
+class _KeepNull:
+    """Schema of undeclared properties' values: anything, with ``null`` kept through ``exclude_none``.
+
+    Equivalent to ``Annotated[Any, BeforeValidator(_keep_null), PlainSerializer(_restore_null)]``,
+    spelled as a core schema: every model has this annotation, and the ``Annotated`` form
+    made pydantic inspect both functions' signatures again for each model it built.
+    """
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_before_validator_function(
+            _keep_null,
+            core_schema.any_schema(),
+            serialization=core_schema.plain_serializer_function_ser_schema(_restore_null),
+        )
+
+
 # Values of undeclared properties: anything, with ``null`` kept through ``exclude_none``.
-_ExtraValue = Annotated[Any, BeforeValidator(_keep_null), PlainSerializer(_restore_null)]
+_ExtraValue = Annotated[Any, _KeepNull]
 
 _E = TypeVar("_E", bound="PiecesEnum")
+_M = TypeVar("_M", bound=BaseModel)
 
 
 def _uuid_to_str(value: Any) -> Any:
@@ -221,7 +243,49 @@ class PiecesModel(BaseModel):
         """Parse JSON text straight into an instance; the JSON ``null`` gives ``None``."""
         if len(json_str) <= 16 and json_str.strip() in ("null", b"null"):
             return None
-        return cls.model_validate_json(json_str)
+        return validate_json(cls, json_str)
+
+
+# ------------------------------------------------------------------ parsing large documents
+
+#: Documents from this many bytes (or characters) up are parsed with the cyclic garbage
+#: collector paused; see :func:`validate_json`.
+GC_PAUSE_BYTES = 64 * 1024
+
+
+def validate_json(cls: Type[_M], data: Union[str, bytes, bytearray]) -> _M:
+    """``cls.model_validate_json(data)``, without the cyclic collector's repeated passes.
+
+    A large snapshot builds a hundred thousand container objects, none of them garbage.
+    With the collector running, young-generation passes fire every few hundred of them
+    and older passes walk the growing result again and again; afterwards the whole result
+    still sits in the young generation, so the next pass (often in the same call) walks it
+    once more. For documents of ``GC_PAUSE_BYTES`` or more this:
+
+    * runs a young collection first (cheap: the young generations are small), so that
+      what is left there is alive;
+    * pauses the collector for the parse (never if the application turned it off);
+    * moves every tracked object, the new result included, to the oldest generation with
+      ``gc.freeze()`` + ``gc.unfreeze()``, which also resets the young-generation count, so
+      no pass over the result is pending; full collections still see it. Skipped when the
+      application has frozen objects itself (``gc.get_freeze_count()``), which it keeps.
+
+    No collector setting is changed, and a failed parse just resumes the collector.
+    """
+    if len(data) < GC_PAUSE_BYTES or not gc.isenabled():
+        return cls.model_validate_json(data)
+    gc.collect(1)
+    gc.disable()
+    try:
+        result = cls.model_validate_json(data)
+    except BaseException:
+        gc.enable()
+        raise
+    if gc.get_freeze_count() == 0:
+        gc.freeze()
+        gc.unfreeze()
+    gc.enable()
+    return result
 
 
 class PiecesNullableModel(PiecesModel):

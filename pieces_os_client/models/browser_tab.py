@@ -7,14 +7,14 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
+from pieces_os_client.models.browser_tab_values import BrowserTabValues
+from pieces_os_client.models.document_contributors import DocumentContributors
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.seeded_website import SeededWebsite
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
-    from pieces_os_client.models.browser_tab_values import BrowserTabValues
-    from pieces_os_client.models.document_contributors import DocumentContributors
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.seeded_anchor import SeededAnchor
-    from pieces_os_client.models.seeded_website import SeededWebsite
 
 
 class BrowserTab(PiecesModel):
@@ -32,11 +32,6 @@ class BrowserTab(PiecesModel):
 link_models(
     globals(),
     {
-        "AnonymousTemporalRange": "anonymous_temporal_range",
-        "BrowserTabValues": "browser_tab_values",
-        "DocumentContributors": "document_contributors",
-        "EmbeddedModelSchema": "embedded_model_schema",
         "SeededAnchor": "seeded_anchor",
-        "SeededWebsite": "seeded_website",
     },
 )

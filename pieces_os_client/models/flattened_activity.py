@@ -7,13 +7,13 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.application import Application
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.flattened_user_profile import FlattenedUserProfile
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.application import Application
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-    from pieces_os_client.models.flattened_user_profile import FlattenedUserProfile
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
     from pieces_os_client.models.referenced_asset import ReferencedAsset
     from pieces_os_client.models.referenced_format import ReferencedFormat
     from pieces_os_client.models.seeded_connector_tracking import SeededConnectorTracking
@@ -39,10 +39,6 @@ class FlattenedActivity(PiecesModel):
 link_models(
     globals(),
     {
-        "Application": "application",
-        "EmbeddedModelSchema": "embedded_model_schema",
-        "FlattenedUserProfile": "flattened_user_profile",
-        "GroupedTimestamp": "grouped_timestamp",
         "ReferencedAsset": "referenced_asset",
         "ReferencedFormat": "referenced_format",
         "SeededConnectorTracking": "seeded_connector_tracking",

@@ -7,10 +7,10 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.code_analysis import CodeAnalysis
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.code_analysis import CodeAnalysis
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_image_analysis import FlattenedImageAnalysis
 
 
@@ -27,8 +27,6 @@ class FlattenedAnalysis(PiecesModel):
 link_models(
     globals(),
     {
-        "CodeAnalysis": "code_analysis",
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedImageAnalysis": "flattened_image_analysis",
     },
 )

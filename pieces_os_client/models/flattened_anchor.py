@@ -8,9 +8,11 @@ from pydantic import Field
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.anchor_type_enum import AnchorTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_anchor_points import FlattenedAnchorPoints
     from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
     from pieces_os_client.models.flattened_assets import FlattenedAssets
@@ -18,8 +20,6 @@ if TYPE_CHECKING:
     from pieces_os_client.models.flattened_conversations import FlattenedConversations
     from pieces_os_client.models.flattened_persons import FlattenedPersons
     from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedAnchor(PiecesModel):
@@ -46,7 +46,6 @@ class FlattenedAnchor(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedAnchorPoints": "flattened_anchor_points",
         "FlattenedAnnotations": "flattened_annotations",
         "FlattenedAssets": "flattened_assets",
@@ -54,7 +53,5 @@ link_models(
         "FlattenedConversations": "flattened_conversations",
         "FlattenedPersons": "flattened_persons",
         "FlattenedWorkstreamSummaries": "flattened_workstream_summaries",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Score": "score",
     },
 )

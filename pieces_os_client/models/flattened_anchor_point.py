@@ -7,13 +7,13 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.platform_enum import PlatformEnum
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
     from pieces_os_client.models.referenced_anchor import ReferencedAnchor
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedAnchorPoint(PiecesModel):
@@ -34,9 +34,6 @@ class FlattenedAnchorPoint(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
-        "GroupedTimestamp": "grouped_timestamp",
         "ReferencedAnchor": "referenced_anchor",
-        "Score": "score",
     },
 )

@@ -7,11 +7,11 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.referenced_anchor import ReferencedAnchor
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedAnchors(PiecesModel):
@@ -29,8 +29,6 @@ class FlattenedAnchors(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "ReferencedAnchor": "referenced_anchor",
-        "Score": "score",
     },
 )

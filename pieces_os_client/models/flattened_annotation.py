@@ -8,19 +8,19 @@ from pydantic import Field
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.annotation_type_enum import AnnotationTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.referenced_model import ReferencedModel
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
     from pieces_os_client.models.referenced_anchor import ReferencedAnchor
     from pieces_os_client.models.referenced_asset import ReferencedAsset
     from pieces_os_client.models.referenced_conversation import ReferencedConversation
-    from pieces_os_client.models.referenced_model import ReferencedModel
     from pieces_os_client.models.referenced_person import ReferencedPerson
     from pieces_os_client.models.referenced_workstream_summary import ReferencedWorkstreamSummary
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedAnnotation(PiecesModel):
@@ -49,15 +49,11 @@ class FlattenedAnnotation(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedConversationMessages": "flattened_conversation_messages",
-        "GroupedTimestamp": "grouped_timestamp",
         "ReferencedAnchor": "referenced_anchor",
         "ReferencedAsset": "referenced_asset",
         "ReferencedConversation": "referenced_conversation",
-        "ReferencedModel": "referenced_model",
         "ReferencedPerson": "referenced_person",
         "ReferencedWorkstreamSummary": "referenced_workstream_summary",
-        "Score": "score",
     },
 )

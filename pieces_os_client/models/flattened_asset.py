@@ -7,10 +7,13 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.flattened_preview import FlattenedPreview
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_activities import FlattenedActivities
     from pieces_os_client.models.flattened_anchors import FlattenedAnchors
     from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
@@ -18,14 +21,11 @@ if TYPE_CHECKING:
     from pieces_os_client.models.flattened_formats import FlattenedFormats
     from pieces_os_client.models.flattened_hints import FlattenedHints
     from pieces_os_client.models.flattened_persons import FlattenedPersons
-    from pieces_os_client.models.flattened_preview import FlattenedPreview
     from pieces_os_client.models.flattened_sensitives import FlattenedSensitives
     from pieces_os_client.models.flattened_shares import FlattenedShares
     from pieces_os_client.models.flattened_tags import FlattenedTags
     from pieces_os_client.models.flattened_websites import FlattenedWebsites
     from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedAsset(PiecesModel):
@@ -74,7 +74,6 @@ class FlattenedAsset(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedActivities": "flattened_activities",
         "FlattenedAnchors": "flattened_anchors",
         "FlattenedAnnotations": "flattened_annotations",
@@ -82,13 +81,10 @@ link_models(
         "FlattenedFormats": "flattened_formats",
         "FlattenedHints": "flattened_hints",
         "FlattenedPersons": "flattened_persons",
-        "FlattenedPreview": "flattened_preview",
         "FlattenedSensitives": "flattened_sensitives",
         "FlattenedShares": "flattened_shares",
         "FlattenedTags": "flattened_tags",
         "FlattenedWebsites": "flattened_websites",
         "FlattenedWorkstreamSummaries": "flattened_workstream_summaries",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Score": "score",
     },
 )

@@ -7,22 +7,22 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.application import Application
 from pieces_os_client.models.conversation_type_enum import ConversationTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.qgpt_prompt_pipeline import QGPTPromptPipeline
+from pieces_os_client.models.referenced_model import ReferencedModel
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.application import Application
     from pieces_os_client.models.conversation_grounding import ConversationGrounding
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_anchors import FlattenedAnchors
     from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
     from pieces_os_client.models.flattened_assets import FlattenedAssets
     from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages
     from pieces_os_client.models.flattened_websites import FlattenedWebsites
     from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.qgpt_prompt_pipeline import QGPTPromptPipeline
-    from pieces_os_client.models.referenced_model import ReferencedModel
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedConversation(PiecesModel):
@@ -56,18 +56,12 @@ class FlattenedConversation(PiecesModel):
 link_models(
     globals(),
     {
-        "Application": "application",
         "ConversationGrounding": "conversation_grounding",
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedAnchors": "flattened_anchors",
         "FlattenedAnnotations": "flattened_annotations",
         "FlattenedAssets": "flattened_assets",
         "FlattenedConversationMessages": "flattened_conversation_messages",
         "FlattenedWebsites": "flattened_websites",
         "FlattenedWorkstreamSummaries": "flattened_workstream_summaries",
-        "GroupedTimestamp": "grouped_timestamp",
-        "QGPTPromptPipeline": "qgpt_prompt_pipeline",
-        "ReferencedModel": "referenced_model",
-        "Score": "score",
     },
 )

@@ -8,19 +8,19 @@ from pydantic import Field
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.conversation_message_sentiment_enum import ConversationMessageSentimentEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.fragment_format import FragmentFormat
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.model import Model
 from pieces_os_client.models.qgpt_conversation_message_role_enum import QGPTConversationMessageRoleEnum
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_anchors import FlattenedAnchors
     from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
     from pieces_os_client.models.flattened_persons import FlattenedPersons
     from pieces_os_client.models.flattened_websites import FlattenedWebsites
-    from pieces_os_client.models.fragment_format import FragmentFormat
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.model import Model
     from pieces_os_client.models.referenced_conversation import ReferencedConversation
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedConversationMessage(PiecesModel):
@@ -46,15 +46,10 @@ class FlattenedConversationMessage(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedAnchors": "flattened_anchors",
         "FlattenedAnnotations": "flattened_annotations",
         "FlattenedPersons": "flattened_persons",
         "FlattenedWebsites": "flattened_websites",
-        "FragmentFormat": "fragment_format",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Model": "model",
         "ReferencedConversation": "referenced_conversation",
-        "Score": "score",
     },
 )

@@ -7,11 +7,11 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.referenced_conversation import ReferencedConversation
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedConversations(PiecesModel):
@@ -29,8 +29,6 @@ class FlattenedConversations(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "ReferencedConversation": "referenced_conversation",
-        "Score": "score",
     },
 )

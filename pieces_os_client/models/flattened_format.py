@@ -7,19 +7,19 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel, UuidStr
+from pieces_os_client.models.application import Application
+from pieces_os_client.models.byte_descriptor import ByteDescriptor
+from pieces_os_client.models.classification import Classification
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.file_format import FileFormat
+from pieces_os_client.models.fragment_format import FragmentFormat
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.relationship import Relationship
 from pieces_os_client.models.role import Role
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.application import Application
-    from pieces_os_client.models.byte_descriptor import ByteDescriptor
-    from pieces_os_client.models.classification import Classification
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-    from pieces_os_client.models.file_format import FileFormat
     from pieces_os_client.models.flattened_activities import FlattenedActivities
     from pieces_os_client.models.flattened_analysis import FlattenedAnalysis
-    from pieces_os_client.models.fragment_format import FragmentFormat
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.relationship import Relationship
 
 
 class FlattenedFormat(PiecesModel):
@@ -52,15 +52,7 @@ class FlattenedFormat(PiecesModel):
 link_models(
     globals(),
     {
-        "Application": "application",
-        "ByteDescriptor": "byte_descriptor",
-        "Classification": "classification",
-        "EmbeddedModelSchema": "embedded_model_schema",
-        "FileFormat": "file_format",
         "FlattenedActivities": "flattened_activities",
         "FlattenedAnalysis": "flattened_analysis",
-        "FragmentFormat": "fragment_format",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Relationship": "relationship",
     },
 )

@@ -7,15 +7,15 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.hint_type_enum import HintTypeEnum
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.referenced_model import ReferencedModel
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_assets import FlattenedAssets
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.referenced_model import ReferencedModel
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedHint(PiecesModel):
@@ -40,10 +40,6 @@ class FlattenedHint(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedAssets": "flattened_assets",
-        "GroupedTimestamp": "grouped_timestamp",
-        "ReferencedModel": "referenced_model",
-        "Score": "score",
     },
 )

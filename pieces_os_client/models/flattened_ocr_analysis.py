@@ -7,10 +7,10 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.model import Model
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-    from pieces_os_client.models.model import Model
     from pieces_os_client.models.referenced_format import ReferencedFormat
 
 
@@ -28,8 +28,6 @@ class FlattenedOCRAnalysis(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
-        "Model": "model",
         "ReferencedFormat": "referenced_format",
     },
 )

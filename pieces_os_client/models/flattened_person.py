@@ -7,10 +7,14 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.person_access import PersonAccess
+from pieces_os_client.models.person_type import PersonType
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_anchors import FlattenedAnchors
     from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
     from pieces_os_client.models.flattened_assets import FlattenedAssets
@@ -18,11 +22,7 @@ if TYPE_CHECKING:
     from pieces_os_client.models.flattened_tags import FlattenedTags
     from pieces_os_client.models.flattened_websites import FlattenedWebsites
     from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.person_access import PersonAccess
     from pieces_os_client.models.person_model import PersonModel
-    from pieces_os_client.models.person_type import PersonType
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedPerson(PiecesModel):
@@ -65,7 +65,6 @@ class FlattenedPerson(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedAnchors": "flattened_anchors",
         "FlattenedAnnotations": "flattened_annotations",
         "FlattenedAssets": "flattened_assets",
@@ -73,10 +72,6 @@ link_models(
         "FlattenedTags": "flattened_tags",
         "FlattenedWebsites": "flattened_websites",
         "FlattenedWorkstreamSummaries": "flattened_workstream_summaries",
-        "GroupedTimestamp": "grouped_timestamp",
-        "PersonAccess": "person_access",
         "PersonModel": "person_model",
-        "PersonType": "person_type",
-        "Score": "score",
     },
 )

@@ -7,13 +7,13 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_conversations import FlattenedConversations
     from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedRange(PiecesModel):
@@ -34,10 +34,7 @@ class FlattenedRange(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedConversations": "flattened_conversations",
         "FlattenedWorkstreamSummaries": "flattened_workstream_summaries",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Score": "score",
     },
 )

@@ -7,16 +7,16 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.score import Score
 from pieces_os_client.models.sensitive_category_enum import SensitiveCategoryEnum
+from pieces_os_client.models.sensitive_metadata import SensitiveMetadata
 from pieces_os_client.models.sensitive_severity_enum import SensitiveSeverityEnum
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
     from pieces_os_client.models.referenced_asset import ReferencedAsset
-    from pieces_os_client.models.score import Score
-    from pieces_os_client.models.sensitive_metadata import SensitiveMetadata
 
 
 class FlattenedSensitive(PiecesModel):
@@ -47,10 +47,6 @@ class FlattenedSensitive(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
-        "GroupedTimestamp": "grouped_timestamp",
         "ReferencedAsset": "referenced_asset",
-        "Score": "score",
-        "SensitiveMetadata": "sensitive_metadata",
     },
 )

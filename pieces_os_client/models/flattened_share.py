@@ -8,14 +8,14 @@ from pydantic import Field
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.access_enum import AccessEnum
+from pieces_os_client.models.accessors import Accessors
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.flattened_distributions import FlattenedDistributions
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.accessors import Accessors
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_assets import FlattenedAssets
-    from pieces_os_client.models.flattened_distributions import FlattenedDistributions
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedShare(PiecesModel):
@@ -39,11 +39,6 @@ class FlattenedShare(PiecesModel):
 link_models(
     globals(),
     {
-        "Accessors": "accessors",
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedAssets": "flattened_assets",
-        "FlattenedDistributions": "flattened_distributions",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Score": "score",
     },
 )

@@ -7,16 +7,16 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.relationship import Relationship
+from pieces_os_client.models.score import Score
 from pieces_os_client.models.tag_category_enum import TagCategoryEnum
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_assets import FlattenedAssets
     from pieces_os_client.models.flattened_persons import FlattenedPersons
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.relationship import Relationship
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedTag(PiecesModel):
@@ -48,11 +48,7 @@ class FlattenedTag(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedAssets": "flattened_assets",
         "FlattenedPersons": "flattened_persons",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Relationship": "relationship",
-        "Score": "score",
     },
 )

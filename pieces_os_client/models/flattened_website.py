@@ -7,17 +7,17 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 from pieces_os_client.models.mechanism_enum import MechanismEnum
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_assets import FlattenedAssets
     from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages
     from pieces_os_client.models.flattened_conversations import FlattenedConversations
     from pieces_os_client.models.flattened_persons import FlattenedPersons
     from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedWebsite(PiecesModel):
@@ -51,13 +51,10 @@ class FlattenedWebsite(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedAssets": "flattened_assets",
         "FlattenedConversationMessages": "flattened_conversation_messages",
         "FlattenedConversations": "flattened_conversations",
         "FlattenedPersons": "flattened_persons",
         "FlattenedWorkstreamSummaries": "flattened_workstream_summaries",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Score": "score",
     },
 )

@@ -7,15 +7,15 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.application import Application
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.score import Score
+from pieces_os_client.models.workstream_event_trigger import WorkstreamEventTrigger
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.application import Application
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_workstream_summaries import FlattenedWorkstreamSummaries
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.score import Score
     from pieces_os_client.models.workstream_event_context import WorkstreamEventContext
-    from pieces_os_client.models.workstream_event_trigger import WorkstreamEventTrigger
 
 
 class FlattenedWorkstreamEvent(PiecesModel):
@@ -35,12 +35,7 @@ class FlattenedWorkstreamEvent(PiecesModel):
 link_models(
     globals(),
     {
-        "Application": "application",
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedWorkstreamSummaries": "flattened_workstream_summaries",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Score": "score",
         "WorkstreamEventContext": "workstream_event_context",
-        "WorkstreamEventTrigger": "workstream_event_trigger",
     },
 )

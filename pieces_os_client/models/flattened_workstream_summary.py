@@ -7,10 +7,13 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.applications import Applications
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.model import Model
+from pieces_os_client.models.score import Score
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.applications import Applications
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_anchors import FlattenedAnchors
     from pieces_os_client.models.flattened_annotations import FlattenedAnnotations
     from pieces_os_client.models.flattened_assets import FlattenedAssets
@@ -19,9 +22,6 @@ if TYPE_CHECKING:
     from pieces_os_client.models.flattened_ranges import FlattenedRanges
     from pieces_os_client.models.flattened_websites import FlattenedWebsites
     from pieces_os_client.models.flattened_workstream_events import FlattenedWorkstreamEvents
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
-    from pieces_os_client.models.model import Model
-    from pieces_os_client.models.score import Score
 
 
 class FlattenedWorkstreamSummary(PiecesModel):
@@ -48,8 +48,6 @@ class FlattenedWorkstreamSummary(PiecesModel):
 link_models(
     globals(),
     {
-        "Applications": "applications",
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedAnchors": "flattened_anchors",
         "FlattenedAnnotations": "flattened_annotations",
         "FlattenedAssets": "flattened_assets",
@@ -58,8 +56,5 @@ link_models(
         "FlattenedRanges": "flattened_ranges",
         "FlattenedWebsites": "flattened_websites",
         "FlattenedWorkstreamEvents": "flattened_workstream_events",
-        "GroupedTimestamp": "grouped_timestamp",
-        "Model": "model",
-        "Score": "score",
     },
 )

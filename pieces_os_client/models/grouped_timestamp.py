@@ -2,15 +2,12 @@
 # Source: Pieces Isomorphic OpenAPI 1.0, published by Pieces under the MIT licence.
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from typing import Optional
 
 from pydantic import Field
 
-from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
-
-if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class GroupedTimestamp(PiecesModel):
@@ -19,11 +16,3 @@ class GroupedTimestamp(PiecesModel):
     var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
     value: datetime
     readable: Optional[str] = None
-
-
-link_models(
-    globals(),
-    {
-        "EmbeddedModelSchema": "embedded_model_schema",
-    },
-)

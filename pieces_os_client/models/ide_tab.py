@@ -7,16 +7,16 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
+from pieces_os_client.models.classification import Classification
+from pieces_os_client.models.document_contributors import DocumentContributors
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.ide_selections import IDESelections
+from pieces_os_client.models.language_server_protocol import LanguageServerProtocol
+from pieces_os_client.models.transferable_string import TransferableString
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
-    from pieces_os_client.models.classification import Classification
-    from pieces_os_client.models.document_contributors import DocumentContributors
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-    from pieces_os_client.models.ide_selections import IDESelections
-    from pieces_os_client.models.language_server_protocol import LanguageServerProtocol
     from pieces_os_client.models.seeded_anchor import SeededAnchor
-    from pieces_os_client.models.transferable_string import TransferableString
 
 
 class IDETab(PiecesModel):
@@ -36,13 +36,6 @@ class IDETab(PiecesModel):
 link_models(
     globals(),
     {
-        "AnonymousTemporalRange": "anonymous_temporal_range",
-        "Classification": "classification",
-        "DocumentContributors": "document_contributors",
-        "EmbeddedModelSchema": "embedded_model_schema",
-        "IDESelections": "ide_selections",
-        "LanguageServerProtocol": "language_server_protocol",
         "SeededAnchor": "seeded_anchor",
-        "TransferableString": "transferable_string",
     },
 )

@@ -5,12 +5,12 @@ from typing import TYPE_CHECKING, Optional
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
+from pieces_os_client.models.referenced_model import ReferencedModel
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
     from pieces_os_client.models.referenced_annotation import ReferencedAnnotation
     from pieces_os_client.models.referenced_asset import ReferencedAsset
-    from pieces_os_client.models.referenced_model import ReferencedModel
 
 
 class PersonModel(PiecesModel):
@@ -25,9 +25,7 @@ class PersonModel(PiecesModel):
 link_models(
     globals(),
     {
-        "GroupedTimestamp": "grouped_timestamp",
         "ReferencedAnnotation": "referenced_annotation",
         "ReferencedAsset": "referenced_asset",
-        "ReferencedModel": "referenced_model",
     },
 )

@@ -7,12 +7,12 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
+from pieces_os_client.models.classifications import Classifications
+from pieces_os_client.models.document_contributors import DocumentContributors
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.anonymous_temporal_range import AnonymousTemporalRange
-    from pieces_os_client.models.classifications import Classifications
-    from pieces_os_client.models.document_contributors import DocumentContributors
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.seeded_anchor import SeededAnchor
 
 
@@ -29,10 +29,6 @@ class ProjectModule(PiecesModel):
 link_models(
     globals(),
     {
-        "AnonymousTemporalRange": "anonymous_temporal_range",
-        "Classifications": "classifications",
-        "DocumentContributors": "document_contributors",
-        "EmbeddedModelSchema": "embedded_model_schema",
         "SeededAnchor": "seeded_anchor",
     },
 )

@@ -8,10 +8,10 @@ from pydantic import Field
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.anchor_type_enum import AnchorTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.platform_enum import PlatformEnum
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_persons import FlattenedPersons
     from pieces_os_client.models.seeded_annotation import SeededAnnotation
 
@@ -34,7 +34,6 @@ class SeededAnchor(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedPersons": "flattened_persons",
         "SeededAnnotation": "seeded_annotation",
     },

@@ -8,10 +8,10 @@ from pydantic import Field
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
 from pieces_os_client.models.annotation_type_enum import AnnotationTypeEnum
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 from pieces_os_client.models.mechanism_enum import MechanismEnum
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages
 
 
@@ -35,7 +35,6 @@ class SeededAnnotation(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "FlattenedConversationMessages": "flattened_conversation_messages",
     },
 )

@@ -7,18 +7,18 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.seeded_tracked_adoption_event import SeededTrackedAdoptionEvent
+from pieces_os_client.models.seeded_tracked_interaction_event import SeededTrackedInteractionEvent
+from pieces_os_client.models.seeded_tracked_keyboard_event import SeededTrackedKeyboardEvent
+from pieces_os_client.models.seeded_tracked_machine_learning_event import SeededTrackedMachineLearningEvent
+from pieces_os_client.models.seeded_tracked_session_event import SeededTrackedSessionEvent
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
-    from pieces_os_client.models.seeded_tracked_adoption_event import SeededTrackedAdoptionEvent
     from pieces_os_client.models.seeded_tracked_asset_event import SeededTrackedAssetEvent
     from pieces_os_client.models.seeded_tracked_assets_event import SeededTrackedAssetsEvent
     from pieces_os_client.models.seeded_tracked_conversation_event import SeededTrackedConversationEvent
     from pieces_os_client.models.seeded_tracked_format_event import SeededTrackedFormatEvent
-    from pieces_os_client.models.seeded_tracked_interaction_event import SeededTrackedInteractionEvent
-    from pieces_os_client.models.seeded_tracked_keyboard_event import SeededTrackedKeyboardEvent
-    from pieces_os_client.models.seeded_tracked_machine_learning_event import SeededTrackedMachineLearningEvent
-    from pieces_os_client.models.seeded_tracked_session_event import SeededTrackedSessionEvent
 
 
 class SeededConnectorTracking(PiecesModel):
@@ -39,15 +39,9 @@ class SeededConnectorTracking(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
-        "SeededTrackedAdoptionEvent": "seeded_tracked_adoption_event",
         "SeededTrackedAssetEvent": "seeded_tracked_asset_event",
         "SeededTrackedAssetsEvent": "seeded_tracked_assets_event",
         "SeededTrackedConversationEvent": "seeded_tracked_conversation_event",
         "SeededTrackedFormatEvent": "seeded_tracked_format_event",
-        "SeededTrackedInteractionEvent": "seeded_tracked_interaction_event",
-        "SeededTrackedKeyboardEvent": "seeded_tracked_keyboard_event",
-        "SeededTrackedMachineLearningEvent": "seeded_tracked_machine_learning_event",
-        "SeededTrackedSessionEvent": "seeded_tracked_session_event",
     },
 )

@@ -7,13 +7,13 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.tracked_asset_event_identifier_description_pairs import (
+    TrackedAssetEventIdentifierDescriptionPairs,
+)
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.referenced_asset import ReferencedAsset
-    from pieces_os_client.models.tracked_asset_event_identifier_description_pairs import (
-        TrackedAssetEventIdentifierDescriptionPairs,
-    )
     from pieces_os_client.models.tracked_asset_event_metadata import TrackedAssetEventMetadata
 
 
@@ -29,9 +29,7 @@ class SeededTrackedAssetEvent(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "ReferencedAsset": "referenced_asset",
-        "TrackedAssetEventIdentifierDescriptionPairs": "tracked_asset_event_identifier_description_pairs",
         "TrackedAssetEventMetadata": "tracked_asset_event_metadata",
     },
 )

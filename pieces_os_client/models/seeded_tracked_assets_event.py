@@ -7,13 +7,13 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.tracked_assets_event_identifier_description_pairs import (
+    TrackedAssetsEventIdentifierDescriptionPairs,
+)
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.seeded_tracked_assets_event_metadata import SeededTrackedAssetsEvent_metadata
-    from pieces_os_client.models.tracked_assets_event_identifier_description_pairs import (
-        TrackedAssetsEventIdentifierDescriptionPairs,
-    )
 
 
 class SeededTrackedAssetsEvent(PiecesModel):
@@ -27,8 +27,6 @@ class SeededTrackedAssetsEvent(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "SeededTrackedAssetsEvent_metadata": "seeded_tracked_assets_event_metadata",
-        "TrackedAssetsEventIdentifierDescriptionPairs": "tracked_assets_event_identifier_description_pairs",
     },
 )

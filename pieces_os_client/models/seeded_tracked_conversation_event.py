@@ -7,14 +7,14 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.tracked_conversation_event_identifier_description_pairs import (
+    TrackedConversationEventIdentifierDescriptionPairs,
+)
+from pieces_os_client.models.tracked_conversation_event_metadata import TrackedConversationEventMetadata
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.referenced_conversation import ReferencedConversation
-    from pieces_os_client.models.tracked_conversation_event_identifier_description_pairs import (
-        TrackedConversationEventIdentifierDescriptionPairs,
-    )
-    from pieces_os_client.models.tracked_conversation_event_metadata import TrackedConversationEventMetadata
 
 
 class SeededTrackedConversationEvent(PiecesModel):
@@ -29,9 +29,6 @@ class SeededTrackedConversationEvent(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "ReferencedConversation": "referenced_conversation",
-        "TrackedConversationEventIdentifierDescriptionPairs": "tracked_conversation_event_identifier_description_pairs",
-        "TrackedConversationEventMetadata": "tracked_conversation_event_metadata",
     },
 )

@@ -7,14 +7,14 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
+from pieces_os_client.models.tracked_format_event_identifier_description_pairs import (
+    TrackedFormatEventIdentifierDescriptionPairs,
+)
+from pieces_os_client.models.tracked_format_event_metadata import TrackedFormatEventMetadata
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.referenced_format import ReferencedFormat
-    from pieces_os_client.models.tracked_format_event_identifier_description_pairs import (
-        TrackedFormatEventIdentifierDescriptionPairs,
-    )
-    from pieces_os_client.models.tracked_format_event_metadata import TrackedFormatEventMetadata
 
 
 class SeededTrackedFormatEvent(PiecesModel):
@@ -29,9 +29,6 @@ class SeededTrackedFormatEvent(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "ReferencedFormat": "referenced_format",
-        "TrackedFormatEventIdentifierDescriptionPairs": "tracked_format_event_identifier_description_pairs",
-        "TrackedFormatEventMetadata": "tracked_format_event_metadata",
     },
 )

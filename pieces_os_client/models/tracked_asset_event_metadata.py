@@ -5,6 +5,11 @@ from typing import TYPE_CHECKING, Optional
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.tracked_asset_event_creation_metadata import TrackedAssetEventCreationMetadata
+from pieces_os_client.models.tracked_asset_event_format_reclassification_metadata import (
+    TrackedAssetEventFormatReclassificationMetadata,
+)
+from pieces_os_client.models.tracked_asset_event_rename_metadata import TrackedAssetEventRenameMetadata
 
 if TYPE_CHECKING:
     from pieces_os_client.models.referenced_anchor import ReferencedAnchor
@@ -15,11 +20,6 @@ if TYPE_CHECKING:
     from pieces_os_client.models.referenced_share import ReferencedShare
     from pieces_os_client.models.referenced_tag import ReferencedTag
     from pieces_os_client.models.referenced_website import ReferencedWebsite
-    from pieces_os_client.models.tracked_asset_event_creation_metadata import TrackedAssetEventCreationMetadata
-    from pieces_os_client.models.tracked_asset_event_format_reclassification_metadata import (
-        TrackedAssetEventFormatReclassificationMetadata,
-    )
-    from pieces_os_client.models.tracked_asset_event_rename_metadata import TrackedAssetEventRenameMetadata
     from pieces_os_client.models.tracked_assets_event_search_metadata import TrackedAssetsEventSearchMetadata
 
 
@@ -51,9 +51,6 @@ link_models(
         "ReferencedShare": "referenced_share",
         "ReferencedTag": "referenced_tag",
         "ReferencedWebsite": "referenced_website",
-        "TrackedAssetEventCreationMetadata": "tracked_asset_event_creation_metadata",
-        "TrackedAssetEventFormatReclassificationMetadata": "tracked_asset_event_format_reclassification_metadata",
-        "TrackedAssetEventRenameMetadata": "tracked_asset_event_rename_metadata",
         "TrackedAssetsEventSearchMetadata": "tracked_assets_event_search_metadata",
     },
 )

@@ -7,10 +7,10 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.space import Space
 
 if TYPE_CHECKING:
     from pieces_os_client.models.flattened_assets import FlattenedAssets
-    from pieces_os_client.models.space import Space
 
 
 class TrackedAssetsEventSearchMetadataResults(PiecesModel):
@@ -26,6 +26,5 @@ link_models(
     globals(),
     {
         "FlattenedAssets": "flattened_assets",
-        "Space": "space",
     },
 )

@@ -7,9 +7,9 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.workstream_event_trigger_context_browser import WorkstreamEventTriggerContextBrowser
     from pieces_os_client.models.workstream_event_trigger_context_ide import WorkstreamEventTriggerContextIDE
 
@@ -25,7 +25,6 @@ class WorkstreamEventContext(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "WorkstreamEventTriggerContextBrowser": "workstream_event_trigger_context_browser",
         "WorkstreamEventTriggerContextIDE": "workstream_event_trigger_context_ide",
     },

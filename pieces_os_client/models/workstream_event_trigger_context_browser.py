@@ -7,10 +7,10 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 if TYPE_CHECKING:
     from pieces_os_client.models.browser_tabs import BrowserTabs
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 
 class WorkstreamEventTriggerContextBrowser(PiecesModel):
@@ -24,6 +24,5 @@ link_models(
     globals(),
     {
         "BrowserTabs": "browser_tabs",
-        "EmbeddedModelSchema": "embedded_model_schema",
     },
 )

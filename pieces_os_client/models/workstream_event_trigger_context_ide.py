@@ -7,9 +7,9 @@ from pydantic import Field
 
 from pieces_os_client._lazy import link_models
 from pieces_os_client.models._base import PiecesModel
+from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 
 if TYPE_CHECKING:
-    from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
     from pieces_os_client.models.ide_tabs import IDETabs
     from pieces_os_client.models.project_modules import ProjectModules
 
@@ -26,7 +26,6 @@ class WorkstreamEventTriggerContextIDE(PiecesModel):
 link_models(
     globals(),
     {
-        "EmbeddedModelSchema": "embedded_model_schema",
         "IDETabs": "ide_tabs",
         "ProjectModules": "project_modules",
     },

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, List, Set
+from typing import Dict, FrozenSet, List, Set, Tuple
 
 from tools.codegen.pysource import LINE_LENGTH, docstring, literal, split_literal
 from tools.codegen.spec import FieldSpec, ModelSpec, SpecInfo
@@ -39,6 +39,65 @@ def _render_enum(spec: SpecInfo, model: ModelSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _cycle_of(spec: SpecInfo, name: str) -> FrozenSet[str]:
+    """The models that ``name`` refers to, directly or not, and that refer back to it."""
+    key = id(spec)
+    if _CYCLES.get(key, (None,))[0] is not spec:
+        _CYCLES[key] = (spec, _strongly_connected(spec))
+    return _CYCLES[key][1].get(name, frozenset({name}))
+
+
+_CYCLES: Dict[int, Tuple[SpecInfo, Dict[str, FrozenSet[str]]]] = {}
+
+
+def _strongly_connected(spec: SpecInfo) -> Dict[str, FrozenSet[str]]:
+    """Each object model's strongly connected component of the reference graph (Tarjan, iterative)."""
+    graph = {
+        name: sorted({ref for f in model.fields for ref in f.type.model_refs})
+        for name, model in spec.models.items()
+        if model.kind == "object"
+    }
+    index: Dict[str, int] = {}
+    low: Dict[str, int] = {}
+    stack: List[str] = []
+    on_stack: Set[str] = set()
+    found: Dict[str, FrozenSet[str]] = {}
+    for root in sorted(graph):
+        if root in index:
+            continue
+        work = [(root, 0)]
+        while work:
+            node, position = work.pop()
+            if position == 0:
+                index[node] = low[node] = len(index)
+                stack.append(node)
+                on_stack.add(node)
+            children = graph.get(node, [])
+            if position < len(children):
+                work.append((node, position + 1))
+                child = children[position]
+                if child not in index:
+                    work.append((child, 0))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            if low[node] == index[node]:
+                members: List[str] = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    members.append(member)
+                    if member == node:
+                        break
+                component = frozenset(members)
+                for member in members:
+                    found[member] = component
+            if work:
+                parent = work[-1][0]
+                low[parent] = min(low[parent], low[node])
+    return found
+
+
 def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
     typing_names: Set[str] = set()
     base_class = "PiecesNullableModel" if model.has_nullable else "PiecesModel"
@@ -62,6 +121,12 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
         needs_field |= uses_field
         body.extend(decl)
     model_refs.discard(model.name)
+    # Models outside this one's reference cycle are imported first, like any module, so
+    # pydantic resolves those fields when the class is made; only the models of the cycle
+    # wait until after the class (see the comment at the bottom).
+    cycle = _cycle_of(spec, model.name)
+    early_refs = {ref for ref in model_refs if ref not in cycle}
+    model_refs -= early_refs
 
     lines = header(spec)
     lines.append("")
@@ -77,11 +142,14 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
     if needs_field:
         lines += ["from pydantic import Field", ""]
     first_party = [f"from {PACKAGE}._base import {', '.join(sorted(base_names, key=_isort_key))}"]
-    for enum_name in sorted(enum_refs, key=lambda n: _module_of(spec, n)):
-        first_party.append(f"from {PACKAGE}.{_module_of(spec, enum_name)} import {enum_name}")
+    # Each import as a block (one line, or a wrapped one), sorted by module as isort does.
+    blocks: List[List[str]] = [[line] for line in first_party]
+    for name in sorted(enum_refs | early_refs, key=lambda n: _module_of(spec, n)):
+        blocks.append(_import_lines(_module_of(spec, name), name))
     if model_refs:
-        first_party.append("from pieces_os_client._lazy import link_models")
-    lines += sorted(first_party, key=lambda line: line.split(" import ")[0])
+        blocks.append(["from pieces_os_client._lazy import link_models"])
+    for block in sorted(blocks, key=lambda block: block[0].split(" import ")[0]):
+        lines += block
     ordered_refs = sorted(model_refs, key=lambda n: _module_of(spec, n))
     if model_refs:
         # For type checkers only: at run time these names are linked after the class.
