@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
+import weakref
 from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterator, Mapping, Optional, Union, cast
 
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
@@ -38,6 +40,10 @@ class ConversationIdsMirror:
     :param on_change: called (in the thread that applied the message) with a
         :class:`MirrorUpdate` after every message that changed the set, and after every
         snapshot; exceptions from it are logged.
+
+    In a child process created by ``os.fork()`` a mirror that owns its stream has
+    :attr:`ended` (the stream is closed there): its waits return at once. Its ids stay as they
+    were at the fork.
     """
 
     def __init__(self, *, on_change: Optional[Callable[[MirrorUpdate], object]] = None) -> None:
@@ -50,6 +56,7 @@ class ConversationIdsMirror:
         self._on_change = on_change
         self.stream: Optional[IdentifiersStream] = None
         """The stream this mirror owns (set by :meth:`open`), else ``None``."""
+        _LIVE.add(self)
 
     @classmethod
     def open(
@@ -206,3 +213,22 @@ class ConversationIdsMirror:
 
     def __repr__(self) -> str:
         return f"<ConversationIdsMirror {len(self)} ids version={self.version}>"
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child, before any other code runs: a fresh lock (a thread of the parent
+        may have held the old one at the fork), and ended if the stream it owns was inherited."""
+        self._cond = threading.Condition()
+        if self.stream is not None:
+            self._ended = True
+
+
+_LIVE: weakref.WeakSet[ConversationIdsMirror] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for mirror in list(_LIVE):
+        mirror._after_fork_in_child()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX
+    os.register_at_fork(after_in_child=_after_fork_in_child)
