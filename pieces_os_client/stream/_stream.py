@@ -337,7 +337,12 @@ class IdentifiersStream:
             self._mode = "iterator"
         if self._ended:
             return None  # the terminal error was raised once already
-        return self._next_event()
+        try:
+            return self._next_event()
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: the reader is done
+                self.close()
+            raise
 
     def _next_event(self) -> Optional[StreamEvent]:
         """The next event; ``None`` once closed. Raises StreamClosedError when it ends on its own."""
