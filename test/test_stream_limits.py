@@ -19,6 +19,7 @@ import tracemalloc
 from typing import Callable, Dict, Iterator, List, Optional
 
 import pytest
+from stream_helpers import SocketServer, read_head
 
 from pieces_os_client.api_client import ApiClient
 from pieces_os_client.configuration import Configuration
@@ -68,7 +69,7 @@ def close_codes(data: bytes) -> List[int]:
 Script = Callable[[socket.socket, int], None]
 
 
-class RawServer:
+class RawServer(SocketServer):
     """Answers WebSocket handshakes, then runs ``script(sock, connection_number)``.
 
     What each client sends after the handshake is collected in ``received[n]``; the
@@ -76,44 +77,20 @@ class RawServer:
     """
 
     def __init__(self, script: Script) -> None:
+        super().__init__(linger=True)
         self.script = script
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
         self.received: Dict[int, bytearray] = {}
-        self.connections = 0
-        self._threads: List[threading.Thread] = []
-        self._accepting = threading.Thread(target=self._accept, daemon=True)
 
     def __enter__(self) -> RawServer:
-        self._accepting.start()
+        super().__enter__()
         return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.listener.close()
-        for thread in self._threads:
-            thread.join(10)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            thread = threading.Thread(target=self._serve, args=(conn, self.connections), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket, number: int) -> None:
+    def serve(self, conn: socket.socket, number: int) -> None:
         conn.settimeout(10)
         with conn:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
+            head = read_head(conn)
+            if not head:
+                return
             key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
                        if line.lower().startswith(b"sec-websocket-key:"))
             accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
