@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import logging
-import os
 import threading
 import time
-import weakref
 from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterator, Mapping, Optional, Union, cast
 
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
 from pieces_os_client.stream._events import ErrorCallback, MirrorUpdate, StreamEvent
+from pieces_os_client.stream._link import reset_in_forked_child
 from pieces_os_client.stream._options import check_callback, reject_taken
 from pieces_os_client.stream._stream import IdentifiersStream
 
@@ -56,7 +55,7 @@ class ConversationIdsMirror:
         self._on_change = on_change
         self.stream: Optional[IdentifiersStream] = None
         """The stream this mirror owns (set by :meth:`open`), else ``None``."""
-        _LIVE.add(self)
+        reset_in_forked_child(self)
 
     @classmethod
     def open(
@@ -221,14 +220,3 @@ class ConversationIdsMirror:
         if self.stream is not None:
             self._ended = True
 
-
-_LIVE: weakref.WeakSet[ConversationIdsMirror] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    for mirror in list(_LIVE):
-        mirror._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)
