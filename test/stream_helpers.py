@@ -1,15 +1,18 @@
 """Raw-socket servers for the stream tests, on 127.0.0.1: an accept loop that serves each
-connection in its own thread, and a relay (HTTP ``CONNECT`` proxy or plain TCP forwarder)
-that can turn silent, so that a test can hold a connection attempt in progress."""
+connection in its own thread; a relay (HTTP ``CONNECT`` proxy or plain TCP forwarder) that can
+turn silent, so that a test can hold a connection attempt in progress; and a WebSocket server
+that writes the frames a test scripts, byte for byte."""
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import socket
 import threading
-from typing import List, Optional, Tuple
+from typing import Callable, Dict, List, Optional, Tuple
 
-__all__ = ["Relay", "SocketServer", "pipe", "read_head"]
+__all__ = ["RawServer", "Relay", "SocketServer", "frame", "frame_header", "pipe", "read_head"]
 
 
 def read_head(conn: socket.socket) -> bytes:
@@ -129,3 +132,70 @@ class Relay(SocketServer):
             conn.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
         threading.Thread(target=pipe, args=(upstream, conn), daemon=True).start()
         pipe(conn, upstream)
+
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+def frame(payload: bytes, opcode: int = 0x1, fin: bool = True) -> bytes:
+    """A server frame (unmasked) carrying ``payload``."""
+    return frame_header(len(payload), opcode, fin) + payload
+
+
+def frame_header(length: int, opcode: int = 0x1, fin: bool = True) -> bytes:
+    first = bytes([(0x80 if fin else 0) | opcode])
+    if length < 126:
+        return first + bytes([length])
+    if length < 1 << 16:
+        return first + bytes([126]) + length.to_bytes(2, "big")
+    return first + bytes([127]) + length.to_bytes(8, "big")
+
+
+Script = Callable[[socket.socket, int], None]
+
+
+class RawServer(SocketServer):
+    """Answers WebSocket handshakes, then runs ``script(sock, connection_number)``.
+
+    What each client sends after the handshake is collected in ``received[n]``; the
+    connection stays open until the client closes it (or 10 s pass).
+    """
+
+    def __init__(self, script: Script) -> None:
+        super().__init__(linger=True)
+        self.script = script
+        self.received: Dict[int, bytearray] = {}
+
+    def __enter__(self) -> RawServer:
+        super().__enter__()
+        return self
+
+    def serve(self, conn: socket.socket, number: int) -> None:
+        conn.settimeout(10)
+        with conn:
+            head = read_head(conn)
+            if not head:
+                return
+            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                       if line.lower().startswith(b"sec-websocket-key:"))
+            accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            received = self.received.setdefault(number, bytearray())
+            gone = threading.Event()
+            reader = threading.Thread(target=self._collect, args=(conn, received, gone), daemon=True)
+            reader.start()
+            with contextlib.suppress(OSError):  # the client went away mid-send: it refused a message
+                self.script(conn, number)
+            gone.wait(10)
+            reader.join(10)
+
+    @staticmethod
+    def _collect(conn: socket.socket, into: bytearray, gone: threading.Event) -> None:
+        try:
+            while chunk := conn.recv(65536):
+                into += chunk
+        except OSError:
+            pass
+        finally:
+            gone.set()

@@ -4,8 +4,10 @@ over loopback; afterwards no stream thread and no socket may be left behind."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
@@ -14,6 +16,7 @@ import time
 from typing import Callable, Iterator, List
 
 import pytest
+from stream_helpers import RawServer, frame
 
 from pieces_os_client.api.conversations_api import ConversationsApi
 from pieces_os_client.api_client import ApiClient
@@ -130,6 +133,40 @@ def test_closed_from_other_threads_and_from_its_own_callbacks(api: Conversations
         api.conversations_create_specific_conversation(seeded_conversation={"type": "COPILOT"})
         assert wait_until(lambda: mirror.ended) and mirror.stream is not None and mirror.stream.join(5)
     assert_nothing_left(emu, fds_before)
+
+
+def test_threads_sharing_one_iterator_each_get_whole_messages() -> None:
+    """Each message goes to exactly one of the iterating threads; none is torn, lost or doubled.
+    The server sends 1000 small messages in one burst while four threads wait in the read."""
+    changes = [f"c{n}" for n in range(1000)]
+
+    def script(sock: socket.socket, _number: int) -> None:
+        sock.sendall(frame(b'{"iterable": []}'))
+        time.sleep(0.2)  # the consumers are all waiting by now
+        sock.sendall(b"".join(frame(json.dumps({"iterable": [{"conversation": {"id": c}}]}).encode())
+                              for c in changes))
+
+    errors: List[Exception] = []
+    seen: List[List[str]] = [[], [], [], []]
+    with RawServer(script) as server:
+        stream = IdentifiersStream(ApiClient(Configuration(host=server.url)), reconnect=False)
+
+        def consume(number: int) -> None:
+            try:
+                for event in stream.events():
+                    seen[number].extend(event.ids)
+            except Exception as exc:  # collected for the main thread to report
+                errors.append(exc)
+
+        consumers = [threading.Thread(target=consume, args=(n,)) for n in range(4)]
+        for thread in consumers:
+            thread.start()
+        wait_until(lambda: sum(map(len, seen)) >= len(changes) or bool(errors))
+        stream.close()
+        for thread in consumers:
+            thread.join(5)
+    assert errors == [] and stream.malformed_messages == 0
+    assert sorted(c for ids in seen for c in ids) == sorted(changes)
 
 
 def run_script(body: str, *, interrupt: bool = False) -> subprocess.CompletedProcess[str]:

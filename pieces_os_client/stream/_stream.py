@@ -181,6 +181,7 @@ class IdentifiersStream:
         self._link = Link()
         self._reader: Optional[FrameReader] = None  # reads the current connection
         self._state_lock = threading.Lock()
+        self._iter_lock = threading.Lock()  # held by the thread reading in iterator mode
         self._mode: Optional[str] = None  # "iterator" | "background"
         self._thread: Optional[threading.Thread] = None
         self._finished = threading.Event()
@@ -338,7 +339,8 @@ class IdentifiersStream:
         if self._ended:
             return None  # the terminal error was raised once already
         try:
-            return self._next_event()
+            with self._iter_lock:  # one reader at a time: each message goes to one thread, whole
+                return self._next_event()
         except BaseException as exc:
             if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: the reader is done
                 self.close()
