@@ -169,6 +169,21 @@ def test_threads_sharing_one_iterator_each_get_whole_messages() -> None:
     assert sorted(c for ids in seen for c in ids) == sorted(changes)
 
 
+def test_close_from_a_signal_handler_while_iterating(api: ConversationsApi) -> None:
+    """The usual SIGTERM handler: it runs in the main thread, inside the blocked read."""
+    stream = api.conversations_stream_identifiers()
+    next(stream)
+    previous = signal.signal(signal.SIGALRM, lambda _signum, _frame: stream.close())
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+        started = time.monotonic()
+        assert list(stream) == [] and stream.closed
+        assert time.monotonic() - started < 2
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 def run_script(body: str, *, interrupt: bool = False) -> subprocess.CompletedProcess[str]:
     """Run ``body`` in a fresh interpreter with an emulator as ``emu`` and a ConversationsApi as
     ``api``; it prints "ready" when it wants a SIGINT (``interrupt``) or to start the clock."""

@@ -229,7 +229,9 @@ class IdentifiersStream:
         """Iterate :class:`StreamEvent` wrappers (the message plus its snapshot flag).
 
         Ends cleanly when the stream is closed; raises :class:`StreamClosedError` when the
-        stream ends on its own (server gone and reconnects off or exhausted).
+        stream ends on its own (server gone and reconnects off or exhausted). Threads that
+        iterate one stream take turns: each message goes to one of them. A ``KeyboardInterrupt``
+        or ``SystemExit`` raised while waiting closes the stream.
         """
         while True:
             event = self._next_for_iterator()
