@@ -9,7 +9,6 @@ import gc
 import os
 import subprocess
 import sys
-import textwrap
 import threading
 import time
 from pathlib import Path
@@ -248,38 +247,6 @@ def test_callback_exceptions_do_not_stop_the_stream(
         http.create()
         assert wait_until(lambda: len(calls) == 2)
     assert "on_message callback raised" in caplog.text
-
-
-def test_process_exits_without_close() -> None:
-    script = textwrap.dedent(
-        """
-        import sys, time
-        import pieces_os_client
-        from pieces_os_client.emulator import Emulator
-
-        emu = Emulator().start()
-        api = pieces_os_client.ConversationsApi(
-            pieces_os_client.ApiClient(pieces_os_client.Configuration(host=emu.url)))
-        got = []
-        stream = api.conversations_stream_identifiers(on_message=got.append)
-        while not got:
-            time.sleep(0.005)
-        print("streaming", flush=True)
-        # the main thread ends here without stream.close()
-        """
-    )
-    env = dict(os.environ, PYTHONWARNINGS="error")
-    with subprocess.Popen(
-        [sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, text=True
-    ) as proc:
-        assert proc.stdout is not None
-        assert proc.stdout.readline().strip() == "streaming"
-        started = time.monotonic()
-        _out, err = proc.communicate(timeout=10)
-        elapsed = time.monotonic() - started
-    assert elapsed < 2.0
-    assert proc.returncode == 0, err
-    assert err == ""
 
 
 # --------------------------------------------------------------------------- reconnects

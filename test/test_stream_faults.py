@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import json
 import logging
 import socket
@@ -20,6 +19,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
 
 import pytest
 from aiohttp import WSMsgType, web
+from stream_helpers import Relay
 
 from pieces_os_client.api.conversations_api import ConversationsApi
 from pieces_os_client.api_client import ApiClient
@@ -27,6 +27,8 @@ from pieces_os_client.configuration import Configuration
 from pieces_os_client.emulator import Emulator
 from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
 from pieces_os_client.stream import IDENTIFIERS_PATH, IdentifiersStream, StreamEvent
+from pieces_os_client.stream._connect import Closing, Connector
+from pieces_os_client.stream._link import Link
 
 Script = Callable[[web.WebSocketResponse, int], Awaitable[None]]
 
@@ -303,76 +305,14 @@ def test_wss_hostname_checking_and_server_name(tls: Dict[str, Any]) -> None:
 
 
 # --------------------------------------------------------------------------- proxy
-class ConnectProxy:
-    """A minimal HTTP CONNECT proxy that records each request head."""
-
-    def __init__(self, refuse: bool = False) -> None:
-        self.refuse = refuse
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.heads: List[str] = []
-        self._threads: List[threading.Thread] = []
-        self._sockets: List[socket.socket] = []
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.listener.accept()
-            except OSError:
-                return
-            self._sockets.append(client)
-            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
-
-    def _serve(self, client: socket.socket) -> None:
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = client.recv(1024)
-            if not chunk:
-                return
-            head += chunk
-        self.heads.append(head.decode("latin-1"))
-        if self.refuse:
-            client.sendall(b"HTTP/1.1 407 Proxy Authentication Required\r\nContent-Length: 0\r\n\r\n")
-            return
-        target = head.split(b" ")[1].decode()
-        host, port = target.rsplit(":", 1)
-        upstream = socket.create_connection((host, int(port)))
-        self._sockets.append(upstream)
-        client.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
-
-        def pipe(src: socket.socket, dst: socket.socket) -> None:
-            try:
-                while data := src.recv(65536):
-                    dst.sendall(data)
-            except OSError:
-                pass
-            finally:
-                for s in (src, dst):
-                    with contextlib.suppress(OSError):
-                        s.shutdown(socket.SHUT_RDWR)
-
-        threading.Thread(target=pipe, args=(upstream, client), daemon=True).start()
-        pipe(client, upstream)
-
-    def close(self) -> None:
-        self.listener.close()
-        for s in self._sockets:
-            s.close()
-
-
 def test_http_proxy_tunnel_with_credentials_and_headers() -> None:
-    proxy = ConnectProxy()
-    try:
-        with Emulator(seed_conversations=1) as emu:
-            port = emu.port
-            client = make_client(
-                emu.url, proxy=f"http://user:p%40ss@127.0.0.1:{proxy.port}", proxy_headers={"X-Proxy-Tag": "7"}
-            )
-            with IdentifiersStream(client) as stream:
-                assert len(next(stream).iterable) == 1
-    finally:
-        proxy.close()
+    with Relay() as proxy, Emulator(seed_conversations=1) as emu:
+        port = emu.port
+        client = make_client(
+            emu.url, proxy=f"http://user:p%40ss@127.0.0.1:{proxy.port}", proxy_headers={"X-Proxy-Tag": "7"}
+        )
+        with IdentifiersStream(client) as stream:
+            assert len(next(stream).iterable) == 1
     head = proxy.heads[0]
     assert head.startswith(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n")
     token = base64.b64encode(b"user:p@ss").decode()
@@ -380,49 +320,39 @@ def test_http_proxy_tunnel_with_credentials_and_headers() -> None:
     assert "X-Proxy-Tag: 7" in head
 
 
-def test_http_proxy_with_credentials_only_uses_websocket_clients_tunnel(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_http_proxy_with_credentials_only_and_no_proxy_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NO_PROXY", "127.0.0.1")  # ignored: the configured proxy is used, as for HTTP calls
-    proxy = ConnectProxy()
-    try:
-        with Emulator(seed_conversations=2) as emu:
-            client = make_client(emu.url, proxy=f"http://user:p%40ss@127.0.0.1:{proxy.port}")
-            with IdentifiersStream(client) as stream:
-                assert len(next(stream).iterable) == 2
-            port = emu.port
-    finally:
-        proxy.close()
+    with Relay() as proxy, Emulator(seed_conversations=2) as emu:
+        port = emu.port
+        client = make_client(emu.url, proxy=f"http://user:p%40ss@127.0.0.1:{proxy.port}")
+        with IdentifiersStream(client) as stream:
+            assert len(next(stream).iterable) == 2
     assert len(proxy.heads) == 1
     head = proxy.heads[0]
     assert head.startswith(f"CONNECT 127.0.0.1:{port} HTTP/1.1\r\n")
     assert f"Proxy-Authorization: Basic {base64.b64encode(b'user:p@ss').decode()}" in head
 
 
-@pytest.mark.parametrize("with_headers", [False, True], ids=["websocket-client", "own-tunnel"])
+@pytest.mark.parametrize("with_headers", [False, True], ids=["plain", "proxy-headers"])
 def test_a_proxy_that_refuses_the_tunnel_is_a_connection_error(with_headers: bool) -> None:
-    proxy = ConnectProxy(refuse=True)
-    try:
+    with Relay(refuse=True) as proxy:
         client = make_client(
             "http://127.0.0.1:9", proxy=f"http://127.0.0.1:{proxy.port}",
             proxy_headers={"X-Proxy-Tag": "1"} if with_headers else None,
         )
         with pytest.raises(ApiConnectionError) as caught:
             IdentifiersStream(client)
-    finally:
-        proxy.close()
     text = str(caught.value)
     assert f"The proxy http://127.0.0.1:{proxy.port} refused to open a tunnel to 127.0.0.1:9" in text
     assert "407" in text
 
 
 def test_proxy_environment_variables_are_ignored_without_a_configured_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    proxy = ConnectProxy(refuse=True)
-    monkeypatch.setenv("http_proxy", f"http://127.0.0.1:{proxy.port}")
-    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.port}")
-    try:
+    with Relay(refuse=True) as proxy:
+        monkeypatch.setenv("http_proxy", proxy.url)
+        monkeypatch.setenv("HTTP_PROXY", proxy.url)
         with Emulator(seed_conversations=1) as emu, IdentifiersStream(make_client(emu.url)) as stream:
             assert len(next(stream).iterable) == 1
-    finally:
-        proxy.close()
     assert proxy.heads == []
 
 
@@ -430,16 +360,73 @@ def test_wss_through_a_proxy_keeps_the_tls_settings(tls: Dict[str, Any]) -> None
     other = tls["ca"].issue_cert("pieces.example")
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     other.configure_cert(context)
-    proxy = ConnectProxy()
-    try:
-        with Emulator(ssl_context=context, seed_conversations=1) as emu:
-            settings = {"ssl_ca_cert": tls["ca_file"], "proxy": f"http://127.0.0.1:{proxy.port}"}
-            with pytest.raises(ApiConnectionError, match="TLS handshake"):
-                IdentifiersStream(make_client(emu.url, **settings))
-            for extra in ({"tls_server_name": "pieces.example"}, {"proxy_headers": {"X-Proxy-Tag": "2"},
-                                                                   "tls_server_name": "pieces.example"}):
-                with IdentifiersStream(make_client(emu.url, **settings, **extra)) as stream:
-                    assert stream.url.startswith("wss://") and len(next(stream).iterable) == 1
-    finally:
-        proxy.close()
+    with Relay() as proxy, Emulator(ssl_context=context, seed_conversations=1) as emu:
+        settings = {"ssl_ca_cert": tls["ca_file"], "proxy": proxy.url}
+        with pytest.raises(ApiConnectionError, match="TLS handshake"):
+            IdentifiersStream(make_client(emu.url, **settings))
+        for extra in ({"tls_server_name": "pieces.example"}, {"proxy_headers": {"X-Proxy-Tag": "2"},
+                                                               "tls_server_name": "pieces.example"}):
+            with IdentifiersStream(make_client(emu.url, **settings, **extra)) as stream:
+                assert stream.url.startswith("wss://") and len(next(stream).iterable) == 1
     assert len(proxy.heads) == 3
+
+
+# --------------------------------------------------------------------------- close during an attempt
+@pytest.mark.parametrize("proxied", [False, True], ids=["direct", "proxy"])
+def test_close_ends_a_reconnect_attempt_that_gets_no_answer(proxied: bool) -> None:
+    """The reconnect attempt reaches a peer that accepts TCP and never answers (the handshake, or
+    the proxy's reply to CONNECT); close() ends the attempt, not connect_timeout (30 s)."""
+    with Emulator(seed_conversations=1) as emu, Relay(None if proxied else ("127.0.0.1", emu.port)) as relay:
+        client = make_client(emu.url, proxy=relay.url) if proxied else make_client(relay.url)
+        closed = threading.Event()
+        stream = IdentifiersStream(client, on_message=lambda _m: None, on_close=closed.set,
+                                   connect_timeout=30, initial_backoff=0.01, max_backoff=0.01)
+        relay.silent = True  # every later connection hangs
+        assert emu.drop_websockets() == 1
+        deadline = time.monotonic() + 5
+        while relay.connections < 2 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert relay.connections == 2 and not stream.connected  # an attempt is waiting for an answer
+        started = time.monotonic()
+        stream.close()
+        assert stream.join(2), "the connection attempt went on after close()"
+        assert closed.is_set() and time.monotonic() - started < 2
+        assert relay.connections == 2  # and no further attempt was made
+
+
+def test_close_interrupts_a_tcp_connect_that_gets_no_answer() -> None:
+    """A listener whose backlog is full drops new SYNs, so connect() itself hangs; shutting the
+    socket down from close() must end it."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    port = listener.getsockname()[1]
+    fillers = [socket.socket() for _ in range(4)]
+    for filler in fillers:
+        filler.setblocking(False)
+        filler.connect_ex(("127.0.0.1", port))
+    link = Link()
+    connector = Connector(make_client(f"http://127.0.0.1:{port}"), IDENTIFIERS_PATH, None, 30)
+    failed: List[BaseException] = []
+
+    def attempt() -> None:
+        try:
+            connector.open(link)
+        except BaseException as exc:
+            failed.append(exc)
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    try:
+        worker.start()
+        deadline = time.monotonic() + 5
+        while link.pending is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)  # inside connect() (or, if the kernel took the SYN after all, the handshake)
+        started = time.monotonic()
+        link.shutdown()
+        worker.join(2)
+        assert not worker.is_alive() and time.monotonic() - started < 2
+        assert len(failed) == 1 and isinstance(failed[0], (ApiConnectionError, Closing))
+    finally:
+        for sock in (*fillers, listener):
+            sock.close()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import os
 import queue
+import threading
 import time
 import warnings
 from typing import Callable, Iterator
@@ -17,7 +18,7 @@ from pieces_os_client.api_client import ApiClient
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.emulator import Emulator
 from pieces_os_client.exceptions import StreamClosedError
-from pieces_os_client.stream import IdentifiersStream, StreamEvent
+from pieces_os_client.stream import ConversationIdsMirror, IdentifiersStream, StreamEvent
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX only")
 
@@ -97,3 +98,55 @@ def test_a_child_dropping_an_inherited_stream_leaves_the_parents_connection(emu:
         assert (event.snapshot, event.ids, event.connection) == (False, [created], 1)
     finally:
         streams[0].close()
+
+
+def test_a_mirror_inherited_across_fork_has_ended_in_the_child(emu: Emulator) -> None:
+    with ConversationIdsMirror.open(ApiClient(Configuration(host=emu.url))) as mirror:
+        assert mirror.wait_ready(5)
+        version = mirror.version
+
+        def child() -> None:
+            assert mirror.ended  # its stream is closed here: nothing will ever change the set
+            started = time.monotonic()
+            assert not mirror.wait_for(lambda ids: "never" in ids, timeout=5)
+            assert not mirror.wait_for_change(timeout=5)
+            assert mirror.wait_ready(timeout=5)  # it was ready before the fork
+            assert time.monotonic() - started < 2, "the waits ran into their timeouts"
+            mirror.close()
+
+        assert in_child(child) == 0
+        assert not mirror.ended
+        created = create(emu)
+        assert mirror.wait_for(lambda ids: created in ids, 5)
+        assert mirror.version == version + 1 and mirror.stream is not None and mirror.stream.reconnects == 0
+
+
+def test_a_mirror_locked_by_a_parent_thread_at_the_fork_is_usable_in_the_child(emu: Emulator) -> None:
+    """The reader thread may be inside ``apply`` (holding the mirror's lock) at the moment of the
+    fork; that thread does not exist in the child, so the child must not inherit the held lock."""
+    with ConversationIdsMirror.open(ApiClient(Configuration(host=emu.url))) as mirror:
+        assert mirror.wait_ready(5)
+        holding, release = threading.Event(), threading.Event()
+
+        def hold() -> None:
+            with mirror._cond:  # what the reader thread does while it applies a message
+                holding.set()
+                release.wait(10)
+
+        holder = threading.Thread(target=hold, daemon=True)
+        holder.start()
+        assert holding.wait(5)
+
+        def child() -> None:
+            answers: queue.Queue[object] = queue.Queue()
+            probe = threading.Thread(target=lambda: answers.put((mirror.ended, len(mirror))), daemon=True)
+            probe.start()
+            assert answers.get(timeout=2) == (True, 1)  # a deadlock would leave the queue empty
+
+        try:
+            assert in_child(child) == 0
+        finally:
+            release.set()
+            holder.join(5)
+        created = create(emu)
+        assert mirror.wait_for(lambda ids: created in ids, 5) and not mirror.ended

@@ -5,42 +5,24 @@ as each test scripts them, so sizes and fragmentation are exactly what the test 
 
 from __future__ import annotations
 
-import base64
-import contextlib
-import hashlib
 import json
 import logging
 import socket
 import subprocess
 import sys
 import textwrap
-import threading
 import tracemalloc
-from typing import Callable, Dict, Iterator, List, Optional
+from typing import Dict, Iterator, List, Optional
 
 import pytest
+from stream_helpers import RawServer, frame, frame_header
 
 from pieces_os_client.api_client import ApiClient
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
 from pieces_os_client.stream import IdentifiersStream, StreamEvent
 
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 MiB = 1024 * 1024
-
-
-def frame(payload: bytes, opcode: int = 0x1, fin: bool = True) -> bytes:
-    """A server frame (unmasked) carrying ``payload``."""
-    return frame_header(len(payload), opcode, fin) + payload
-
-
-def frame_header(length: int, opcode: int = 0x1, fin: bool = True) -> bytes:
-    first = bytes([(0x80 if fin else 0) | opcode])
-    if length < 126:
-        return first + bytes([length])
-    if length < 1 << 16:
-        return first + bytes([126]) + length.to_bytes(2, "big")
-    return first + bytes([127]) + length.to_bytes(8, "big")
 
 
 def snapshot(*ids: str) -> bytes:
@@ -63,80 +45,6 @@ def close_codes(data: bytes) -> List[int]:
         if opcode == 0x8 and len(payload) >= 2:
             codes.append(int.from_bytes(payload[:2], "big"))
     return codes
-
-
-Script = Callable[[socket.socket, int], None]
-
-
-class RawServer:
-    """Answers WebSocket handshakes, then runs ``script(sock, connection_number)``.
-
-    What each client sends after the handshake is collected in ``received[n]``; the
-    connection stays open until the client closes it (or 10 s pass).
-    """
-
-    def __init__(self, script: Script) -> None:
-        self.script = script
-        self.listener = socket.create_server(("127.0.0.1", 0))
-        self.port = self.listener.getsockname()[1]
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.received: Dict[int, bytearray] = {}
-        self.connections = 0
-        self._threads: List[threading.Thread] = []
-        self._accepting = threading.Thread(target=self._accept, daemon=True)
-
-    def __enter__(self) -> RawServer:
-        self._accepting.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.listener.close()
-        for thread in self._threads:
-            thread.join(10)
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except OSError:
-                return
-            self.connections += 1
-            thread = threading.Thread(target=self._serve, args=(conn, self.connections), daemon=True)
-            self._threads.append(thread)
-            thread.start()
-
-    def _serve(self, conn: socket.socket, number: int) -> None:
-        conn.settimeout(10)
-        with conn:
-            head = b""
-            while b"\r\n\r\n" not in head:
-                chunk = conn.recv(4096)
-                if not chunk:
-                    return
-                head += chunk
-            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
-            accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
-            received = self.received.setdefault(number, bytearray())
-            gone = threading.Event()
-            reader = threading.Thread(target=self._collect, args=(conn, received, gone), daemon=True)
-            reader.start()
-            with contextlib.suppress(OSError):  # the client went away mid-send: it refused a message
-                self.script(conn, number)
-            gone.wait(10)
-            reader.join(10)
-
-    @staticmethod
-    def _collect(conn: socket.socket, into: bytearray, gone: threading.Event) -> None:
-        try:
-            while chunk := conn.recv(65536):
-                into += chunk
-        except OSError:
-            pass
-        finally:
-            gone.set()
 
 
 def make_stream(server: RawServer, config: Optional[Dict[str, object]] = None, **options: object) -> IdentifiersStream:

@@ -1,12 +1,14 @@
 """Opening the identifiers WebSocket: URL, TLS, proxy, handshake headers, and what errors mean.
 
-Proxies: websocket-client's own HTTP proxy support (``http_proxy_host`` / ``http_proxy_port``
-/ ``http_proxy_auth``) makes the ``CONNECT`` tunnel whenever it can. It cannot send extra
-headers to the proxy and writes an IPv6 target without brackets, so a configuration with
-``proxy_headers``, or an IPv6 literal host, goes through the small tunnel below instead.
-Direct connections are opened here too, so that proxy environment variables (which
-websocket-client would read) are ignored as they are for HTTP calls, and so that ``close()``
-can interrupt a connection attempt that is still in progress.
+Every connection's socket is made here and handed to websocket-client (its ``socket=``
+argument), which then only does the WebSocket handshake. Each socket is registered with the
+stream's :class:`~pieces_os_client.stream._link.Link` *before* it connects, so that ``close()``
+can shut it down and end an attempt at any step (TCP connect, proxy tunnel, TLS, handshake)
+instead of waiting for ``connect_timeout``. For the same reason the ``CONNECT`` tunnel through
+an HTTP proxy is written here rather than left to websocket-client's proxy support: that opens
+its own socket and shows it only once the tunnel and TLS are done, so ``close()`` could not
+reach an attempt stuck there (websocket-client also cannot send ``proxy_headers``, and writes an
+IPv6 target without brackets). Proxy environment variables are ignored, as for HTTP calls.
 """
 
 from __future__ import annotations
@@ -37,9 +39,6 @@ _SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
 _HANDSHAKE_OWNED = frozenset(
     {"host", "origin", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "content-length"}
 )
-# An http_no_proxy entry no host name can match: websocket-client then ignores NO_PROXY from
-# the environment (urllib3 does not read it either).
-_NO_EXCEPTIONS = ["\0"]
 
 
 class ClientLike(Protocol):
@@ -152,18 +151,9 @@ class Connector:
         """
         import websocket
 
-        proxy = self._proxy
-        sslopt = {"context": self._ssl, "server_hostname": self._server_name} if self._ssl else None
-        ws = websocket.WebSocket(enable_multithread=True, sslopt=sslopt)
+        ws = websocket.WebSocket(enable_multithread=True)
         sock: Optional[socket.socket] = None
         try:
-            if proxy is not None and not proxy.headers and ":" not in self._target_host:
-                ws.connect(  # type: ignore[no-untyped-call]
-                    self.url, http_proxy_host=proxy.host, http_proxy_port=proxy.port,
-                    http_proxy_auth=proxy.auth, proxy_type="http", http_no_proxy=_NO_EXCEPTIONS,
-                    **self._options,
-                )
-                return ws
             sock = self._open_socket(link)
             ws.connect(self.url, socket=sock, **self._options)  # type: ignore[no-untyped-call]
             return ws
@@ -182,11 +172,9 @@ class Connector:
     def _open_socket(self, link: Link) -> socket.socket:
         """A connected socket to the target (through the proxy's tunnel), TLS done, handed to ``link``."""
         proxy = self._proxy
-        address = (proxy.host, proxy.port) if proxy else (self._target_host, self._target_port)
-        sock = socket.create_connection(address, self.timeout)
+        sock = self._connect_tcp(link, *((proxy.host, proxy.port) if proxy else (self._target_host, self._target_port)))
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._hand_over(link, sock)
             if proxy is not None:
                 self._tunnel(sock, proxy)
             if self._ssl is not None:
@@ -197,8 +185,27 @@ class Connector:
             raise
         return sock
 
+    def _connect_tcp(self, link: Link, host: str, port: int) -> socket.socket:
+        """``socket.create_connection``, but each socket is handed to ``link`` before it connects."""
+        last: Optional[OSError] = None
+        for family, kind, proto, _name, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
+            sock = socket.socket(family, kind, proto)
+            try:
+                self._hand_over(link, sock)
+                sock.settimeout(self.timeout)
+                sock.connect(address)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last = exc
+            except BaseException:
+                sock.close()
+                raise
+        self._hand_over(link, None)  # closed meanwhile: Closing rather than the last failure
+        raise last if last is not None else OSError(f"no address found for {host}")
+
     @staticmethod
-    def _hand_over(link: Link, sock: socket.socket) -> None:
+    def _hand_over(link: Link, sock: Optional[socket.socket]) -> None:
         """Let ``close()`` interrupt the attempt: it shuts ``link.pending`` down."""
         with link.lock:
             if link.closing.is_set():
@@ -239,8 +246,6 @@ class Connector:
         import websocket
 
         where = f"the identifiers stream at {self.url}"
-        if isinstance(exc, websocket.WebSocketProxyException):
-            return self._proxy_refused(str(exc))
         if isinstance(exc, websocket.WebSocketBadStatusException):
             body = exc.resp_body[:400].decode("utf-8", "replace") if isinstance(exc.resp_body, bytes) else ""
             detail = f": {one_line(body)}" if body.strip() else ""

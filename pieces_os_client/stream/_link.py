@@ -7,12 +7,12 @@ import os
 import socket
 import threading
 import weakref
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Optional, Protocol
 
 if TYPE_CHECKING:
     import websocket
 
-__all__ = ["Link", "close_ws"]
+__all__ = ["Link", "close_ws", "reset_in_forked_child"]
 
 
 class Link:
@@ -33,7 +33,7 @@ class Link:
         self.pending: Optional[socket.socket] = None  # connected, handshake not finished
         self.reading = False  # a thread is inside recv on ``ws``
         self.inherited = False  # this process got the link from its parent by fork
-        _LIVE.add(self)
+        reset_in_forked_child(self)
 
     def shutdown(self, send_timeout: float = 0.25) -> None:
         """Ask for the end: send a close frame, wake any reader, close what no one reads."""
@@ -66,7 +66,7 @@ class Link:
                 return True
             return False
 
-    def _forget_after_fork(self) -> None:
+    def _after_fork_in_child(self) -> None:
         """In a forked child: mark closed and drop this process's descriptors, quietly.
 
         Runs in the child before any other code, while it still has one thread; locks are made
@@ -85,16 +85,28 @@ class Link:
                     sock.close()  # this process's descriptor only: no FIN while the parent holds it
 
 
-_LIVE: weakref.WeakSet[Link] = weakref.WeakSet()
+class _ForkAware(Protocol):
+    def _after_fork_in_child(self) -> None: ...
 
 
-def _after_fork_in_child() -> None:
-    for link in list(_LIVE):
-        link._forget_after_fork()
+_LIVE: weakref.WeakSet[_ForkAware] = weakref.WeakSet()
+
+
+def reset_in_forked_child(obj: _ForkAware) -> None:
+    """Have ``obj._after_fork_in_child()`` run in every child forked while ``obj`` lives.
+
+    It runs right after the fork, before any other code of the child, in its only thread.
+    """
+    _LIVE.add(obj)
+
+
+def _run_fork_hooks() -> None:
+    for obj in list(_LIVE):
+        obj._after_fork_in_child()
 
 
 if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_after_fork_in_child)
+    os.register_at_fork(after_in_child=_run_fork_hooks)
 
 
 def _shutdown_socket(sock: socket.socket) -> None:

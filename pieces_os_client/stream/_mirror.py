@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterator, Mapping, O
 
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
 from pieces_os_client.stream._events import ErrorCallback, MirrorUpdate, StreamEvent
+from pieces_os_client.stream._link import reset_in_forked_child
 from pieces_os_client.stream._options import check_callback, reject_taken
 from pieces_os_client.stream._stream import IdentifiersStream
 
@@ -38,6 +39,10 @@ class ConversationIdsMirror:
     :param on_change: called (in the thread that applied the message) with a
         :class:`MirrorUpdate` after every message that changed the set, and after every
         snapshot; exceptions from it are logged.
+
+    In a child process created by ``os.fork()`` a mirror that owns its stream has
+    :attr:`ended` (the stream is closed there): its waits return at once. Its ids stay as they
+    were at the fork.
     """
 
     def __init__(self, *, on_change: Optional[Callable[[MirrorUpdate], object]] = None) -> None:
@@ -50,6 +55,7 @@ class ConversationIdsMirror:
         self._on_change = on_change
         self.stream: Optional[IdentifiersStream] = None
         """The stream this mirror owns (set by :meth:`open`), else ``None``."""
+        reset_in_forked_child(self)
 
     @classmethod
     def open(
@@ -206,3 +212,11 @@ class ConversationIdsMirror:
 
     def __repr__(self) -> str:
         return f"<ConversationIdsMirror {len(self)} ids version={self.version}>"
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child, before any other code runs: a fresh lock (a thread of the parent
+        may have held the old one at the fork), and ended if the stream it owns was inherited."""
+        self._cond = threading.Condition()
+        if self.stream is not None:
+            self._ended = True
+

@@ -181,6 +181,7 @@ class IdentifiersStream:
         self._link = Link()
         self._reader: Optional[FrameReader] = None  # reads the current connection
         self._state_lock = threading.Lock()
+        self._iter_lock = threading.Lock()  # held by the thread reading in iterator mode
         self._mode: Optional[str] = None  # "iterator" | "background"
         self._thread: Optional[threading.Thread] = None
         self._finished = threading.Event()
@@ -228,7 +229,9 @@ class IdentifiersStream:
         """Iterate :class:`StreamEvent` wrappers (the message plus its snapshot flag).
 
         Ends cleanly when the stream is closed; raises :class:`StreamClosedError` when the
-        stream ends on its own (server gone and reconnects off or exhausted).
+        stream ends on its own (server gone and reconnects off or exhausted). Threads that
+        iterate one stream take turns: each message goes to one of them. A ``KeyboardInterrupt``
+        or ``SystemExit`` raised while waiting closes the stream.
         """
         while True:
             event = self._next_for_iterator()
@@ -337,7 +340,13 @@ class IdentifiersStream:
             self._mode = "iterator"
         if self._ended:
             return None  # the terminal error was raised once already
-        return self._next_event()
+        try:
+            with self._iter_lock:  # one reader at a time: each message goes to one thread, whole
+                return self._next_event()
+        except BaseException as exc:
+            if not isinstance(exc, Exception):  # KeyboardInterrupt, SystemExit: the reader is done
+                self.close()
+            raise
 
     def _next_event(self) -> Optional[StreamEvent]:
         """The next event; ``None`` once closed. Raises StreamClosedError when it ends on its own."""
