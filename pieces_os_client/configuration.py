@@ -106,6 +106,11 @@ def positive_count(name: str, value: Any) -> int:
     return _integer(name, value, 1)
 
 
+def optional_size(name: str, value: Any) -> Optional[int]:
+    """``None`` (no bound) or an int >= 1 (byte limits)."""
+    return None if value is None else _integer(name, value, 1)
+
+
 def optional_callable(name: str, value: Any) -> Any:
     if value is not None and not callable(value):
         raise ApiTypeError(f"{name} must be callable or None, not {type(value).__name__} ({value!r})")
@@ -164,6 +169,8 @@ SETTINGS: Dict[str, Setting] = {
     "key_file": Setting(None),
     "assert_hostname": Setting(None),
     "tls_server_name": Setting(None),
+    # limits
+    "stream_max_message_size": Setting(32 * 1024 * 1024, optional_size),
     # requests and models
     "refresh_api_key_hook": Setting(None, optional_callable),
     "safe_chars_for_path_param": Setting(""),
@@ -206,6 +213,7 @@ class ConfigurationSettings(TypedDict, total=False):
     key_file: Optional[str]
     assert_hostname: Union[bool, str, None]
     tls_server_name: Optional[str]
+    stream_max_message_size: Optional[int]
     refresh_api_key_hook: Optional[Callable[[Configuration], object]]
     safe_chars_for_path_param: str
     client_side_validation: bool
@@ -269,6 +277,7 @@ class Configuration:
     key_file: Optional[str]
     assert_hostname: Union[bool, str, None]
     tls_server_name: Optional[str]
+    stream_max_message_size: Optional[int]
     refresh_api_key_hook: Any
     safe_chars_for_path_param: str
     client_side_validation: bool
@@ -322,9 +331,6 @@ class Configuration:
         self.ssl_ca_cert = ssl_ca_cert
         self.ca_cert_data = ca_cert_data
         self.retries = retries
-
-        # the identifiers WebSocket: the largest message read, in bytes (None: no bound)
-        self.stream_max_message_size: Optional[int] = 32 * 1024 * 1024
 
         # logging: only the "pieces_os_client" logger is ever touched
         self.logger = {"package_logger": logging.getLogger(LOGGER_NAME)}

@@ -85,10 +85,10 @@ def test_numbers_and_types_are_checked(
 
 def test_a_bad_configured_limit_names_the_configuration_setting() -> None:
     config = Configuration(host="http://127.0.0.1:9")
-    config.stream_max_message_size = -5
     with pytest.raises(ApiValueError) as caught:
-        IdentifiersStream(ApiClient(config))
-    assert "Configuration.stream_max_message_size must be finite and >= 1, not -5" in str(caught.value)
+        config.stream_max_message_size = -5
+    assert "stream_max_message_size must be 1 or more, not -5" in str(caught.value)
+    assert config.stream_max_message_size == 32 * 1024 * 1024  # the refused value is not kept
 
 
 def test_good_values_are_accepted(client: ApiClient) -> None:
