@@ -175,9 +175,16 @@ class ApiClient:
 
     @classmethod
     def get_default(cls) -> ApiClient:
-        if cls._default is None:
-            cls._default = cls()
-        return cls._default
+        """The process-wide default client, made once whichever thread asks first."""
+        default = cls._default
+        if default is None:
+            from pieces_os_client import _lazy
+
+            with _lazy.BUILD_LOCK:  # making a client does no I/O (discovery waits for the first call)
+                default = cls._default
+                if default is None:
+                    default = cls._default = cls()
+        return default
 
     @classmethod
     def set_default(cls, default: Optional[ApiClient]) -> None:

@@ -444,3 +444,39 @@ def test_one_client_shared_by_eight_threads_keeps_exact_state(
     assert len(emu.requests) == sum(calls)  # each call sent once: nothing lost, nothing retried
     assert 1 <= relay.accepted <= 4, f"{relay.accepted} connections for a pool of 4"
     assert _urllib3_records(urllib3_warnings) == []
+
+
+
+class _SlowClient(ApiClient):
+    """A client whose construction takes a while (as a subclass doing setup might)."""
+
+    def __init__(self) -> None:
+        time.sleep(0.05)
+        super().__init__(Configuration(host="http://127.0.0.1:9"))
+
+
+class _SlowConfiguration(Configuration):
+    def __init__(self) -> None:
+        time.sleep(0.05)
+        super().__init__(host="http://127.0.0.1:9")
+
+
+@pytest.mark.parametrize("cls", [_SlowClient, _SlowConfiguration])
+def test_a_default_is_made_once_when_many_threads_ask_at_once(cls: type) -> None:
+    threads = 8
+    barrier = threading.Barrier(threads)
+    seen: List[int] = []
+
+    def first_use() -> None:
+        barrier.wait(10)
+        seen.append(id(cls.get_default()))  # type: ignore[attr-defined]
+
+    try:
+        workers = [threading.Thread(target=first_use) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(10)
+        assert len(seen) == threads and len(set(seen)) == 1
+    finally:
+        cls.set_default(None)  # type: ignore[attr-defined]
