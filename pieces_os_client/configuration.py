@@ -22,6 +22,8 @@ from pieces_os_client.exceptions import ApiValueError
 __all__ = ["DEFAULT_HOST", "Configuration", "HostSetting"]
 
 DEFAULT_HOST = "http://localhost:1000"
+#: The largest response body the client reads by default (bytes); see max_response_size.
+DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 * 1024
 LOGGER_NAME = "pieces_os_client"
 
 #: HTTP statuses a GET is retried on (overload and transient server failures).
@@ -67,6 +69,9 @@ class Configuration:
         never made (so a conversation is never created twice).
     :param backoff_max: the longest wait between two attempts, in seconds (default 8); a
         server's ``Retry-After`` is honoured up to this long.
+    :param max_response_size: the largest response body, in bytes, the client reads into
+        memory (default 256 MiB); a larger one raises ``ResponseTooLargeError``. ``None``
+        lifts the limit.
     :param retries: the official knob. An ``int`` sets ``max_retries``; a
         ``urllib3.util.Retry`` replaces the policy entirely.
     """
@@ -98,6 +103,7 @@ class Configuration:
         backoff_max: float = 8.0,
         backoff_jitter: float = 0.25,
         discover: Optional[bool] = None,
+        max_response_size: Optional[int] = DEFAULT_MAX_RESPONSE_SIZE,
     ) -> None:
         self._host: Optional[str] = host.rstrip("/") if host else None
         self._resolved_host: Optional[str] = None
@@ -144,6 +150,9 @@ class Configuration:
         self.backoff_max = backoff_max
         self.backoff_jitter = backoff_jitter
         self.retries = retries
+        #: The largest response body read into memory, in bytes (after any decompression
+        #: the caller asked for); ``None`` lifts the limit.
+        self.max_response_size = max_response_size
 
         # the identifiers WebSocket: the largest message read, in bytes (None: no bound)
         self.stream_max_message_size: Optional[int] = 32 * 1024 * 1024
