@@ -267,10 +267,14 @@ class _Inflater:
         self.coding = coding
         self._wbits = _INFLATE_WBITS[coding]
         self._zlib: Optional[Any] = None
+        self._pending = False
 
     def feed(self, data: bytes) -> Iterator[bytes]:
-        while data:
-            if self._zlib is None:
+        while data or self._pending:
+            if self._zlib is None or self._zlib.eof:
+                if self._zlib is not None and self.coding == "deflate":
+                    return  # bytes after the end of a deflate stream are not part of it
+                # (gzip allows several members, one after another)
                 wbits = self._wbits
                 if wbits == zlib.MAX_WBITS and not _has_zlib_header(data):
                     wbits = -zlib.MAX_WBITS  # "deflate" sent as a raw stream, as some servers do
@@ -281,13 +285,9 @@ class _Inflater:
                 raise self._error(exc) from exc
             if out:
                 yield out
-            data = self._zlib.unconsumed_tail
-            if not data and self._zlib.eof:
-                data = self._zlib.unused_data
-                if data and self.coding == "deflate":
-                    return  # bytes after the end of a deflate stream are not part of it
-                if data:
-                    self._zlib = None  # gzip allows several members one after another
+            # a full output step may leave output inside zlib with no input left: ask again
+            self._pending = len(out) == _CHUNK and not self._zlib.eof
+            data = self._zlib.unused_data if self._zlib.eof else self._zlib.unconsumed_tail
 
     def finish(self) -> None:
         if self._zlib is not None and not self._zlib.eof:
