@@ -87,9 +87,9 @@ class RESTResponse:
     """A response whose body is read once, within the client's limits (the official interface).
 
     ``max_size`` bounds the body held in memory (after any decompression the request asked
-    for), ``deadline`` (a ``time.monotonic()`` value) bounds the time the whole body may
-    take, and ``accept_encoding`` is what the request's ``Accept-Encoding`` allowed: a body
-    in any other content coding is refused rather than decoded.
+    for), ``deadline`` (a ``time.monotonic()`` value, from a ``request_timeout`` in seconds)
+    bounds the time the whole body may take, and ``accept_encoding`` is what the request's
+    ``Accept-Encoding`` allowed: a body in any other content coding is refused, not decoded.
     """
 
     def __init__(
@@ -100,6 +100,7 @@ class RESTResponse:
         max_size: Optional[int] = None,
         deadline: Optional[float] = None,
         accept_encoding: Optional[str] = None,
+        request_timeout: Optional[float] = None,
     ) -> None:
         self.response = resp
         self.status: int = resp.status
@@ -109,6 +110,7 @@ class RESTResponse:
         self._max_size = max_size
         self._deadline = deadline
         self._accept_encoding = accept_encoding
+        self._request_timeout = request_timeout
 
     def read(self) -> bytes:
         """Read the whole body once; a body cut short raises ``ApiConnectionError``."""
@@ -131,7 +133,8 @@ class RESTResponse:
                 if self._deadline is not None:
                     raise ApiTimeoutError(
                         f"Pieces OS at {self._host} did not send the whole response body (status "
-                        f"{self.status}) within the time _request_timeout allows for the attempt",
+                        f"{self.status}) within _request_timeout={self._request_timeout:g} s, which bounds the "
+                        "whole attempt, body included",
                         host=self._host,
                     ) from exc
                 raise ApiTimeoutError(
@@ -207,7 +210,7 @@ class RESTResponse:
                 if limit is not None and held > limit:
                     raise self._too_large(
                         f"it decompresses ({inflater.coding}) to more than that" if inflater is not None
-                        else "more than that arrived"
+                        else "more than that arrived, and the client stopped reading"
                     )
                 parts.append(piece)
         if length is not None and received < length:
@@ -433,8 +436,11 @@ class RESTClientObject:
                 # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
                 raise _translate(exc, method, url, host, timeout,
                                  searched=not self.configuration.host_was_given) from exc
-            deadline = timeout.deadline() if isinstance(timeout, _AttemptClock) else None
-            result = RESTResponse(resp, host, max_size=max_size, deadline=deadline, accept_encoding=accept_encoding)
+            clock = timeout if isinstance(timeout, _AttemptClock) else None
+            result = RESTResponse(
+                resp, host, max_size=max_size, accept_encoding=accept_encoding,
+                deadline=clock.deadline() if clock else None, request_timeout=clock.seconds if clock else None,
+            )
             if not preload_content:
                 break
             try:
