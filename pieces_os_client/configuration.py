@@ -11,8 +11,10 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from types import TracebackType
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, TypedDict, Union
 
+from typing_extensions import Self
 from urllib3.exceptions import InvalidHeader
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
@@ -44,6 +46,22 @@ class _PiecesRetry(Retry):
         except InvalidHeader:
             return None
         return None if seconds is None else min(seconds, self.backoff_max)
+
+    def increment(
+        self,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+        response: Optional[BaseHTTPResponse] = None,
+        error: Optional[Exception] = None,
+        _pool: Any = None,
+        _stacktrace: Optional[TracebackType] = None,
+    ) -> Self:
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if response is not None:
+            # A response about to be retried: urllib3 would read its body to the end to reuse
+            # the connection, however long or slow that body is. Drop the connection instead.
+            response.close()
+        return retry
 
 
 AuthSettings = Dict[str, Dict[str, Any]]

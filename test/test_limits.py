@@ -156,7 +156,7 @@ def send_trickle(conn: socket.socket) -> None:
 
 
 def api_for(url: str, **settings: object) -> ConversationsApi:
-    config = Configuration(host=url, max_retries=0, connect_timeout=5, read_timeout=5, **settings)  # type: ignore[arg-type]
+    config = Configuration(host=url, **{"max_retries": 0, "connect_timeout": 5, "read_timeout": 5, **settings})  # type: ignore[arg-type]
     return ConversationsApi(ApiClient(config))
 
 
@@ -287,6 +287,31 @@ def test_a_trickled_body_fails_at_the_request_timeout() -> None:
     assert "did not send the whole response body (status 200) within _request_timeout=2 s" in message
     assert server.url in message
     assert isinstance(info.value.__cause__, TimeoutError)
+
+
+def test_a_retried_error_response_is_not_read_to_its_end() -> None:
+    answers = iter(["trickle", "ok"])
+    body = b'{"iterable": []}'
+
+    def answer(conn: socket.socket) -> None:
+        if next(answers, "ok") == "ok":
+            send_head(conn, "200 OK", ["Content-Type: application/json", f"Content-Length: {len(body)}"])
+            conn.sendall(body)
+            return
+        # a 503 the GET is retried on, whose body would take hours to arrive
+        send_head(conn, "503 Service Unavailable", ["Content-Type: text/plain", f"Content-Length: {GiB}"])
+        started = time.monotonic()
+        while time.monotonic() - started < 10:
+            conn.sendall(b"b" * 1024)
+            time.sleep(0.05)
+
+    with serving(answer) as server:
+        api = api_for(server.url, max_retries=1, backoff_factor=0)
+        started = time.monotonic()
+        assert api.conversations_identifiers_snapshot().iterable == []
+        assert time.monotonic() - started < 3  # the 503's body was dropped, not drained
+        api.api_client.close()
+    assert len(server.request_heads) == 2
 
 
 def test_a_deadline_leaves_the_pooled_connection_usable(emu: Emulator) -> None:
