@@ -129,7 +129,7 @@ class RESTResponse:
                     status=self.status, reason=self.reason, body=None, headers=self.getheaders(),
                     content_type=self.response.headers.get("Content-Type"),
                 ) from exc
-            except TimeoutError as exc:
+            except (TimeoutError, ReadTimeoutError) as exc:
                 if self._deadline is not None:
                     raise ApiTimeoutError(
                         f"Pieces OS at {self._host} did not send the whole response body (status "
@@ -137,11 +137,6 @@ class RESTResponse:
                         "whole attempt, body included",
                         host=self._host,
                     ) from exc
-                raise ApiTimeoutError(
-                    f"Pieces OS at {self._host} stopped sending the response body before the read timeout",
-                    host=self._host,
-                ) from exc
-            except ReadTimeoutError as exc:
                 raise ApiTimeoutError(
                     f"Pieces OS at {self._host} stopped sending the response body before the read timeout",
                     host=self._host,
