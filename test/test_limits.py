@@ -14,6 +14,7 @@ import contextlib
 import gzip
 import json
 import socket
+import socketserver
 import subprocess
 import sys
 import threading
@@ -44,34 +45,33 @@ MAX_SECONDS = 20.0
 Handler = Callable[[socket.socket], None]
 
 
-class RawServer:
-    """Answers each connection by running ``handler(conn)`` after reading the request head."""
+class RawServer(socketserver.ThreadingTCPServer):
+    """Answers each connection, in a thread of its own, by running ``handler(conn)`` after
+    reading the request head."""
+
+    daemon_threads = True
+    block_on_close = True  # close() waits for the connection threads (each stops by itself)
 
     def __init__(self, handler: Handler) -> None:
+        super().__init__(("127.0.0.1", 0), _Connection)
         self.handler = handler
         self.request_heads: list[bytes] = []
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.05)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}"
-        self.stop = threading.Event()
-        self.threads: list[threading.Thread] = []
-        self.thread = threading.Thread(target=self._accept, name="raw-server", daemon=True)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="raw-server", daemon=True)
         self.thread.start()
 
-    def _accept(self) -> None:
-        while not self.stop.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            worker = threading.Thread(target=self._serve, args=(conn,), daemon=True)
-            self.threads.append(worker)
-            worker.start()
+    def close(self) -> None:
+        self.shutdown()
+        self.server_close()
+        self.thread.join(MAX_SECONDS)
 
-    def _serve(self, conn: socket.socket) -> None:
-        with conn, contextlib.suppress(OSError):
+
+class _Connection(socketserver.BaseRequestHandler):
+    server: RawServer
+
+    def handle(self) -> None:
+        conn: socket.socket = self.request
+        with contextlib.suppress(OSError):  # the client went away: this connection is done
             conn.settimeout(5)
             head = b""
             while b"\r\n\r\n" not in head:
@@ -79,15 +79,8 @@ class RawServer:
                 if not chunk:
                     return
                 head += chunk
-            self.request_heads.append(head)
-            self.handler(conn)
-
-    def close(self) -> None:
-        self.stop.set()
-        self.sock.close()
-        self.thread.join(5)
-        for worker in self.threads:
-            worker.join(MAX_SECONDS)
+            self.server.request_heads.append(head)
+            self.server.handler(conn)
 
 
 @contextlib.contextmanager
@@ -97,6 +90,16 @@ def serving(handler: Handler) -> Iterator[RawServer]:
         yield server
     finally:
         server.close()
+
+
+def answering(status: str, body: bytes, *headers: str) -> Handler:
+    """A handler sending one response with a Content-Length."""
+
+    def answer(conn: socket.socket) -> None:
+        send_head(conn, status, [*headers, f"Content-Length: {len(body)}"])
+        conn.sendall(body)
+
+    return answer
 
 
 # ---------------------------------------------------------------- what the servers send
@@ -128,10 +131,7 @@ BOMB_MEMBER = gzip_member(16 * MiB)
 BOMB = BOMB_MEMBER * 64
 
 
-def send_gzip_bomb(conn: socket.socket) -> None:
-    send_head(conn, "200 OK", ["Content-Type: application/json", "Content-Encoding: gzip",
-                               f"Content-Length: {len(BOMB)}"])
-    conn.sendall(BOMB)
+send_gzip_bomb = answering("200 OK", BOMB, "Content-Type: application/json", "Content-Encoding: gzip")
 
 
 def send_endless_gzip(conn: socket.socket) -> None:
@@ -194,7 +194,7 @@ def body_of(size: int) -> bytes:
 
 
 def test_a_body_at_the_limit_is_read_and_none_lifts_the_limit() -> None:
-    body = body_of(2 * MiB)
+    body = body_of(256 * 1024)
 
     def answer(conn: socket.socket) -> None:
         send_head(conn, "200 OK", ["Content-Type: application/json", "Transfer-Encoding: chunked"])
@@ -259,13 +259,7 @@ def test_asked_for_encodings_are_decoded(coding: str) -> None:
     else:
         body = gzip.compress(document[:10]) + gzip.compress(document[10:])
     name = coding.split("-")[0]
-
-    def answer(conn: socket.socket) -> None:
-        send_head(conn, "200 OK", ["Content-Type: application/json", f"Content-Encoding: {name}",
-                                   f"Content-Length: {len(body)}"])
-        conn.sendall(body)
-
-    with serving(answer) as server:
+    with serving(answering("200 OK", body, "Content-Type: application/json", f"Content-Encoding: {name}")) as server:
         api = api_for(server.url)
         result = api.conversations_identifiers_snapshot(_headers={"Accept-Encoding": f"{name}, br;q=0"})
         assert [item.id for item in result.iterable] == ["packed"]
@@ -291,12 +285,11 @@ def test_a_trickled_body_fails_at_the_request_timeout() -> None:
 
 def test_a_retried_error_response_is_not_read_to_its_end() -> None:
     answers = iter(["trickle", "ok"])
-    body = b'{"iterable": []}'
+    ok = answering("200 OK", b'{"iterable": []}', "Content-Type: application/json")
 
     def answer(conn: socket.socket) -> None:
         if next(answers, "ok") == "ok":
-            send_head(conn, "200 OK", ["Content-Type: application/json", f"Content-Length: {len(body)}"])
-            conn.sendall(body)
+            ok(conn)
             return
         # a 503 the GET is retried on, whose body would take hours to arrive
         send_head(conn, "503 Service Unavailable", ["Content-Type: text/plain", f"Content-Length: {GiB}"])
@@ -327,13 +320,7 @@ def test_a_deadline_leaves_the_pooled_connection_usable(emu: Emulator) -> None:
 # ---------------------------------------------------------------- bounded error bodies
 def test_a_huge_error_body_is_kept_as_a_bounded_prefix() -> None:
     reason = b"model not loaded. " + b"e" * (20 * MiB)
-
-    def answer(conn: socket.socket) -> None:
-        send_head(conn, "500 Internal Server Error", ["Content-Type: text/plain; charset=utf-8",
-                                                      f"Content-Length: {len(reason)}"])
-        conn.sendall(reason)
-
-    with serving(answer) as server:
+    with serving(answering("500 Internal Server Error", reason, "Content-Type: text/plain; charset=utf-8")) as server:
         api = api_for(server.url)
         with pytest.raises(ServiceException) as info:
             api.conversations_create_specific_conversation()
@@ -347,12 +334,7 @@ def test_a_huge_error_body_is_kept_as_a_bounded_prefix() -> None:
 
 def test_a_huge_unreadable_success_body_is_kept_as_a_bounded_prefix() -> None:
     junk = b"<html>" + b"h" * (5 * MiB)
-
-    def answer(conn: socket.socket) -> None:
-        send_head(conn, "200 OK", ["Content-Type: text/html", f"Content-Length: {len(junk)}"])
-        conn.sendall(junk)
-
-    with serving(answer) as server:
+    with serving(answering("200 OK", junk, "Content-Type: text/html")) as server:
         api = api_for(server.url)
         with pytest.raises(ResponseFormatError) as info:
             api.conversations_identifiers_snapshot()
@@ -381,11 +363,10 @@ except OSError:
 print(json.dumps({"outcome": outcome, "peak_mib": peak}))
 """
 
+# (chunked framing and the 1 MB bomb asked for are covered above, with a smaller limit)
 MEMORY_CASES = {
     "endless": (lambda conn: send_endless(conn, "close"), "", "ResponseTooLargeError"),
-    "endless-chunked": (lambda conn: send_endless(conn, "chunked"), "", "ResponseTooLargeError"),
     "gzip-unasked": (send_gzip_bomb, "", "ResponseFormatError"),
-    "gzip-asked": (send_gzip_bomb, "gzip", "ResponseTooLargeError"),
     "gzip-endless-chunked": (send_endless_gzip, "gzip", "ResponseTooLargeError"),
 }
 
