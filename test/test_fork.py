@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 import trustme
 
+from pieces_os_client import ApiClient, Configuration, ConversationsApi
 from pieces_os_client.emulator import Emulator
 
 SCENARIO = r"""
@@ -136,3 +137,21 @@ def test_parent_and_child_each_get_their_own_replies(tls_setup: tuple[ssl.SSLCon
             assert run["parent_connections"] == 1, run["url"]
             # the server holds exactly what each side left alive
             assert sorted(emulator.conversation_ids()) == sorted(i for side in sides for i in side["live"])
+
+
+def test_a_fork_the_hooks_missed_is_noticed_on_the_next_request(emu: Emulator) -> None:
+    # A fork done below Python (a C library calling fork()) skips os.register_at_fork hooks;
+    # the process-id check on the request path catches it. Pretend the process id changed.
+    with ApiClient(Configuration(host=emu.url, max_retries=0)) as client:
+        api = ConversationsApi(client)
+        api.conversations_identifiers_snapshot()
+        inherited = client.rest_client.pool_manager
+        inherited_pool = inherited.connection_from_url(emu.url)
+        client.rest_client._pid = -1
+        assert api.conversations_identifiers_snapshot().iterable == []
+        fresh = client.rest_client.pool_manager
+        assert fresh is not inherited and fresh.connection_from_url(emu.url).num_connections == 1
+        # the inherited pool was left as it was: not cleared, its connection not taken or closed
+        assert inherited_pool.num_connections == 1 and inherited_pool.pool is not None
+        assert inherited_pool.pool.qsize() == inherited_pool.pool.maxsize
+        assert sum(1 for conn in inherited_pool.pool.queue if conn is not None and not conn.is_closed) == 1
