@@ -230,10 +230,12 @@ class ServiceException(ApiException):
 
 
 class ResponseFormatError(ApiException):
-    """A success status, but a body that is not what the API document promises.
+    """A body that is not what the API document promises.
 
-    The message carries the status, the content type and the first part of the body.
-    ``content_type`` holds the response's content type.
+    Mostly a success status with a body of the wrong form; with any status, a body in a
+    ``Content-Encoding`` the request did not ask for (refused unread) or one too large
+    (:class:`ResponseTooLargeError`). The message carries the status, the content type and,
+    when the body was read, its first part. ``content_type`` holds the response's content type.
     """
 
     def __init__(
