@@ -41,6 +41,7 @@ from pieces_os_client.exceptions import (
     ApiTypeError,
     ApiValueError,
     ResponseFormatError,
+    body_excerpt,
 )
 
 if TYPE_CHECKING:
@@ -329,12 +330,15 @@ class ApiClient:
 
         data: Any = None
         if not 200 <= status <= 299:
-            if response_type is not None:
+            body = body_excerpt(raw, _charset(content_type))
+            if response_type == "str":
+                data = body  # the text itself: kept bounded like the body
+            elif response_type is not None:
                 try:
                     data = self._parse(raw, response_type, content_type)
                 except (ValueError, pydantic.ValidationError, RecursionError):
                     data = None
-            raise ApiException.from_response(http_resp=response_data, body=_decode(raw, content_type), data=data)
+            raise ApiException.from_response(http_resp=response_data, body=body, data=data)
 
         if response_type is not None:
             try:
@@ -517,9 +521,13 @@ def _path_text(name: str, value: Any) -> str:
     return value
 
 
-def _decode(raw: bytes, content_type: Optional[str]) -> str:
+def _charset(content_type: Optional[str]) -> str:
     match = _CHARSET.search(content_type or "")
-    encoding = match.group(1) if match else "utf-8"
+    return match.group(1) if match else "utf-8"
+
+
+def _decode(raw: bytes, content_type: Optional[str]) -> str:
+    encoding = _charset(content_type)
     try:
         return raw.decode(encoding, errors="replace")
     except LookupError:
@@ -534,7 +542,7 @@ def _format_error(
     response_type: str,
     request_line: str,
 ) -> ResponseFormatError:
-    text = _decode(raw, content_type)
+    text = body_excerpt(raw, _charset(content_type))
     snippet = text[:160] + ("..." if len(text) > 160 else "")
     if isinstance(exc, pydantic.ValidationError):
         errors = exc.errors(include_url=False)

@@ -13,10 +13,11 @@ import logging
 import math
 import os
 import threading
+from types import TracebackType
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, NamedTuple, Optional, Tuple, TypedDict, Union
 from urllib.parse import urlsplit
 
-from typing_extensions import Unpack
+from typing_extensions import Self, Unpack
 from urllib3.exceptions import InvalidHeader
 from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
@@ -27,6 +28,8 @@ from pieces_os_client.exceptions import ApiTypeError, ApiValueError
 __all__ = ["DEFAULT_HOST", "Configuration", "HostSetting"]
 
 DEFAULT_HOST = "http://localhost:1000"
+#: The largest response body the client reads by default (bytes); see max_response_size.
+DEFAULT_MAX_RESPONSE_SIZE = 256 * 1024 * 1024
 LOGGER_NAME = "pieces_os_client"
 
 #: HTTP statuses a GET is retried on (overload and transient server failures).
@@ -47,6 +50,22 @@ class _PiecesRetry(Retry):
         except InvalidHeader:
             return None
         return None if seconds is None else min(seconds, self.backoff_max)
+
+    def increment(
+        self,
+        method: Optional[str] = None,
+        url: Optional[str] = None,
+        response: Optional[BaseHTTPResponse] = None,
+        error: Optional[Exception] = None,
+        _pool: Any = None,
+        _stacktrace: Optional[TracebackType] = None,
+    ) -> Self:
+        retry = super().increment(method, url, response, error, _pool, _stacktrace)
+        if response is not None:
+            # A response about to be retried: urllib3 would read its body to the end to reuse
+            # the connection, however long or slow that body is. Drop the connection instead.
+            response.close()
+        return retry
 
 
 AuthSettings = Dict[str, Dict[str, Any]]
@@ -170,6 +189,7 @@ SETTINGS: Dict[str, Setting] = {
     "assert_hostname": Setting(None),
     "tls_server_name": Setting(None),
     # limits
+    "max_response_size": Setting(DEFAULT_MAX_RESPONSE_SIZE, optional_size),
     "stream_max_message_size": Setting(32 * 1024 * 1024, optional_size),
     # requests and models
     "refresh_api_key_hook": Setting(None, optional_callable),
@@ -213,6 +233,7 @@ class ConfigurationSettings(TypedDict, total=False):
     key_file: Optional[str]
     assert_hostname: Union[bool, str, None]
     tls_server_name: Optional[str]
+    max_response_size: Optional[int]
     stream_max_message_size: Optional[int]
     refresh_api_key_hook: Optional[Callable[[Configuration], object]]
     safe_chars_for_path_param: str
@@ -255,6 +276,9 @@ class Configuration:
         that finds them all busy waits for one (default 5 per CPU, at least 4).
     :param pool_timeout: how long, in seconds, a call waits for a free connection before
         failing with ``ApiTimeoutError`` (default 30).
+    :param max_response_size: the largest response body, in bytes, the client reads into
+        memory (default 256 MiB); a larger one raises ``ResponseTooLargeError``. ``None``
+        lifts the limit.
     """
 
     _default: ClassVar[Optional[Configuration]] = None
@@ -277,6 +301,7 @@ class Configuration:
     key_file: Optional[str]
     assert_hostname: Union[bool, str, None]
     tls_server_name: Optional[str]
+    max_response_size: Optional[int]
     stream_max_message_size: Optional[int]
     refresh_api_key_hook: Any
     safe_chars_for_path_param: str

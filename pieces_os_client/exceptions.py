@@ -16,7 +16,8 @@
     │   ├── UnprocessableEntityException     422
     │   ├── TooManyRequestsException         429
     │   ├── ServiceException                 5xx
-    │   └── ResponseFormatError              2xx, but the body is not what the API promises
+    │   └── ResponseFormatError              the body is not what the API promises
+    │       └── ResponseTooLargeError        the body is larger than max_response_size
     ├── ApiConnectionError  (+ urllib3 MaxRetryError)  Pieces OS could not be reached
     │   └── ApiTimeoutError (+ TimeoutError)           it was reached but did not answer in time
     └── StreamError                          the identifiers WebSocket failed
@@ -24,6 +25,9 @@
 
 Nothing from urllib3, pydantic, json or websocket-client escapes the SDK unwrapped: the
 original exception is always kept as ``__cause__``.
+
+An exception never holds a whole response body: ``body`` (and ``data`` when it is text) keeps
+at most the first :data:`ERROR_BODY_LIMIT` bytes, followed by a marker saying how much was cut.
 
 ``ApiConnectionError`` also derives from ``urllib3.exceptions.MaxRetryError`` so code written
 against the official SDK, which catches that urllib3 error around calls, keeps working.
@@ -36,6 +40,7 @@ from typing import Any, Mapping, Optional, Sequence, Union
 from urllib3.exceptions import MaxRetryError
 
 __all__ = [
+    "ERROR_BODY_LIMIT",
     "ApiAttributeError",
     "ApiConnectionError",
     "ApiException",
@@ -49,6 +54,7 @@ __all__ = [
     "NotFoundException",
     "OpenApiException",
     "ResponseFormatError",
+    "ResponseTooLargeError",
     "ServiceException",
     "StreamClosedError",
     "StreamError",
@@ -59,6 +65,31 @@ __all__ = [
 ]
 
 PathItem = Union[str, int]
+
+#: The most of a response body (in bytes, or characters for text) an exception keeps.
+ERROR_BODY_LIMIT = 64 * 1024
+_MARKER_ROOM = 100  # the "... [cut: ...]" marker fits in this many characters
+
+
+def body_excerpt(raw: Union[bytes, bytearray], encoding: str = "utf-8") -> str:
+    """``raw`` as text, at most :data:`ERROR_BODY_LIMIT` bytes of it, with a marker if cut."""
+    kept = raw if len(raw) <= ERROR_BODY_LIMIT else raw[:ERROR_BODY_LIMIT]
+    try:
+        text = bytes(kept).decode(encoding, errors="replace")
+    except LookupError:  # a charset Python does not know
+        text = bytes(kept).decode("utf-8", errors="replace")
+    return text if kept is raw else text + _cut_marker(len(raw), "bytes")
+
+
+def bounded_text(text: str) -> str:
+    """``text`` cut to :data:`ERROR_BODY_LIMIT` characters, with a marker if cut."""
+    if len(text) <= ERROR_BODY_LIMIT + _MARKER_ROOM:  # short, or already cut by body_excerpt
+        return text
+    return text[:ERROR_BODY_LIMIT] + _cut_marker(len(text), "characters")
+
+
+def _cut_marker(total: int, unit: str) -> str:
+    return f"... [cut: {total - ERROR_BODY_LIMIT} of {total} {unit} not kept]"
 
 
 def render_path(path_to_item: Optional[Sequence[PathItem]]) -> str:
@@ -108,7 +139,8 @@ class ApiException(OpenApiException):
     """The server answered with a status that is not a success.
 
     Attributes (the official ones): ``status``, ``reason``, ``body`` (the body as text),
-    ``data`` (the body decoded, when it could be), ``headers``.
+    ``data`` (the body decoded, when it could be), ``headers``. A body longer than
+    :data:`ERROR_BODY_LIMIT` is kept as its first part plus a marker saying how much was cut.
     """
 
     def __init__(
@@ -123,8 +155,8 @@ class ApiException(OpenApiException):
     ) -> None:
         self.status = status
         self.reason = reason
-        self.body = body
-        self.data = data
+        self.body = bounded_text(body) if isinstance(body, str) else body
+        self.data = bounded_text(data) if isinstance(data, str) else data
         self.headers = headers
         if http_resp is not None:
             if self.status is None:
@@ -134,7 +166,7 @@ class ApiException(OpenApiException):
             if self.body is None:
                 raw = getattr(http_resp, "data", None)
                 if isinstance(raw, (bytes, bytearray)):
-                    self.body = raw.decode("utf-8", errors="replace")
+                    self.body = body_excerpt(raw)
             if self.headers is None:
                 self.headers = _headers_of(http_resp)
         super().__init__(self.status, self.reason, self.body)
@@ -156,7 +188,9 @@ class ApiException(OpenApiException):
         lines = [f"({self.status})", f"Reason: {self.reason}"]
         if self.headers:
             lines.append(f"HTTP response headers: {dict(self.headers)}")
-        if self.data is not None:
+        if isinstance(self.data, str):
+            lines.append(f"HTTP response body: {_snippet(self.data)}")
+        elif self.data is not None:
             lines.append(f"HTTP response body: {self.data}")
         elif self.body:
             lines.append(f"HTTP response body: {_snippet(self.body)}")
@@ -196,10 +230,12 @@ class ServiceException(ApiException):
 
 
 class ResponseFormatError(ApiException):
-    """A success status, but a body that is not what the API document promises.
+    """A body that is not what the API document promises.
 
-    The message carries the status, the content type and the first part of the body.
-    ``content_type`` holds the response's content type.
+    Mostly a success status with a body of the wrong form; with any status, a body in a
+    ``Content-Encoding`` the request did not ask for (refused unread) or one too large
+    (:class:`ResponseTooLargeError`). The message carries the status, the content type and,
+    when the body was read, its first part. ``content_type`` holds the response's content type.
     """
 
     def __init__(
@@ -218,6 +254,31 @@ class ResponseFormatError(ApiException):
 
     def __str__(self) -> str:
         return self.message
+
+
+class ResponseTooLargeError(ResponseFormatError):
+    """The response body is larger than ``Configuration.max_response_size`` allows.
+
+    Raised while reading, as soon as the limit is passed (or at once, when the
+    ``Content-Length`` says so); the rest of the body is not read and the connection is
+    dropped. ``limit`` is the limit in bytes, ``host`` the server that sent the body.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Optional[int],
+        reason: Optional[str],
+        headers: Optional[Mapping[str, str]],
+        content_type: Optional[str],
+        limit: int,
+        host: str,
+    ) -> None:
+        super().__init__(message, status=status, reason=reason, body=None, headers=headers,
+                         content_type=content_type)
+        self.limit = limit
+        self.host = host
 
 
 _STATUS_CLASSES: dict[int, type[ApiException]] = {

@@ -12,11 +12,15 @@ import functools
 import json
 import logging
 import math
+import os
 import random
 import re
 import ssl
 import time
-from typing import Any, Dict, Mapping, Optional, Tuple, Union
+import weakref
+import zlib
+from http.client import HTTPException
+from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple, Union
 
 import urllib3
 from urllib3.exceptions import (
@@ -40,7 +44,9 @@ from pieces_os_client.exceptions import (
     ApiException,
     ApiTimeoutError,
     ApiValueError,
+    OpenApiException,
     ResponseFormatError,
+    ResponseTooLargeError,
 )
 
 __all__ = ["ApiException", "RESTClientObject", "RESTResponse", "RESTResponseType", "is_socks_proxy_url"]
@@ -57,6 +63,13 @@ _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
 _HEADER_VALUE_FORBIDDEN = re.compile(r"[\r\n\x00]")
 # "HTTPConnection(host='127.0.0.1', port=39300): " at the start of urllib3 2 messages
 _CONNECTION_PREFIX = re.compile(r"^\w+\(host=[^)]*\): ")
+#: read size while a body is counted against a limit or a deadline
+_CHUNK = 1024 * 1024
+#: compressed bytes handed to the decompressor at a time
+_ENCODED_CHUNK = 64 * 1024
+#: zlib window settings per content coding (47: a gzip header, detected automatically)
+_INFLATE_WBITS = {"gzip": 47, "x-gzip": 47, "deflate": zlib.MAX_WBITS}
+_Q_ZERO = re.compile(r";\s*q\s*=\s*0(?:\.0*)?\s*$")
 
 
 def is_socks_proxy_url(url: Optional[str]) -> bool:
@@ -72,20 +85,43 @@ def redact_headers(headers: Mapping[str, Any]) -> Dict[str, Any]:
 
 
 class RESTResponse:
-    """A response with its body read (the official wrapper's interface)."""
+    """A response whose body is read once, within the client's limits (the official interface).
 
-    def __init__(self, resp: urllib3.BaseHTTPResponse, host: str = "") -> None:
+    ``max_size`` bounds the body held in memory (after any decompression the request asked
+    for), ``deadline`` (a ``time.monotonic()`` value, from a ``request_timeout`` in seconds)
+    bounds the time the whole body may take, and ``accept_encoding`` is what the request's
+    ``Accept-Encoding`` allowed: a body in any other content coding is refused, not decoded.
+    """
+
+    def __init__(
+        self,
+        resp: urllib3.BaseHTTPResponse,
+        host: str = "",
+        *,
+        max_size: Optional[int] = None,
+        deadline: Optional[float] = None,
+        accept_encoding: Optional[str] = None,
+        request_timeout: Optional[float] = None,
+    ) -> None:
         self.response = resp
         self.status: int = resp.status
         self.reason: Optional[str] = resp.reason
         self.data: Optional[bytes] = None
         self._host = host
+        self._max_size = max_size
+        self._deadline = deadline
+        self._accept_encoding = accept_encoding
+        self._request_timeout = request_timeout
 
     def read(self) -> bytes:
         """Read the whole body once; a body cut short raises ``ApiConnectionError``."""
         if self.data is None:
+            complete = False
             try:
-                self.data = self.response.data
+                self.data = self._read_body()
+                complete = True
+            except OpenApiException:
+                raise
             except DecodeError as exc:
                 encoding = self.response.headers.get("Content-Encoding", "(none)")
                 raise ResponseFormatError(
@@ -94,12 +130,19 @@ class RESTResponse:
                     status=self.status, reason=self.reason, body=None, headers=self.getheaders(),
                     content_type=self.response.headers.get("Content-Type"),
                 ) from exc
-            except ReadTimeoutError as exc:
+            except (TimeoutError, ReadTimeoutError) as exc:
+                if self._deadline is not None:
+                    raise ApiTimeoutError(
+                        f"Pieces OS at {self._host} did not send the whole response body (status "
+                        f"{self.status}) within _request_timeout={self._request_timeout:g} s, which bounds the "
+                        "whole attempt, body included",
+                        host=self._host,
+                    ) from exc
                 raise ApiTimeoutError(
                     f"Pieces OS at {self._host} stopped sending the response body before the read timeout",
                     host=self._host,
                 ) from exc
-            except (ProtocolError, HTTPError, OSError, ValueError) as exc:
+            except (ProtocolError, HTTPError, HTTPException, OSError, ValueError) as exc:
                 # ValueError: http.client on framing it cannot follow, such as a negative chunk size
                 raise ApiConnectionError(
                     f"The connection to {self._host} broke while reading the response body "
@@ -107,6 +150,9 @@ class RESTResponse:
                     host=self._host,
                 ) from exc
             finally:
+                if not complete:
+                    # part of the body is still unread: the connection cannot carry another request
+                    self.response.close()
                 self.response.release_conn()
         return self.data
 
@@ -117,6 +163,164 @@ class RESTResponse:
     def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
         value = self.response.headers.get(name, default)
         return value if value is None else str(value)
+
+    # ------------------------------------------------------------------ bounded reading
+    def _read_body(self) -> bytes:
+        resp = self.response
+        inflater = self._inflater()
+        length: Optional[int] = getattr(resp, "length_remaining", None)
+        limit = self._max_size
+        if limit is not None and length is not None and length > limit:
+            raise self._too_large(f"its Content-Length is {length} bytes")
+        deadline = self._deadline
+        fp = getattr(resp, "_fp", None)  # the http.client response: it undoes chunked framing
+        read: Callable[[int], bytes]
+        if fp is None or not hasattr(fp, "read1"):
+            read = functools.partial(resp.read, decode_content=False)
+        else:
+            # read1 waits for the socket at most once, so the deadline is checked between waits
+            read = fp.read1 if deadline is not None else fp.read
+        if inflater is not None:
+            size = _ENCODED_CHUNK
+        elif length is not None and deadline is None:
+            size = max(length, 1)  # the common case: the whole body in one read
+        else:
+            size = _CHUNK
+        sock = _socket_of(resp) if deadline is not None else None
+        saved_timeout = sock.gettimeout() if sock is not None else None
+        parts: List[bytes] = []
+        held = received = 0
+        while True:
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("the attempt's deadline passed")
+                if sock is not None:
+                    sock.settimeout(left)
+            want = size if inflater is not None or limit is None else min(size, limit - held + 1)
+            chunk = read(want)
+            if not chunk:
+                break
+            received += len(chunk)
+            for piece in inflater.feed(chunk) if inflater is not None else (chunk,):
+                held += len(piece)
+                if limit is not None and held > limit:
+                    raise self._too_large(
+                        f"it decompresses ({inflater.coding}) to more than that" if inflater is not None
+                        else "more than that arrived, and the client stopped reading"
+                    )
+                parts.append(piece)
+        if length is not None and received < length:
+            raise ProtocolError(
+                f"Connection broken: IncompleteRead({received} bytes read, {length - received} more expected)"
+            )
+        if inflater is not None:
+            inflater.finish()
+        if sock is not None:
+            sock.settimeout(saved_timeout)
+        return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def _inflater(self) -> Optional[_Inflater]:
+        """A decoder for the body's content coding; ResponseFormatError for one not asked for."""
+        header = self.response.headers.get("Content-Encoding")
+        if not header:
+            return None
+        codings = [c.strip().lower() for c in header.split(",") if c.strip().lower() not in ("", "identity")]
+        if not codings:
+            return None
+        accepted = _accepted_codings(self._accept_encoding)
+        sent = self._accept_encoding or "identity"
+        if any(c not in accepted and "*" not in accepted for c in codings):
+            problem = (
+                f"in Content-Encoding {header!r}, which the client did not ask for (it sent "
+                f"Accept-Encoding: {sent}); it was not decoded. To accept gzip, send the header "
+                "_headers={'Accept-Encoding': 'gzip'}"
+            )
+        elif len(codings) > 1 or codings[0] not in _INFLATE_WBITS:
+            problem = (
+                f"in Content-Encoding {header!r}; the client decodes only gzip and deflate (one "
+                "coding); read it with a *_without_preload_content method"
+            )
+        else:
+            return _Inflater(codings[0])
+        raise ResponseFormatError(
+            f"Pieces OS at {self._host} answered {self.status} with a body {problem}.",
+            status=self.status, reason=self.reason, body=None, headers=self.getheaders(),
+            content_type=self.response.headers.get("Content-Type"),
+        )
+
+    def _too_large(self, detail: str) -> ResponseTooLargeError:
+        limit = self._max_size or 0
+        return ResponseTooLargeError(
+            f"The response from {self._host} (status {self.status}) is larger than "
+            f"max_response_size allows ({_size_text(limit)}): {detail}. Raise "
+            "Configuration.max_response_size, or set it to None to lift the limit.",
+            status=self.status, reason=self.reason, headers=self.getheaders(),
+            content_type=self.response.headers.get("Content-Type"), limit=limit, host=self._host,
+        )
+
+
+class _Inflater:
+    """Undoes gzip or deflate in steps of at most _CHUNK bytes, so the caller can stop at a limit."""
+
+    def __init__(self, coding: str) -> None:
+        self.coding = coding
+        self._wbits = _INFLATE_WBITS[coding]
+        self._zlib: Optional[Any] = None
+        self._pending = False
+
+    def feed(self, data: bytes) -> Iterator[bytes]:
+        while data or self._pending:
+            if self._zlib is None or self._zlib.eof:
+                if self._zlib is not None and self.coding == "deflate":
+                    return  # bytes after the end of a deflate stream are not part of it
+                # (gzip allows several members, one after another)
+                wbits = self._wbits
+                if wbits == zlib.MAX_WBITS and not _has_zlib_header(data):
+                    wbits = -zlib.MAX_WBITS  # "deflate" sent as a raw stream, as some servers do
+                self._zlib = zlib.decompressobj(wbits)
+            try:
+                out = self._zlib.decompress(data, _CHUNK)
+            except zlib.error as exc:
+                raise self._error(exc) from exc
+            if out:
+                yield out
+            # a full output step may leave output inside zlib with no input left: ask again
+            self._pending = len(out) == _CHUNK and not self._zlib.eof
+            data = self._zlib.unused_data if self._zlib.eof else self._zlib.unconsumed_tail
+
+    def finish(self) -> None:
+        if self._zlib is not None and not self._zlib.eof:
+            raise self._error(zlib.error("the compressed stream ended early"))
+
+    def _error(self, exc: BaseException) -> DecodeError:
+        return DecodeError(f"the {self.coding} body could not be decompressed: {exc}")
+
+
+class _AttemptClock(urllib3.Timeout):
+    """A total timeout that remembers when urllib3 started the latest attempt.
+
+    urllib3 clones the timeout for every attempt and starts the clone's clock when it
+    connects; the clones share ``started``, so the body can be read against the deadline of
+    the attempt that produced the response.
+    """
+
+    def __init__(self, connect: Any, read: Any, total: Any, started: List[float]) -> None:
+        super().__init__(connect=connect, read=read, total=total)
+        self.seconds = float(total)
+        self.started = started
+
+    def deadline(self) -> float:
+        """When the latest attempt's time is up (a ``time.monotonic()`` value)."""
+        return self.started[0] + self.seconds
+
+    def clone(self) -> _AttemptClock:
+        return _AttemptClock(self._connect, self._read, self.seconds, self.started)
+
+    def start_connect(self) -> float:
+        now = super().start_connect()
+        self.started[0] = now
+        return now
 
 
 class RESTClientObject:
@@ -165,6 +369,18 @@ class RESTClientObject:
             scheme: _bounded_pool_class(base, configuration)
             for scheme, base in self.pool_manager.pool_classes_by_scheme.items()
         }
+        self._pid = os.getpid()
+        _LIVE_CLIENTS.add(self)
+
+    def _start_fresh_after_fork(self) -> None:
+        """In a forked child: new, empty pools; the parent's connections are left alone.
+
+        The inherited pool is not closed or drained: nothing is sent on a socket the parent
+        still uses, and no lock the parent may have held at fork time is taken. Its copies of
+        the parent's descriptors are released when it is garbage collected (closing a
+        descriptor in the child sends nothing on the wire, for TLS too).
+        """
+        RESTClientObject.__init__(self, self.configuration)
 
     def close(self) -> None:
         """Close every pooled connection."""
@@ -186,6 +402,8 @@ class RESTClientObject:
         ``body`` may be bytes/str (sent as is) or JSON-able data (encoded here).
         With ``preload_content`` the body is read before returning.
         """
+        if self._pid != os.getpid():  # forked without the at-fork hook (a C-level fork)
+            self._start_fresh_after_fork()
         method = method.upper()
         if method not in ("GET", "HEAD", "DELETE", "POST", "PUT", "PATCH", "OPTIONS"):
             raise ApiValueError(f"unsupported HTTP method {method!r}")
@@ -205,6 +423,8 @@ class RESTClientObject:
         host = _origin(url)
         _check_headers(headers)
         timeout = self._timeout(_request_timeout)
+        max_size = self.configuration.max_response_size
+        accept_encoding = _header(headers, "accept-encoding")
         started = time.monotonic()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
@@ -220,7 +440,11 @@ class RESTClientObject:
                 # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
                 raise _translate(exc, method, url, host, timeout,
                                  searched=not self.configuration.host_was_given) from exc
-            result = RESTResponse(resp, host)
+            clock = timeout if isinstance(timeout, _AttemptClock) else None
+            result = RESTResponse(
+                resp, host, max_size=max_size, accept_encoding=accept_encoding,
+                deadline=clock.deadline() if clock else None, request_timeout=clock.seconds if clock else None,
+            )
             if not preload_content:
                 break
             try:
@@ -248,13 +472,16 @@ class RESTClientObject:
                 self._default_timeout = (pair, urllib3.Timeout(connect=pair[0], read=pair[1]))
             return self._default_timeout[1]
         if isinstance(value, urllib3.Timeout):
-            return value
+            if value.total is None:
+                return value
+            return _AttemptClock(value._connect, value._read, value.total, [time.monotonic()])
         if isinstance(value, bool):
             raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
         if isinstance(value, (int, float)):
             if not value > 0 or not math.isfinite(value):
                 raise ApiValueError(f"_request_timeout must be positive, not {value!r}")
-            return urllib3.Timeout(total=float(value))
+            return _AttemptClock(urllib3.Timeout.DEFAULT_TIMEOUT, urllib3.Timeout.DEFAULT_TIMEOUT, float(value),
+                                 [time.monotonic()])
         if isinstance(value, tuple) and len(value) == 2:
             connect, read = value
             for part in value:
@@ -290,6 +517,54 @@ class _BoundedPool(urllib3.HTTPConnectionPool):
 def _bounded_pool_class(base: type, configuration: Configuration) -> type:
     """``base`` (a urllib3 pool class) waiting for a free connection as ``configuration`` says."""
     return type(f"Bounded{base.__name__}", (_BoundedPool, base), {"_pieces_configuration": configuration})
+#: every client of this process, so a forked child can give each one fresh pools
+_LIVE_CLIENTS: weakref.WeakSet[RESTClientObject] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE_CLIENTS):
+        client._start_fresh_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _header(headers: Mapping[str, Any], name: str) -> Optional[str]:
+    for key, value in headers.items():
+        if key.lower() == name:
+            return str(value)
+    return None
+
+
+def _accepted_codings(accept_encoding: Optional[str]) -> FrozenSet[str]:
+    """The content codings an ``Accept-Encoding`` value allows (identity unless refused)."""
+    accepted = {"identity"}
+    for item in (accept_encoding or "").split(","):
+        name = item.split(";", 1)[0].strip().lower()
+        if not name:
+            continue
+        if _Q_ZERO.search(item):
+            accepted.discard(name)
+        else:
+            accepted.add(name)
+    return frozenset(accepted)
+
+
+def _has_zlib_header(data: bytes) -> bool:
+    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+
+
+def _socket_of(resp: urllib3.BaseHTTPResponse) -> Any:
+    connection = getattr(resp, "connection", None)
+    return getattr(connection, "sock", None)
+
+
+def _size_text(size: int) -> str:
+    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if size >= scale:
+            return f"{size} bytes, {size / scale:g} {unit}"
+    return f"{size} bytes"
 
 
 def _body_retries(retries: Retry, method: str) -> int:

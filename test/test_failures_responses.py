@@ -247,7 +247,8 @@ def test_a_long_bad_body_is_shown_as_a_snippet(api: ConversationsApi, emu: Emula
     emu.fail_next(200, body="x" * 100_000)
     error, _ = timed(api.conversations_identifiers_snapshot, ResponseFormatError)
     assert len(str(error)) < 600 and "100000 bytes" in str(error)
-    assert error.body == "x" * 100_000  # the whole body stays available
+    # the exception keeps a bounded prefix of the body, and says how much was cut
+    assert error.body == "x" * 65536 + "... [cut: 34464 of 100000 bytes not kept]"
 
 
 def test_undocumented_success_status_is_parsed_as_the_documented_type(api: ConversationsApi, emu: Emulator) -> None:
@@ -320,14 +321,15 @@ def test_body_that_cannot_be_decoded_is_a_response_format_error() -> None:
     )
     try:
         with api_for(server.url, max_retries=0) as api:
-            error, _ = timed(api.conversations_identifiers_snapshot, ResponseFormatError)
+            error, _ = timed(lambda: api.conversations_identifiers_snapshot(_headers={"Accept-Encoding": "gzip"}),
+                             ResponseFormatError)
     finally:
         server.close()
     assert "Pieces OS answered 200 with a body that could not be decoded (Content-Encoding: gzip)" in str(error)
     assert isinstance(error.__cause__, urllib3.exceptions.DecodeError)
 
 
-def test_gzip_body_is_decoded() -> None:
+def test_gzip_body_is_decoded_when_asked_for_and_refused_otherwise() -> None:
     body = gzip.compress(b'{"iterable": [{"id": "zipped"}]}')
     server = _OneShotServer(
         b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Encoding: gzip\r\n"
@@ -335,7 +337,10 @@ def test_gzip_body_is_decoded() -> None:
     )
     try:
         with api_for(server.url, max_retries=0) as api:
-            assert [r.id for r in api.conversations_identifiers_snapshot().iterable] == ["zipped"]
+            asked = api.conversations_identifiers_snapshot(_headers={"Accept-Encoding": "gzip"})
+            assert [r.id for r in asked.iterable] == ["zipped"]
+            with pytest.raises(ResponseFormatError, match="Content-Encoding 'gzip', which the client did not ask for"):
+                api.conversations_identifiers_snapshot()  # http.client sent "Accept-Encoding: identity"
     finally:
         server.close()
 
