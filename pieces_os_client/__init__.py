@@ -67,6 +67,9 @@ if TYPE_CHECKING:
         ResponseFormatError as ResponseFormatError,
     )
     from pieces_os_client.exceptions import (
+        ResponseTooLargeError as ResponseTooLargeError,
+    )
+    from pieces_os_client.exceptions import (
         ServiceException as ServiceException,
     )
     from pieces_os_client.exceptions import (
@@ -101,7 +104,7 @@ if TYPE_CHECKING:
 _EXCEPTIONS = (
     "ApiAttributeError", "ApiConnectionError", "ApiException", "ApiKeyError", "ApiTimeoutError",
     "ApiTypeError", "ApiValueError", "BadRequestException", "ConflictException", "ForbiddenException",
-    "NotFoundException", "OpenApiException", "ResponseFormatError", "ServiceException",
+    "NotFoundException", "OpenApiException", "ResponseFormatError", "ResponseTooLargeError", "ServiceException",
     "StreamClosedError", "StreamError", "TooManyRequestsException", "UnauthorizedException",
     "UnprocessableEntityException",
 )

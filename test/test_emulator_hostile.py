@@ -561,3 +561,45 @@ def test_a_connection_flood_beyond_the_descriptor_limit_drains_without_traceback
     assert proc.returncode == 0, stderr
     assert "cannot accept more connections for now" in stderr
     assert "Traceback" not in stderr, stderr
+
+
+def test_the_command_line_sets_the_request_limits() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pieces_os_client.emulator", "--port", "0", "--max-request-size", "100",
+         "--idle-timeout", "30"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        line = proc.stdout.readline()
+        assert line.startswith("Pieces OS emulator listening on http://127.0.0.1:"), line
+        port = int(line.split("http://127.0.0.1:", 1)[1].split()[0])
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            body = json.dumps({"name": "x" * 200}).encode()
+            conn.request("POST", "/conversations/create", body=body, headers={"Content-Type": "application/json"})
+            assert conn.getresponse().status == 413
+        finally:
+            conn.close()
+    finally:
+        proc.terminate()
+        _, stderr = proc.communicate(timeout=10)
+    assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "text"),
+    [
+        ("--max-request-size", "lots", "'lots' is not a number of bytes"),
+        ("--max-request-size", "0", "must be 1 or more"),
+        ("--idle-timeout", "nan", "must be a positive, finite number of seconds"),
+        ("--max-ws-message-size", "none", "--max-ws-message-size needs a number of bytes"),
+    ],
+)
+def test_the_command_line_refuses_bad_limits_in_one_line(flag: str, value: str, text: str) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "pieces_os_client.emulator", "--port", "0", flag, value],
+        capture_output=True, text=True, timeout=30,
+    )
+    assert proc.returncode == 2
+    assert text in proc.stderr and "Traceback" not in proc.stderr

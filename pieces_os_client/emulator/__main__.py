@@ -38,7 +38,42 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--no-demo-assets", action="store_true", help="start without the built-in demo assets")
     parser.add_argument("--version-string", default=None, help="text served by /.well-known/version")
+    limits = parser.add_argument_group("limits on what clients may send")
+    limits.add_argument(
+        "--max-request-size", type=_size, default=..., metavar="BYTES",
+        help="largest request body accepted, larger ones get 413; 'none' lifts it (default: 1 MiB)",
+    )
+    limits.add_argument(
+        "--max-ws-message-size", type=_size, default=..., metavar="BYTES",
+        help="largest WebSocket message a client may send (default: 1 MiB)",
+    )
+    limits.add_argument(
+        "--idle-timeout", type=_seconds, default=..., metavar="SECONDS",
+        help="close connections idle for this long (default: 75)",
+    )
     return parser
+
+
+def _size(text: str) -> Optional[int]:
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of bytes (or 'none')") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be 1 or more")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a positive, finite number of seconds")
+    return value
 
 
 def start_on_first_free(make: Callable[[int], Emulator], ports: Sequence[int]) -> Emulator:
@@ -68,6 +103,12 @@ def main(argv: Optional[List[str]] = None) -> int:
         "seed_conversations": args.seed_conversations,
         "version": args.version_string or DEFAULT_VERSION,
     }
+    for name in ("max_request_size", "max_ws_message_size", "idle_timeout"):
+        if getattr(args, name) is not ...:
+            options[name] = getattr(args, name)
+    if options.get("max_ws_message_size", 1) is None:
+        print("pieces-os-emulator: --max-ws-message-size needs a number of bytes", file=sys.stderr)
+        return 2
     ports = DEFAULT_PORTS if args.port is None else [args.port]
     where = "any port in 39300-39333" if args.port is None else f"port {args.port}"
     done = threading.Event()
