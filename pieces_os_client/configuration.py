@@ -23,7 +23,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from pieces_os_client import _lazy
-from pieces_os_client.exceptions import ApiTypeError, ApiValueError
+from pieces_os_client.exceptions import ApiTypeError, ApiValueError, unknown_names_message
 
 __all__ = ["DEFAULT_HOST", "Configuration", "HostSetting"]
 
@@ -333,10 +333,8 @@ class Configuration:
     ) -> None:
         unknown = sorted(set(settings) - set(SETTINGS) - {"discover"})
         if unknown:
-            raise ApiTypeError(
-                f"Configuration() got unknown setting(s) {', '.join(unknown)}; "
-                f"the settings are: {', '.join(sorted([*SETTINGS, 'discover', 'debug']))}"
-            )
+            valid = [*SETTINGS, "discover", "debug"]
+            raise ApiTypeError("Configuration(): " + unknown_names_message("setting", unknown, valid))
         self._host: Optional[str] = None if host is None else _host("host", host)
         self._resolved_host: Optional[str] = None
         #: Find a running Pieces OS when no host was given (see pieces_os_client.discovery).

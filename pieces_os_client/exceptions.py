@@ -92,6 +92,21 @@ def _cut_marker(total: int, unit: str) -> str:
     return f"... [cut: {total - ERROR_BODY_LIMIT} of {total} {unit} not kept]"
 
 
+def unknown_names_message(what: str, unknown: Sequence[str], valid: Sequence[str]) -> str:
+    """``"unknown <what>: a, b (did you mean x?). Valid <what>s: ..."`` for misspelled names."""
+    import difflib  # only on this error path
+
+    names = sorted(unknown)
+    hints = []
+    for name in names:
+        close = difflib.get_close_matches(name, valid, n=1, cutoff=0.75)
+        if close:
+            hints.append(f"{name}: did you mean {close[0]}?" if len(names) > 1 else f"did you mean {close[0]}?")
+    hint = f" ({'; '.join(hints)})" if hints else ""
+    plural = "s" if len(names) > 1 else ""
+    return f"unknown {what}{plural}: {', '.join(names)}{hint}. Valid {what}s: {', '.join(sorted(valid))}"
+
+
 def render_path(path_to_item: Optional[Sequence[PathItem]]) -> str:
     """Render a location inside nested data as ``['a'][0]`` (the official helper)."""
     return "".join(f"[{item}]" if isinstance(item, int) else f"['{item}']" for item in path_to_item or ())

@@ -181,3 +181,11 @@ def test_a_validated_configuration_still_copies() -> None:
     assert (clone.host, clone.connect_timeout, clone.pool_timeout) == ("http://127.0.0.1:1", 3, 4)
     clone.pool_timeout = 9
     assert config.pool_timeout == 4
+
+
+def test_a_misspelled_setting_gets_a_suggestion() -> None:
+    with pytest.raises(ApiTypeError) as caught:
+        Configuration(conect_timeout=3)  # type: ignore[call-arg]
+    assert str(caught.value).startswith(
+        "Configuration(): unknown setting: conect_timeout (did you mean connect_timeout?). Valid settings: "
+    )

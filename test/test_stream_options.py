@@ -141,3 +141,12 @@ def test_an_option_the_entry_point_sets_itself_is_an_api_type_error(
         else:
             ConversationIdsMirror.open(client, **{name: value})
     assert f"does not take the stream option {name}" in str(caught.value) and advice in str(caught.value)
+
+
+def test_a_misspelled_option_gets_a_suggestion_for_each_close_name(client: ApiClient) -> None:
+    with pytest.raises(ApiTypeError) as caught:
+        IdentifiersStream(client, pingg_interval=5, reconect=False, colour=1)  # type: ignore[arg-type]
+    assert str(caught.value).startswith(
+        "unknown identifiers stream options: colour, pingg_interval, reconect "
+        "(pingg_interval: did you mean ping_interval?; reconect: did you mean reconnect?). Valid "
+    )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any, Iterable, Mapping, Optional
 
-from pieces_os_client.exceptions import ApiTypeError, ApiValueError
+from pieces_os_client.exceptions import ApiTypeError, ApiValueError, unknown_names_message
 
 __all__ = ["check_callback", "check_number", "reject_taken", "reject_unknown"]
 
@@ -13,11 +13,7 @@ __all__ = ["check_callback", "check_number", "reject_taken", "reject_unknown"]
 def reject_unknown(unknown: Mapping[str, Any], valid: Iterable[str]) -> None:
     """Raise ``ApiTypeError`` listing the names in ``unknown`` against the ``valid`` ones."""
     if unknown:
-        names = ", ".join(sorted(unknown))
-        raise ApiTypeError(
-            f"unknown identifiers stream option{'s' if len(unknown) > 1 else ''}: {names}. "
-            f"Valid options: {', '.join(sorted(valid))}"
-        )
+        raise ApiTypeError(unknown_names_message("identifiers stream option", list(unknown), list(valid)))
 
 
 def reject_taken(options: Mapping[str, Any], taken: Mapping[str, str], where: str) -> None:
