@@ -184,6 +184,8 @@ class PiecesModel(BaseModel):
                 if cls.__pydantic_complete__ and not force:
                     return None
                 try:
+                    if _lazy._pending_links:  # the cycles' modules, noted by link_models
+                        _lazy.finish_links()
                     return super().model_rebuild(
                         force=force, raise_errors=True,
                         _parent_namespace_depth=depth, _types_namespace=_types_namespace,
@@ -198,6 +200,9 @@ class PiecesModel(BaseModel):
                             break
                 except PydanticUserError as exc:
                     failure = exc
+                    break
+                except Exception as link_failure:  # a model module that does not import
+                    failure = link_failure
                     break
         if not raise_errors and not cls.__module__.startswith(_MODELS_PREFIX):
             return False
