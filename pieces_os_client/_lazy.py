@@ -130,7 +130,7 @@ def _link_first(cls: type, source: Any, handler: Any) -> Any:
     return handler(source)
 
 
-_LINK_FIRST: "classmethod[Any, Any, Any]" = classmethod(_link_first)
+_LINK_FIRST: classmethod[Any, Any, Any] = classmethod(_link_first)
 
 
 def finish_links() -> None:

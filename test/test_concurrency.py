@@ -99,9 +99,9 @@ def type_adapter_of_a_model():
 
     from pydantic import TypeAdapter
 
-    from pieces_os_client.models.flattened_conversation_message import FlattenedConversationMessage
+    from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages
 
-    TypeAdapter(List[FlattenedConversationMessage]).validate_python([{"id": "m1"}])
+    TypeAdapter(List[FlattenedConversationMessages]).validate_python([{"iterable": []}])
 
 
 def application_model_with_a_model_field():
