@@ -22,17 +22,21 @@ or builds it early to speed up a cold start, must keep them.
    lock; pydantic's placeholder validator calls it on first use. Building models ahead of time
    (a warm-up thread, say) must call ``Model.model_rebuild()`` as well, never pydantic
    internals directly.
-3. **A build may wait for imports.** Model modules refer to each other in cycles and load
-   their neighbours with :func:`link_models` after their class. When two threads import the
-   same cycle from different ends, a link can be left pending (see there). A build that finds
-   a name missing then waits, with the lock held, until no model module is half-imported by
-   another thread, makes the pending links (:func:`finish_links`) and tries again. Hence:
+3. **A build may wait for imports.** Model modules refer to each other in cycles; a module of
+   a cycle names its neighbours with :func:`link_models` after its class, which only notes
+   them. The first build makes every noted link (:func:`finish_links`, importing the rest of
+   the cycle), waiting with the lock held until no model module is half-imported by another
+   thread. A schema pydantic generates outside our builds (a ``TypeAdapter``, an
+   application's model with one of ours as a field) makes the links first too, through the
+   class's ``__get_pydantic_core_schema__``, without taking this lock. Hence:
    **no module of this package may take the lock while it is being imported** (no model use
    and no lazy package attribute at module level), or a build waiting for that import would
    wait forever.
 4. **Lock order.** :data:`BUILD_LOCK` is taken before pydantic's own rebuild lock, never
-   after it. No I/O happens under it, so a first use waits on another thread at most for the
-   builds in progress (a fraction of a second for the largest models).
+   after it; the links' own lock (held by :func:`finish_links`) after either, and nothing
+   that waits for a build is done while it is held. No I/O happens under :data:`BUILD_LOCK`
+   (beyond importing the package's own modules), so a first use waits on another thread at
+   most for the builds in progress (a fraction of a second for the largest models).
 5. **Errors.** A build that still fails raises an SDK error (``OpenApiException``) with
    pydantic's error as ``__cause__``; a raw pydantic error never reaches the caller.
 6. **Fork.** A child process gets a fresh, unheld lock (a thread that held it in the parent
@@ -83,50 +87,76 @@ def settle_imports(prefix: str) -> None:
             continue
 
 
-# Links ``link_models`` could not make at import time: (module namespace, {class: module}).
-_pending_links: List[Tuple[Dict[str, Any], Dict[str, str]]] = []
+# Links ``link_models`` left for later: (module namespace, {class: module}, classes hooked).
+_pending_links: List[Tuple[Dict[str, Any], Dict[str, str], List[type]]] = []
 # Packages whose modules call link_models ("pieces_os_client.models").
 _model_packages: Dict[str, None] = {}
 _pending_lock = threading.Lock()  # a leaf lock: nothing else is taken while it is held
+# Held while finish_links imports and links; taken after BUILD_LOCK (never before it) and
+# never while a build is waited for, so any thread may take it from inside pydantic.
+_link_lock = threading.RLock()
 
 
 def link_models(namespace: Dict[str, Any], refs: Mapping[str, str]) -> None:
-    """Put the model classes a generated module refers to into its namespace.
+    """Note the model classes a generated module refers to; :func:`finish_links` brings them in.
 
     Called at the bottom of a generated model module, after its class, with
-    ``{class name: module name}`` of the models its annotations name in quotes (pydantic
-    resolves them there when the model is built). Model modules refer to each other in
-    cycles; when two threads import the same cycle from different ends, Python's import
-    deadlock detection makes one of the nested imports fail (``RuntimeError``) or hands back
-    a module that has not defined its class yet. Such a link is left for
-    :func:`finish_links`, which the first build runs, instead of failing the import. Runs at
+    ``{class name: module name}`` of the models of its reference cycle, which its
+    annotations name in quotes (pydantic resolves them in the module's namespace when the
+    model is built). Nothing is imported here: a module of a cycle would otherwise import
+    the whole cycle (77 models for the conversation path) before anything is used, and two
+    threads importing the same cycle from different ends would trip Python's import
+    deadlock detection. The first build (``PiecesModel.model_rebuild``) or the first
+    schema pydantic generates for the class elsewhere (a ``TypeAdapter``, a field of the
+    application's own model) makes the links first: the class gets a
+    ``__get_pydantic_core_schema__`` that does so, removed again once linked. Runs at
     import time, so it never takes :data:`BUILD_LOCK` (contract rule 3).
     """
-    package = namespace["__name__"].rpartition(".")[0]
+    module_name = namespace["__name__"]
+    package = module_name.rpartition(".")[0]
     _model_packages[package] = None
-    missing: Dict[str, str] = {}
-    for name, module in refs.items():
-        try:
-            namespace[name] = getattr(importlib.import_module(f"{package}.{module}"), name)
-        except (RuntimeError, ImportError, AttributeError):
-            missing[name] = f"{package}.{module}"
-    if missing:
-        with _pending_lock:
-            _pending_links.append((namespace, missing))
+    classes = [
+        value for value in list(namespace.values())
+        if isinstance(value, type) and value.__module__ == module_name and hasattr(value, "model_rebuild")
+    ]
+    for cls in classes:
+        cls.__get_pydantic_core_schema__ = _LINK_FIRST  # type: ignore[attr-defined]
+    with _pending_lock:
+        _pending_links.append((namespace, {name: f"{package}.{module}" for name, module in refs.items()}, classes))
+
+
+def _link_first(cls: type, source: Any, handler: Any) -> Any:
+    finish_links()
+    return handler(source)
+
+
+_LINK_FIRST: classmethod[Any, Any, Any] = classmethod(_link_first)
 
 
 def finish_links() -> None:
-    """Make the links import time had to leave; call with :data:`BUILD_LOCK` held.
+    """Make every link :func:`link_models` left, importing the modules named (and theirs).
 
-    First waits for the model imports other threads are still running (their own links run
-    at their end), then imports what is missing; with no module of its own half-imported,
-    this thread can wait for those imports without any risk of deadlock.
+    First waits for the model imports other threads are still running (their links are
+    noted at their end), then imports what is named, until nothing is left. Safe from any
+    thread, with or without :data:`BUILD_LOCK` (which, if held, is taken before this).
     """
-    for package in list(_model_packages):
-        settle_imports(package + ".")
-    with _pending_lock:
-        pending = list(_pending_links)
-        _pending_links.clear()
-    for namespace, missing in pending:
-        for name, module in missing.items():
-            namespace[name] = getattr(importlib.import_module(module), name)
+    with _link_lock:
+        while True:
+            for package in list(_model_packages):
+                settle_imports(package + ".")
+            with _pending_lock:
+                pending = list(_pending_links)
+                _pending_links.clear()
+            if not pending:
+                return
+            for position, (namespace, links, classes) in enumerate(pending):
+                try:
+                    for name, module in links.items():
+                        namespace[name] = getattr(importlib.import_module(module), name)
+                except BaseException:
+                    with _pending_lock:  # left for the next attempt, which reports the failure
+                        _pending_links[:0] = pending[position:]
+                    raise
+                for cls in classes:
+                    if cls.__dict__.get("__get_pydantic_core_schema__") is _LINK_FIRST:
+                        delattr(cls, "__get_pydantic_core_schema__")

@@ -94,8 +94,30 @@ def construct_and_dump():
     FlattenedAnchor.model_construct(id="x").to_dict()
 
 
+def type_adapter_of_a_model():
+    from typing import List
+
+    from pydantic import TypeAdapter
+
+    from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages
+
+    TypeAdapter(List[FlattenedConversationMessages]).validate_python([{"iterable": []}])
+
+
+def application_model_with_a_model_field():
+    from pydantic import BaseModel
+
+    from pieces_os_client.models.referenced_conversation import ReferencedConversation
+
+    class Holder(BaseModel):
+        ref: ReferencedConversation
+
+    Holder(ref={"id": "c1"})
+
+
 WORK = [create, snapshot, identifiers, stream, module_import_and_constructor,
-        lazy_name_from_json, models_package_validate, construct_and_dump]
+        lazy_name_from_json, models_package_validate, construct_and_dump,
+        type_adapter_of_a_model, application_model_with_a_model_field]
 
 
 def run(index):
@@ -173,6 +195,53 @@ def test_pydantic_still_builds_a_deferred_model_through_model_rebuild() -> None:
     worker.join(10)
     assert results == [7]
     assert Probe.__pydantic_complete__ is True
+
+
+_FOREIGN_SCHEMA_CHILD = r"""
+import json, sys
+from typing import List
+
+from pydantic import BaseModel, TypeAdapter
+
+from pieces_os_client.models.conversation import Conversation
+from pieces_os_client.models.flattened_conversation_messages import FlattenedConversationMessages as InCycle
+
+before = sorted(m for m in sys.modules if m.startswith("pieces_os_client.models."))
+hooked = "__get_pydantic_core_schema__" in InCycle.__dict__
+item = {"id": "c1", "created": {"value": "2024-01-01T00:00:00Z"}, "updated": {"value": "2024-01-01T00:00:00Z"},
+        "messages": {"iterable": [{"id": "m1"}]}}
+if sys.argv[1] == "adapter":
+    parsed = TypeAdapter(List[Conversation]).validate_python([item])[0]
+else:
+    class Holder(BaseModel):
+        conversation: Conversation
+
+    parsed = Holder(conversation=item).conversation
+print(json.dumps({
+    "flattened_anchor_before": "pieces_os_client.models.flattened_anchor" in before,
+    "hooked": hooked,
+    "hook_left": "__get_pydantic_core_schema__" in InCycle.__dict__,
+    "message": type(parsed.messages.iterable[0]).__name__,
+    "complete": Conversation.__pydantic_complete__,
+}))
+"""
+
+
+@pytest.mark.parametrize("how", ["adapter", "application_model"])
+def test_pydantic_asks_a_model_for_its_schema_so_the_cycle_is_linked_first(how: str) -> None:
+    """A schema pydantic builds for a model outside our own builds links the model's cycle first.
+
+    The generated modules leave their cycle's imports to the first build; a ``TypeAdapter``
+    or an application's model with one of ours as a field makes pydantic generate that
+    schema itself. It asks the class's ``__get_pydantic_core_schema__`` first: if a pydantic
+    release stops doing that, the names are missing and this fails.
+    """
+    proc = subprocess.run([sys.executable, "-c", _FOREIGN_SCHEMA_CHILD, how],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    found = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert found == {"flattened_anchor_before": False, "hooked": True, "hook_left": False,
+                     "message": "ReferencedConversationMessage", "complete": False}
 
 
 def test_a_model_that_cannot_be_built_raises_an_sdk_error_not_a_pydantic_one() -> None:

@@ -184,6 +184,8 @@ class PiecesModel(BaseModel):
                 if cls.__pydantic_complete__ and not force:
                     return None
                 try:
+                    if _lazy._pending_links:  # the cycles' modules, noted by link_models
+                        _lazy.finish_links()
                     return super().model_rebuild(
                         force=force, raise_errors=True,
                         _parent_namespace_depth=depth, _types_namespace=_types_namespace,
@@ -198,6 +200,9 @@ class PiecesModel(BaseModel):
                             break
                 except PydanticUserError as exc:
                     failure = exc
+                    break
+                except Exception as link_failure:  # a model module that does not import
+                    failure = link_failure
                     break
         if not raise_errors and not cls.__module__.startswith(_MODELS_PREFIX):
             return False
@@ -214,11 +219,16 @@ class PiecesModel(BaseModel):
         Values stay Python objects (``datetime``, enum members); use
         :meth:`to_json` for text.
         """
-        return self.model_dump(by_alias=True, exclude_none=True)
+        return type(self).__pydantic_serializer__.to_python(self, by_alias=True, exclude_none=True)  # type: ignore[no-any-return]
 
     def to_json(self) -> str:
-        """Return the wire form as a JSON string (same rules as :meth:`to_dict`)."""
-        return self.model_dump_json(by_alias=True, exclude_none=True)
+        """Return the wire form as a JSON string (same rules as :meth:`to_dict`).
+
+        Asks pydantic's serializer directly (as ``model_dump_json`` does, without its
+        argument handling): a request body is a call of a few microseconds. On a class not
+        built yet, pydantic's placeholder serializer builds it (``model_rebuild``) first.
+        """
+        return type(self).__pydantic_serializer__.to_json(self, by_alias=True, exclude_none=True).decode()
 
     def _to_json_bytes(self) -> bytes:
         """Return the wire form as UTF-8 JSON bytes, for request bodies."""

@@ -13,9 +13,9 @@ from pieces_os_client.models.flattened_user_profile import FlattenedUserProfile
 class Accessor(PiecesModel):
     """The ``Accessor`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     os: str = Field(description="this is an os id.")
     share: str
     count: int = Field(description="how many times this user accessed this piece.")
-    user: Optional["FlattenedUserProfile"] = None
+    user: Optional[FlattenedUserProfile] = None

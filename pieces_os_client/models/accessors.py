@@ -13,5 +13,5 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class Accessors(PiecesModel):
     """The ``Accessors`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    iterable: List["Accessor"]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    iterable: List[Accessor]

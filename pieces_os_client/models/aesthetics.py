@@ -14,6 +14,6 @@ from pieces_os_client.models.theme import Theme
 class Aesthetics(PiecesModel):
     """The ``Aesthetics`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    theme: "Theme"
-    font: "Font"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    theme: Theme
+    font: Font

@@ -15,12 +15,12 @@ from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 class AllocationCloud(PiecesModel):
     """The ``AllocationCloud`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str = Field(description="This is a uuid that represents this cloud.(this is the same as the userid)")
     user: str = Field(description="this is your useruuid.")
-    urls: "AllocationCloudUrls"
-    status: "AllocationCloudStatus"
+    urls: AllocationCloudUrls
+    status: AllocationCloudStatus
     project: str = Field(description="This is the project that this is attached to.")
-    updated: Optional["GroupedTimestamp"] = None
+    updated: Optional[GroupedTimestamp] = None
     version: Optional[str] = Field(default=None, description="this is the current version of the server.")
     region: Optional[str] = Field(default=None, description="this is the region where the project is defined.")

@@ -13,5 +13,5 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class AllocationCloudStatus(PiecesModel):
     """The ``AllocationCloudStatus`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     cloud: AllocationStatusEnum

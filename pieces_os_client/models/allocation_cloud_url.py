@@ -13,6 +13,6 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class AllocationCloudUrl(PiecesModel):
     """The ``AllocationCloudUrl`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     status: AllocationStatusEnum
     url: str = Field(description="this is the base url that is used to communicat with your vpc.")

@@ -13,7 +13,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class AllocationCloudUrls(PiecesModel):
     """The ``AllocationCloudUrls`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    base: "AllocationCloudUrl"
-    id: "AllocationCloudUrl"
-    vanity: Optional["AllocationCloudUrl"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    base: AllocationCloudUrl
+    id: AllocationCloudUrl
+    vanity: Optional[AllocationCloudUrl] = None

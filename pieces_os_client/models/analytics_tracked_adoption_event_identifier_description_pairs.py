@@ -12,6 +12,6 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class AnalyticsTrackedAdoptionEventIdentifierDescriptionPairs(PiecesModel):
     """The ``AnalyticsTrackedAdoptionEventIdentifierDescriptionPairs`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     adoption_install: Optional[str] = None
     adoption_uninstall: Optional[str] = None

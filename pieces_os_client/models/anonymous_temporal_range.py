@@ -13,8 +13,8 @@ from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 class AnonymousTemporalRange(PiecesModel):
     """The ``AnonymousTemporalRange`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    var_from: Optional["GroupedTimestamp"] = Field(default=None, alias="from")
-    to: Optional["GroupedTimestamp"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    var_from: Optional[GroupedTimestamp] = Field(default=None, alias="from")
+    to: Optional[GroupedTimestamp] = None
     between: Optional[bool] = None
     continuous: Optional[bool] = None

@@ -18,7 +18,7 @@ from pieces_os_client.models.seeded_asset_enrichment import SeededAssetEnrichmen
 class Application(PiecesModel):
     """The ``Application`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str = Field(description="The ID of the application at the device level")
     name: ApplicationNameEnum
     version: str = Field(description="This is the specific version number 0.0.0")
@@ -35,4 +35,4 @@ class Application(PiecesModel):
             "machine learning models.by default this is false."
         ),
     )
-    enrichment: Optional["SeededAssetEnrichment"] = None
+    enrichment: Optional[SeededAssetEnrichment] = None

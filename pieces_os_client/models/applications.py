@@ -13,5 +13,5 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class Applications(PiecesModel):
     """The ``Applications`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    iterable: List["Application"]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    iterable: List[Application]

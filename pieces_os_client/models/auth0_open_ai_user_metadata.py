@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class Auth0OpenAIUserMetadata(PiecesModel):
     """The ``Auth0OpenAIUserMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     api_key: Optional[str] = None
     api_key_name: Optional[str] = None
     organization_key: Optional[str] = None

@@ -15,7 +15,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class Auth0UserMetadata(PiecesModel):
     """The ``Auth0UserMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     global_id: UuidStr
     cloud_key: Optional[str] = None
     stripe_customer_id: Optional[str] = Field(
@@ -29,6 +29,6 @@ class Auth0UserMetadata(PiecesModel):
             'mark.pieces.cloud where "mark" is the vanityname.'
         ),
     )
-    allocation: Optional["Auth0UserAllocationMetadata"] = None
-    open_ai: Optional["Auth0OpenAIUserMetadata"] = Field(default=None, alias="open_AI")
-    beta: Optional["AnonymousTemporalRange"] = None
+    allocation: Optional[Auth0UserAllocationMetadata] = None
+    open_ai: Optional[Auth0OpenAIUserMetadata] = Field(default=None, alias="open_AI")
+    beta: Optional[AnonymousTemporalRange] = None

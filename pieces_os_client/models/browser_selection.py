@@ -14,6 +14,6 @@ from pieces_os_client.models.transferable_string import TransferableString
 class BrowserSelection(PiecesModel):
     """The ``BrowserSelection`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    classification: "Classification"
-    value: "TransferableString"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    classification: Classification
+    value: TransferableString

@@ -20,13 +20,13 @@ if TYPE_CHECKING:
 class BrowserTab(PiecesModel):
     """The ``BrowserTab`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    values: Optional["BrowserTabValues"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    values: Optional[BrowserTabValues] = None
     anchor: Optional["SeededAnchor"] = None
-    website: Optional["SeededWebsite"] = None
-    range: Optional["AnonymousTemporalRange"] = None
+    website: Optional[SeededWebsite] = None
+    range: Optional[AnonymousTemporalRange] = None
     current: Optional[bool] = None
-    contributors: Optional["DocumentContributors"] = None
+    contributors: Optional[DocumentContributors] = None
 
 
 link_models(

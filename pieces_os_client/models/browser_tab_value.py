@@ -14,9 +14,9 @@ from pieces_os_client.models.transferable_string import TransferableString
 class BrowserTabValue(PiecesModel):
     """The ``BrowserTabValue`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    html: Optional["TransferableString"] = None
-    md: Optional["TransferableString"] = None
-    text: Optional["TransferableString"] = None
-    snippet: Optional["BrowserSelection"] = None
-    selection: Optional["BrowserSelection"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    html: Optional[TransferableString] = None
+    md: Optional[TransferableString] = None
+    text: Optional[TransferableString] = None
+    snippet: Optional[BrowserSelection] = None
+    selection: Optional[BrowserSelection] = None

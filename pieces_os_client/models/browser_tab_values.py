@@ -13,5 +13,5 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class BrowserTabValues(PiecesModel):
     """The ``BrowserTabValues`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    iterable: List["BrowserTabValue"]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    iterable: List[BrowserTabValue]

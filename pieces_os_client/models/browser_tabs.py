@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class BrowserTabs(PiecesModel):
     """The ``BrowserTabs`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     iterable: List["BrowserTab"]
 
 

@@ -12,6 +12,6 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class ByteDescriptor(PiecesModel):
     """The ``ByteDescriptor`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     value: int
     readable: str

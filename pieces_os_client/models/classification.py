@@ -15,7 +15,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class Classification(PiecesModel):
     """The ``Classification`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     generic: ClassificationGenericEnum
     specific: ClassificationSpecificEnum
     rendering: Optional[ClassificationRenderingEnum] = None

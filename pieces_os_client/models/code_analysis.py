@@ -14,7 +14,7 @@ from pieces_os_client.models.model import Model
 class CodeAnalysis(PiecesModel):
     """The ``CodeAnalysis`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     tokenized: Optional[List[str]] = None
     language: Optional[str] = None
     type: ClassificationGenericEnum
@@ -24,4 +24,4 @@ class CodeAnalysis(PiecesModel):
     top5_sorted: Optional[List[str]] = Field(default=None, alias="top5Sorted")
     id: str
     analysis: str = Field(description="this is just a reference to the analysis parent object.")
-    model: "Model"
+    model: Model

@@ -25,26 +25,26 @@ from pieces_os_client.models.score import Score
 class Conversation(PiecesModel):
     """The ``Conversation`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     name: Optional[str] = Field(default=None, description="This is a name that is customized.")
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
     favorited: Optional[bool] = None
-    application: Optional["Application"] = None
-    annotations: Optional["FlattenedAnnotations"] = None
-    messages: "FlattenedConversationMessages"
-    model: Optional["ReferencedModel"] = None
-    assets: Optional["FlattenedAssets"] = None
-    websites: Optional["FlattenedWebsites"] = None
-    anchors: Optional["FlattenedAnchors"] = None
+    application: Optional[Application] = None
+    annotations: Optional[FlattenedAnnotations] = None
+    messages: FlattenedConversationMessages
+    model: Optional[ReferencedModel] = None
+    assets: Optional[FlattenedAssets] = None
+    websites: Optional[FlattenedWebsites] = None
+    anchors: Optional[FlattenedAnchors] = None
     type: ConversationTypeEnum = ConversationTypeEnum.COPILOT
-    grounding: Optional["ConversationGrounding"] = None
-    score: Optional["Score"] = None
-    pipeline: Optional["QGPTPromptPipeline"] = None
+    grounding: Optional[ConversationGrounding] = None
+    score: Optional[Score] = None
+    pipeline: Optional[QGPTPromptPipeline] = None
     demo: Optional[bool] = Field(
         default=None,
         description="This will let us know if this conversation was generated as a 'demo' conversation",
     )
-    summaries: Optional["FlattenedWorkstreamSummaries"] = None
+    summaries: Optional[FlattenedWorkstreamSummaries] = None

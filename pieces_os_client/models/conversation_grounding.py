@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class ConversationGrounding(PiecesModel):
     """The ``ConversationGrounding`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     messages: Optional["FlattenedConversationMessages"] = None
     temporal: Optional["TemporalRangeGrounding"] = None
 

@@ -14,10 +14,10 @@ from pieces_os_client.models.score import Score
 class Conversations(PiecesModel):
     """The ``Conversations`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    iterable: List["Conversation"]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    iterable: List[Conversation]
     indices: Optional[Dict[str, int]] = Field(
         default=None,
         description="This is a Map<String, int> where the the key is an Conversation id.",
     )
-    score: Optional["Score"] = None
+    score: Optional[Score] = None

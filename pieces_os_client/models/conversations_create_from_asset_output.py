@@ -13,5 +13,5 @@ from pieces_os_client.models.referenced_conversation import ReferencedConversati
 class ConversationsCreateFromAssetOutput(PiecesModel):
     """The ``ConversationsCreateFromAssetOutput`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    conversation: "ReferencedConversation"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    conversation: ReferencedConversation

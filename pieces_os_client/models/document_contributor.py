@@ -16,8 +16,8 @@ from pieces_os_client.models.transferable_string import TransferableString
 class DocumentContributor(PiecesModel):
     """The ``DocumentContributor`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    classification: Optional["Classification"] = None
-    value: Optional["TransferableString"] = None
-    person: "PersonBasicType"
-    updated: Optional["GroupedTimestamp"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    classification: Optional[Classification] = None
+    value: Optional[TransferableString] = None
+    person: PersonBasicType
+    updated: Optional[GroupedTimestamp] = None

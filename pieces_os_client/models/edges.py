@@ -10,4 +10,4 @@ from pieces_os_client.models.node import Node
 class Edges(PiecesModel):
     """The ``Edges`` object of the Pieces OS API."""
 
-    iterable: List["Node"]
+    iterable: List[Node]

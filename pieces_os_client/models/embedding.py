@@ -14,7 +14,7 @@ class Embedding(PiecesModel):
     """The ``Embedding`` object of the Pieces OS API."""
 
     raw: List[Union[int, float]] = Field(description="this is the raw value of the embedding")
-    model: "Model"
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    model: Model
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None

@@ -10,4 +10,4 @@ from pieces_os_client.models.embedding import Embedding
 class Embeddings(PiecesModel):
     """The ``Embeddings`` object of the Pieces OS API."""
 
-    iterable: List["Embedding"]
+    iterable: List[Embedding]

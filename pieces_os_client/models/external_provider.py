@@ -15,7 +15,7 @@ from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 class ExternalProvider(PiecesModel):
     """The ``ExternalProvider`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     type: ExternalProviderTypeEnum
     user_id: str = Field(description="This is the user_id within the provider.")
     access_token: Optional[str] = Field(
@@ -26,9 +26,9 @@ class ExternalProvider(PiecesModel):
         default=None,
         description="Some providers have an expiration on their access token. IE BB, Google, NOT Github.",
     )
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    profile_data: Optional["ExternalProviderProfileData"] = Field(default=None, alias="profileData")
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    profile_data: Optional[ExternalProviderProfileData] = Field(default=None, alias="profileData")
     connection: Optional[str] = Field(
         default=None,
         description=(

@@ -13,5 +13,5 @@ from pieces_os_client.models.external_provider import ExternalProvider
 class ExternalProviders(PiecesModel):
     """The ``ExternalProviders`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    iterable: List["ExternalProvider"]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    iterable: List[ExternalProvider]

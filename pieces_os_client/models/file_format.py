@@ -14,6 +14,6 @@ from pieces_os_client.models.transferable_string import TransferableString
 class FileFormat(PiecesModel):
     """The ``FileFormat`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    bytes: Optional["TransferableBytes"] = None
-    string: Optional["TransferableString"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    bytes: Optional[TransferableBytes] = None
+    string: Optional[TransferableString] = None

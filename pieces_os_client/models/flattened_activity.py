@@ -22,16 +22,16 @@ if TYPE_CHECKING:
 class FlattenedActivity(PiecesModel):
     """The ``FlattenedActivity`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
     event: "SeededConnectorTracking"
-    application: "Application"
-    deleted: Optional["GroupedTimestamp"] = None
+    application: Application
+    deleted: Optional[GroupedTimestamp] = None
     asset: Optional["ReferencedAsset"] = None
     format: Optional["ReferencedFormat"] = None
-    user: Optional["FlattenedUserProfile"] = None
+    user: Optional[FlattenedUserProfile] = None
     mechanism: MechanismEnum
     rank: Optional[int] = None
 

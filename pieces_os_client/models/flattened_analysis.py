@@ -17,8 +17,8 @@ if TYPE_CHECKING:
 class FlattenedAnalysis(PiecesModel):
     """The ``FlattenedAnalysis`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    code: Optional["CodeAnalysis"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    code: Optional[CodeAnalysis] = None
     id: str
     format: str = Field(description="this is a reference to the format that it belongs too.")
     image: Optional["FlattenedImageAnalysis"] = None

@@ -25,19 +25,19 @@ if TYPE_CHECKING:
 class FlattenedAnchor(PiecesModel):
     """The ``FlattenedAnchor`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     type: AnchorTypeEnum
     watch: Optional[bool] = None
     points: "FlattenedAnchorPoints"
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
     assets: Optional["FlattenedAssets"] = None
     name: Optional[str] = None
     annotations: Optional["FlattenedAnnotations"] = None
     conversations: Optional["FlattenedConversations"] = None
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
     summaries: Optional["FlattenedWorkstreamSummaries"] = None
     persons: Optional["FlattenedPersons"] = None
     messages: Optional["FlattenedConversationMessages"] = None

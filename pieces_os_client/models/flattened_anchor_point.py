@@ -19,16 +19,16 @@ if TYPE_CHECKING:
 class FlattenedAnchorPoint(PiecesModel):
     """The ``FlattenedAnchorPoint`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     verified: Optional[bool] = None
     fullpath: str = Field(description="This is the text of the path.")
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
     platform: Optional[PlatformEnum] = None
     anchor: "ReferencedAnchor"
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
 
 
 link_models(

@@ -17,13 +17,13 @@ if TYPE_CHECKING:
 class FlattenedAnchorPoints(PiecesModel):
     """The ``FlattenedAnchorPoints`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     iterable: List["ReferencedAnchorPoint"]
     indices: Optional[Dict[str, int]] = Field(
         default=None,
         description="This is a Map<String, int> where the the key is an AnchorPoint id.",
     )
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
 
 
 link_models(

@@ -26,22 +26,22 @@ if TYPE_CHECKING:
 class FlattenedAnnotation(PiecesModel):
     """The ``FlattenedAnnotation`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
     mechanism: Optional[MechanismEnum] = None
     asset: Optional["ReferencedAsset"] = None
     person: Optional["ReferencedPerson"] = None
     type: AnnotationTypeEnum
     text: str = Field(description="This is the text of the annotation.")
-    model: Optional["ReferencedModel"] = None
+    model: Optional[ReferencedModel] = None
     pseudo: Optional[bool] = None
     favorited: Optional[bool] = None
     anchor: Optional["ReferencedAnchor"] = None
     conversation: Optional["ReferencedConversation"] = None
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
     messages: Optional["FlattenedConversationMessages"] = None
     summary: Optional["ReferencedWorkstreamSummary"] = None
 

@@ -17,7 +17,7 @@ from pieces_os_client.models.privacy_enum import PrivacyEnum
 class FlattenedApplication(PiecesModel):
     """The ``FlattenedApplication`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str = Field(description="The ID of the application at the device level")
     name: ApplicationNameEnum
     version: str = Field(description="This is the specific version number 0.0.0")

@@ -31,23 +31,23 @@ if TYPE_CHECKING:
 class FlattenedAsset(PiecesModel):
     """The ``FlattenedAsset`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str = Field(
         description="The globally available UID representing the asset in the Database, both locally and in the cloud.",
     )
     name: Optional[str] = None
     creator: str
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    synced: Optional["GroupedTimestamp"] = None
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    synced: Optional[GroupedTimestamp] = None
+    deleted: Optional[GroupedTimestamp] = None
     formats: "FlattenedFormats"
-    preview: "FlattenedPreview"
+    preview: FlattenedPreview
     original: str = Field(description="An identifier of the format that is a reference to the original.")
     shares: Optional["FlattenedShares"] = None
     mechanism: MechanismEnum
     websites: Optional["FlattenedWebsites"] = None
-    interacted: Optional["GroupedTimestamp"] = None
+    interacted: Optional[GroupedTimestamp] = None
     tags: Optional["FlattenedTags"] = None
     sensitives: Optional["FlattenedSensitives"] = None
     persons: Optional["FlattenedPersons"] = None
@@ -57,7 +57,7 @@ class FlattenedAsset(PiecesModel):
     )
     discovered: Optional[bool] = None
     activities: Optional["FlattenedActivities"] = None
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
     favorited: Optional[bool] = None
     pseudo: Optional[bool] = None
     annotations: Optional["FlattenedAnnotations"] = None

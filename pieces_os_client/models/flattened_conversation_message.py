@@ -26,17 +26,17 @@ if TYPE_CHECKING:
 class FlattenedConversationMessage(PiecesModel):
     """The ``FlattenedConversationMessage`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
-    model: Optional["Model"] = None
-    fragment: Optional["FragmentFormat"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
+    model: Optional[Model] = None
+    fragment: Optional[FragmentFormat] = None
     conversation: "ReferencedConversation"
     sentiment: Optional[ConversationMessageSentimentEnum] = None
     role: QGPTConversationMessageRoleEnum
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
     annotations: Optional["FlattenedAnnotations"] = None
     anchors: Optional["FlattenedAnchors"] = None
     persons: Optional["FlattenedPersons"] = None

@@ -15,11 +15,11 @@ from pieces_os_client.models.mailgun_distribution import MailgunDistribution
 class FlattenedDistribution(PiecesModel):
     """The ``FlattenedDistribution`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     share: str = Field(description="This is the UUId of the share.")
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
-    mailgun: Optional["MailgunDistribution"] = None
-    github: Optional["GitHubDistribution"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
+    mailgun: Optional[MailgunDistribution] = None
+    github: Optional[GitHubDistribution] = None

@@ -13,5 +13,5 @@ from pieces_os_client.models.referenced_distribution import ReferencedDistributi
 class FlattenedDistributions(PiecesModel):
     """The ``FlattenedDistributions`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    iterable: List["ReferencedDistribution"]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    iterable: List[ReferencedDistribution]

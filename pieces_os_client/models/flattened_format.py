@@ -25,27 +25,27 @@ if TYPE_CHECKING:
 class FlattenedFormat(PiecesModel):
     """The ``FlattenedFormat`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     creator: str
-    classification: "Classification"
+    classification: Classification
     icon: Optional[str] = None
     role: Role
-    application: "Application"
+    application: Application
     asset: UuidStr = Field(description="A uuid model. 36 Characters (4 Dashes, 32 Numbers/Letters)")
-    bytes: "ByteDescriptor"
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
-    synced: Optional["GroupedTimestamp"] = None
+    bytes: ByteDescriptor
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
+    synced: Optional[GroupedTimestamp] = None
     cloud: Optional[str] = Field(
         default=None,
         description="This is a path used to determine what path this format lives at within the cloud.",
     )
-    fragment: Optional["FragmentFormat"] = None
-    file: Optional["FileFormat"] = None
+    fragment: Optional[FragmentFormat] = None
+    file: Optional[FileFormat] = None
     analysis: Optional["FlattenedAnalysis"] = None
-    relationship: Optional["Relationship"] = None
+    relationship: Optional[Relationship] = None
     activities: Optional["FlattenedActivities"] = None
 
 

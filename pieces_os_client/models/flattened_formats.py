@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class FlattenedFormats(PiecesModel):
     """The ``FlattenedFormats`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     iterable: List["ReferencedFormat"]
 
 

@@ -21,11 +21,11 @@ if TYPE_CHECKING:
 class FlattenedHint(PiecesModel):
     """The ``FlattenedHint`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
     mechanisms: Optional[Dict[str, MechanismEnum]] = Field(
         default=None,
         description="This is a Map<String, MechanismEnum> where the the key is an asset id.",
@@ -33,8 +33,8 @@ class FlattenedHint(PiecesModel):
     assets: Optional["FlattenedAssets"] = None
     type: HintTypeEnum
     text: str = Field(description="This is the text of the hint.")
-    model: Optional["ReferencedModel"] = None
-    score: Optional["Score"] = None
+    model: Optional[ReferencedModel] = None
+    score: Optional[Score] = None
 
 
 link_models(

@@ -14,11 +14,11 @@ from pieces_os_client.models.workstream_pattern_engine_source import WorkstreamP
 class FlattenedIdentifiedWorkstreamPatternEngineSource(PiecesModel):
     """The ``FlattenedIdentifiedWorkstreamPatternEngineSource`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    raw: "WorkstreamPatternEngineSource"
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
+    raw: WorkstreamPatternEngineSource
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
     filter: Optional[bool] = Field(
         default=None,
         description="This will determine if we want to filter this specific source",

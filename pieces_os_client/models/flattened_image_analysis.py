@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class FlattenedImageAnalysis(PiecesModel):
     """The ``FlattenedImageAnalysis`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     ocr: Optional["FlattenedOCRAnalysis"] = None
     analysis: str = Field(description="this is a reference to our (parent)analysis")

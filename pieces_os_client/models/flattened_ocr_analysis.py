@@ -17,11 +17,11 @@ if TYPE_CHECKING:
 class FlattenedOCRAnalysis(PiecesModel):
     """The ``FlattenedOCRAnalysis`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     raw: "ReferencedFormat"
     hocr: "ReferencedFormat"
-    model: "Model"
+    model: Model
     image: str = Field(description="this is a refernece to the image analysis.")
 
 

@@ -28,12 +28,12 @@ if TYPE_CHECKING:
 class FlattenedPerson(PiecesModel):
     """The ``FlattenedPerson`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
-    type: "PersonType"
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
+    type: PersonType
     assets: Optional["FlattenedAssets"] = None
     mechanisms: Optional[Dict[str, MechanismEnum]] = Field(
         default=None,
@@ -45,7 +45,7 @@ class FlattenedPerson(PiecesModel):
             "This is an optional value that will keep track of the number of times this has been interacted with."
         ),
     )
-    access: Optional[Dict[str, "PersonAccess"]] = Field(
+    access: Optional[Dict[str, PersonAccess]] = Field(
         default=None,
         description="This is a Map<String, PersonAccess> where the the key is an asset id.",
     )
@@ -56,7 +56,7 @@ class FlattenedPerson(PiecesModel):
         description="This is a Map<String, PersonModel>, where the the key is an asset id.",
     )
     annotations: Optional["FlattenedAnnotations"] = None
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
     summaries: Optional["FlattenedWorkstreamSummaries"] = None
     anchors: Optional["FlattenedAnchors"] = None
     messages: Optional["FlattenedConversationMessages"] = None

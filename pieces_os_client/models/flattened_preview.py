@@ -12,6 +12,6 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class FlattenedPreview(PiecesModel):
     """The ``FlattenedPreview`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     base: str = Field(description="this is a reference(uuid) to the base format")
     overlay: Optional[str] = Field(default=None, description="this is a reference(uuid) to the overlay format")

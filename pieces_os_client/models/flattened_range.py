@@ -19,13 +19,13 @@ if TYPE_CHECKING:
 class FlattenedRange(PiecesModel):
     """The ``FlattenedRange`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    score: Optional["Score"] = None
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    to: Optional["GroupedTimestamp"] = None
-    var_from: Optional["GroupedTimestamp"] = Field(default=None, alias="from")
+    score: Optional[Score] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    to: Optional[GroupedTimestamp] = None
+    var_from: Optional[GroupedTimestamp] = Field(default=None, alias="from")
     between: Optional[bool] = None
     summaries: Optional["FlattenedWorkstreamSummaries"] = None
     conversations: Optional["FlattenedConversations"] = None

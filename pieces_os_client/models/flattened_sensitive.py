@@ -22,11 +22,11 @@ if TYPE_CHECKING:
 class FlattenedSensitive(PiecesModel):
     """The ``FlattenedSensitive`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
     asset: "ReferencedAsset"
     text: str
     mechanism: MechanismEnum
@@ -34,14 +34,14 @@ class FlattenedSensitive(PiecesModel):
     severity: SensitiveSeverityEnum
     name: str
     description: str
-    metadata: Optional["SensitiveMetadata"] = None
+    metadata: Optional[SensitiveMetadata] = None
     interactions: Optional[int] = Field(
         default=None,
         description=(
             "This is an optional value that will keep track of the number of times this has been interacted with."
         ),
     )
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
 
 
 link_models(

@@ -21,19 +21,19 @@ if TYPE_CHECKING:
 class FlattenedShare(PiecesModel):
     """The ``FlattenedShare`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str = Field(description="This references the share it self.")
     asset: Optional[str] = Field(default=None, description="this is the asset id on the flattened share.")
     user: Optional[str] = Field(default=None, description="this is the uuid of the user that the share is created for.")
     link: str = Field(description="this is the prebuilt link.")
     access: AccessEnum
-    accessors: "Accessors"
-    created: "GroupedTimestamp"
+    accessors: Accessors
+    created: GroupedTimestamp
     short: str = Field(description="This is a shortened version of our uuid.")
     name: Optional[str] = None
     assets: Optional["FlattenedAssets"] = None
-    distributions: Optional["FlattenedDistributions"] = None
-    score: Optional["Score"] = None
+    distributions: Optional[FlattenedDistributions] = None
+    score: Optional[Score] = None
 
 
 link_models(

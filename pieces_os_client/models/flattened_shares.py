@@ -17,9 +17,9 @@ if TYPE_CHECKING:
 class FlattenedShares(PiecesModel):
     """The ``FlattenedShares`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     iterable: List["FlattenedShare"]
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
 
 
 link_models(

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 class FlattenedTag(PiecesModel):
     """The ``FlattenedTag`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     text: str
     mechanisms: Optional[Dict[str, MechanismEnum]] = Field(
@@ -30,11 +30,11 @@ class FlattenedTag(PiecesModel):
         description="This is a Map<String, MechanismEnum> where the the key is an asset id.",
     )
     assets: Optional["FlattenedAssets"] = None
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
     category: TagCategoryEnum
-    relationship: Optional["Relationship"] = None
+    relationship: Optional[Relationship] = None
     interactions: Optional[int] = Field(
         default=None,
         description=(
@@ -42,7 +42,7 @@ class FlattenedTag(PiecesModel):
         ),
     )
     persons: Optional["FlattenedPersons"] = None
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
 
 
 link_models(

@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class FlattenedUserProfile(PiecesModel):
     """The ``FlattenedUserProfile`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str = Field(description="this is the uuid that identifies a user.")
     email: Optional[str] = None
     name: Optional[str] = None

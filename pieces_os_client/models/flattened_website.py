@@ -23,14 +23,14 @@ if TYPE_CHECKING:
 class FlattenedWebsite(PiecesModel):
     """The ``FlattenedWebsite`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str = Field(description="this is aspecific uuid that represents")
     assets: Optional["FlattenedAssets"] = None
     name: str = Field(description="A customizable name.")
     url: str = Field(description="The true url or the website.")
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
     mechanisms: Optional[Dict[str, MechanismEnum]] = Field(
         default=None,
         description="This is a Map<String, MechanismEnum> where the the key is an asset id.",
@@ -43,7 +43,7 @@ class FlattenedWebsite(PiecesModel):
     )
     persons: Optional["FlattenedPersons"] = None
     conversations: Optional["FlattenedConversations"] = None
-    score: Optional["Score"] = None
+    score: Optional[Score] = None
     summaries: Optional["FlattenedWorkstreamSummaries"] = None
     messages: Optional["FlattenedConversationMessages"] = None
 

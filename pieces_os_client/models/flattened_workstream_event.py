@@ -21,13 +21,13 @@ if TYPE_CHECKING:
 class FlattenedWorkstreamEvent(PiecesModel):
     """The ``FlattenedWorkstreamEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    score: Optional["Score"] = None
-    application: "Application"
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    trigger: "WorkstreamEventTrigger"
+    score: Optional[Score] = None
+    application: Application
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    trigger: WorkstreamEventTrigger
     context: Optional["WorkstreamEventContext"] = None
     summaries: Optional["FlattenedWorkstreamSummaries"] = None
 

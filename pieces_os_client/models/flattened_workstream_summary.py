@@ -27,22 +27,22 @@ if TYPE_CHECKING:
 class FlattenedWorkstreamSummary(PiecesModel):
     """The ``FlattenedWorkstreamSummary`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    score: Optional["Score"] = None
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
+    score: Optional[Score] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
     events: Optional["FlattenedWorkstreamEvents"] = None
     name: str
     annotations: Optional["FlattenedAnnotations"] = None
     ranges: Optional["FlattenedRanges"] = None
-    model: "Model"
+    model: Model
     websites: Optional["FlattenedWebsites"] = None
     anchors: Optional["FlattenedAnchors"] = None
     assets: Optional["FlattenedAssets"] = None
     conversations: Optional["FlattenedConversations"] = None
     persons: Optional["FlattenedPersons"] = None
-    applications: Optional["Applications"] = None
+    applications: Optional[Applications] = None
 
 
 link_models(

@@ -15,7 +15,7 @@ from pieces_os_client.models.transferable_string import TransferableString
 class FragmentFormat(PiecesModel):
     """The ``FragmentFormat`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    string: Optional["TransferableString"] = None
-    bytes: Optional["TransferableBytes"] = None
-    metadata: Optional["FragmentMetadata"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    string: Optional[TransferableString] = None
+    bytes: Optional[TransferableBytes] = None
+    metadata: Optional[FragmentMetadata] = None

@@ -13,5 +13,5 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class FragmentMetadata(PiecesModel):
     """The ``FragmentMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     ext: Optional[ClassificationSpecificEnum] = None

@@ -13,5 +13,5 @@ from pieces_os_client.models.git_hub_gist_distribution import GitHubGistDistribu
 class GitHubDistribution(PiecesModel):
     """The ``GitHubDistribution`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    gist: Optional["GitHubGistDistribution"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    gist: Optional[GitHubGistDistribution] = None

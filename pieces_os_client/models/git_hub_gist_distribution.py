@@ -14,13 +14,13 @@ from pieces_os_client.models.recipients import Recipients
 class GitHubGistDistribution(PiecesModel):
     """The ``GitHubGistDistribution`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    recipients: "Recipients"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    recipients: Recipients
     public: bool = Field(description="This will let us know if the gist is public or private.")
     description: Optional[str] = Field(default=None, description="This is the description of the Gist Distribution")
     name: str = Field(description="This is the name of the gist you will add.")
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None
     github_id: str = Field(description="This is the id that github uses to represent the gist.")
     url: str = Field(description="This is the url where the gist is.")

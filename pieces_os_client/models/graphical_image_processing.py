@@ -13,5 +13,5 @@ from pieces_os_client.models.graphical_image_statistics import GraphicalImageSta
 class GraphicalImageProcessing(PiecesModel):
     """The ``GraphicalImageProcessing`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    statistics: Optional["GraphicalImageStatistics"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    statistics: Optional[GraphicalImageStatistics] = None

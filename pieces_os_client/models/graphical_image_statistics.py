@@ -13,5 +13,5 @@ from pieces_os_client.models.graphical_image_descriptive_statistics import Graph
 class GraphicalImageStatistics(PiecesModel):
     """The ``GraphicalImageStatistics`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    descriptive: Optional["GraphicalImageDescriptiveStatistics"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    descriptive: Optional[GraphicalImageDescriptiveStatistics] = None

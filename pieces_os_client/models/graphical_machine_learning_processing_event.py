@@ -15,7 +15,7 @@ from pieces_os_client.models.graphical_svg_statistics import GraphicalSVGStatist
 class GraphicalMachineLearningProcessingEvent(PiecesModel):
     """The ``GraphicalMachineLearningProcessingEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    ocr: Optional["GraphicalOCRProcessing"] = None
-    image: Optional["GraphicalImageProcessing"] = None
-    svg: Optional["GraphicalSVGStatistics"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    ocr: Optional[GraphicalOCRProcessing] = None
+    image: Optional[GraphicalImageProcessing] = None
+    svg: Optional[GraphicalSVGStatistics] = None

@@ -15,11 +15,11 @@ from pieces_os_client.models.graphical_ocr_descriptive_statistics_confidence imp
 class GraphicalOCRDescriptiveStatistics(PiecesModel):
     """The ``GraphicalOCRDescriptiveStatistics`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     asset: str
     user: str
     model: str
     created: str
     os: str
-    confidence: "GraphicalOCRDescriptiveStatistics_confidence"
+    confidence: GraphicalOCRDescriptiveStatistics_confidence
     duration: str

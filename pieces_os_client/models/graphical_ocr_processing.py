@@ -13,5 +13,5 @@ from pieces_os_client.models.graphical_ocr_statistics import GraphicalOCRStatist
 class GraphicalOCRProcessing(PiecesModel):
     """The ``GraphicalOCRProcessing`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    statistics: Optional["GraphicalOCRStatistics"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    statistics: Optional[GraphicalOCRStatistics] = None

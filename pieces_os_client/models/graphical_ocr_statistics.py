@@ -13,5 +13,5 @@ from pieces_os_client.models.graphical_ocr_descriptive_statistics import Graphic
 class GraphicalOCRStatistics(PiecesModel):
     """The ``GraphicalOCRStatistics`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    descriptive: Optional["GraphicalOCRDescriptiveStatistics"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    descriptive: Optional[GraphicalOCRDescriptiveStatistics] = None

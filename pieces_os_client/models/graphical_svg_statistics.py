@@ -12,5 +12,5 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class GraphicalSVGStatistics(PiecesModel):
     """The ``GraphicalSVGStatistics`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: Optional[str] = None

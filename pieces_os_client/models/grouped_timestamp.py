@@ -13,6 +13,6 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class GroupedTimestamp(PiecesModel):
     """The ``GroupedTimestamp`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     value: datetime
     readable: Optional[str] = None

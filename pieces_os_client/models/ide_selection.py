@@ -15,7 +15,7 @@ from pieces_os_client.models.transferable_string import TransferableString
 class IDESelection(PiecesModel):
     """The ``IDESelection`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    location: Optional["LanguageServerProtocolLocation"] = None
-    classification: Optional["Classification"] = None
-    value: Optional["TransferableString"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    location: Optional[LanguageServerProtocolLocation] = None
+    classification: Optional[Classification] = None
+    value: Optional[TransferableString] = None

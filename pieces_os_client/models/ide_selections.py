@@ -13,5 +13,5 @@ from pieces_os_client.models.ide_selection import IDESelection
 class IDESelections(PiecesModel):
     """The ``IDESelections`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    iterable: List["IDESelection"]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    iterable: List[IDESelection]

@@ -22,15 +22,15 @@ if TYPE_CHECKING:
 class IDETab(PiecesModel):
     """The ``IDETab`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    value: Optional["TransferableString"] = None
-    classification: Optional["Classification"] = None
-    selections: Optional["IDESelections"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    value: Optional[TransferableString] = None
+    classification: Optional[Classification] = None
+    selections: Optional[IDESelections] = None
     anchor: "SeededAnchor"
-    range: Optional["AnonymousTemporalRange"] = None
+    range: Optional[AnonymousTemporalRange] = None
     current: Optional[bool] = None
-    contributors: Optional["DocumentContributors"] = None
-    lsp: Optional["LanguageServerProtocol"] = None
+    contributors: Optional[DocumentContributors] = None
+    lsp: Optional[LanguageServerProtocol] = None
 
 
 link_models(

@@ -13,5 +13,5 @@ from pieces_os_client.models.language_server_protocol_diagnostics import Languag
 class LanguageServerProtocol(PiecesModel):
     """The ``LanguageServerProtocol`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    diagnostics: Optional["LanguageServerProtocolDiagnostics"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    diagnostics: Optional[LanguageServerProtocolDiagnostics] = None

@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class LanguageServerProtocolCode(PiecesModel):
     """The ``LanguageServerProtocolCode`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     code_integer: Optional[int] = None
     code_string: Optional[str] = None
     raw_json: Optional[Dict[str, str]] = Field(

@@ -16,10 +16,10 @@ from pieces_os_client.models.language_server_protocol_severity_enum import Langu
 class LanguageServerProtocolDiagnostic(PiecesModel):
     """The ``LanguageServerProtocolDiagnostic`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    range: "LanguageServerProtocolLocationRange"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    range: LanguageServerProtocolLocationRange
     severity: Optional[LanguageServerProtocolSeverityEnum] = None
-    code: Optional["LanguageServerProtocolCode"] = None
-    code_description: Optional["LanguageServerProtocolCodeDescription"] = Field(default=None, alias="codeDescription")
+    code: Optional[LanguageServerProtocolCode] = None
+    code_description: Optional[LanguageServerProtocolCodeDescription] = Field(default=None, alias="codeDescription")
     source: Optional[str] = None
     message: str

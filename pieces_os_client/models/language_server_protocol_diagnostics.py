@@ -13,5 +13,5 @@ from pieces_os_client.models.language_server_protocol_diagnostic import Language
 class LanguageServerProtocolDiagnostics(PiecesModel):
     """The ``LanguageServerProtocolDiagnostics`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    iterable: List["LanguageServerProtocolDiagnostic"]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    iterable: List[LanguageServerProtocolDiagnostic]

@@ -13,6 +13,6 @@ from pieces_os_client.models.language_server_protocol_location_range import Lang
 class LanguageServerProtocolLocation(PiecesModel):
     """The ``LanguageServerProtocolLocation`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     uri: str
-    range: "LanguageServerProtocolLocationRange"
+    range: LanguageServerProtocolLocationRange

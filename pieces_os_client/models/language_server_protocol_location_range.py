@@ -15,6 +15,6 @@ from pieces_os_client.models.language_server_protocol_location_range_position im
 class LanguageServerProtocolLocationRange(PiecesModel):
     """The ``LanguageServerProtocolLocationRange`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    start: "LanguageServerProtocolLocationRangePosition"
-    end: "LanguageServerProtocolLocationRangePosition"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    start: LanguageServerProtocolLocationRangePosition
+    end: LanguageServerProtocolLocationRangePosition

@@ -13,5 +13,5 @@ from pieces_os_client.models.recipients import Recipients
 class MailgunDistribution(PiecesModel):
     """The ``MailgunDistribution`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    recipients: "Recipients"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    recipients: Recipients

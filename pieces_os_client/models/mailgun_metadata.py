@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class MailgunMetadata(PiecesModel):
     """The ``MailgunMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     message_id: str = Field(
         alias="messageId",
         description="This is the id given to us from mailgun when the email was sent successfully.",

@@ -21,17 +21,17 @@ from pieces_os_client.models.score import Score
 class Model(PiecesNullableModel):
     """The ``Model`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str = Field(description="uuid")
     version: str = Field(description="this is a version of the model.")
-    created: "GroupedTimestamp"
+    created: GroupedTimestamp
     name: str = Field(description="This is an Optional Name of the Model.")
     description: Optional[str] = Field(default=None, description="An Optional Description of the model itself.")
     cloud: bool = Field(description="This will inform the user if this was a model that is hosted in the cloud")
     type: ModelTypeEnum
     usage: ModelUsageEnum
-    bytes: Optional["ByteDescriptor"] = None
-    ram: Optional["ByteDescriptor"] = None
+    bytes: Optional[ByteDescriptor] = None
+    ram: Optional[ByteDescriptor] = None
     quantization: Optional[str] = Field(
         default=None,
         description="quantization is a string like: q8f16_0,  q4f16_1, etc...",
@@ -60,10 +60,10 @@ class Model(PiecesNullableModel):
         default=None,
         description="This is a calculated property, that will say if this is currently downloading.",
     )
-    max_tokens: Optional["ModelMaxTokens"] = Field(default=None, alias="maxTokens")
+    max_tokens: Optional[ModelMaxTokens] = Field(default=None, alias="maxTokens")
     custom: Optional[bool] = Field(
         default=None,
         description="This will let us know if this is a custom, or fine tuned model imported by the user.",
     )
-    capabilities: Optional["ModelCapabilities"] = None
-    score: Optional["Score"] = None
+    capabilities: Optional[ModelCapabilities] = None
+    score: Optional[Score] = None

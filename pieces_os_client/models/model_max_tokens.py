@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class ModelMaxTokens(PiecesNullableModel):
     """The ``ModelMaxTokens`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     total: Optional[Union[int, float]] = Field(json_schema_extra=NULLABLE)
     input: Optional[Union[int, float]] = Field(default=None, json_schema_extra=NULLABLE)
     output: Optional[Union[int, float]] = Field(default=None, json_schema_extra=NULLABLE)

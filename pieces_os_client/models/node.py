@@ -16,4 +16,4 @@ class Node(PiecesModel):
     root: bool = Field(
         description="This is a boolean to let us know if this node is the root or origin of the relationship graph.",
     )
-    created: "GroupedTimestamp"
+    created: GroupedTimestamp

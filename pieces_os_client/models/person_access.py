@@ -14,6 +14,6 @@ from pieces_os_client.models.person_access_scoped_enum import PersonAccessScoped
 class PersonAccess(PiecesModel):
     """The ``PersonAccess`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     scoped: Optional[PersonAccessScopedEnum] = None
-    deleted: Optional["GroupedTimestamp"] = None
+    deleted: Optional[GroupedTimestamp] = None

@@ -14,11 +14,11 @@ from pieces_os_client.models.mailgun_metadata import MailgunMetadata
 class PersonBasicType(PiecesModel):
     """The ``PersonBasicType`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     username: Optional[str] = Field(default=None, description="username or twitter handle...etc")
     name: Optional[str] = Field(default=None, description="This is the name of the basic user.")
     picture: Optional[str] = Field(default=None, description="this is a url picture representation of a user.")
     email: Optional[str] = Field(default=None, description="an email that was extracted.")
     sourced: Optional[ExternallySourcedEnum] = None
     url: Optional[str] = Field(default=None, description="This is a specific url that this basic user came from.")
-    mailgun: Optional["MailgunMetadata"] = None
+    mailgun: Optional[MailgunMetadata] = None

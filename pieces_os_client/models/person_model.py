@@ -17,8 +17,8 @@ class PersonModel(PiecesModel):
     """The ``PersonModel`` object of the Pieces OS API."""
 
     asset: Optional["ReferencedAsset"] = None
-    model: Optional["ReferencedModel"] = None
-    deleted: Optional["GroupedTimestamp"] = None
+    model: Optional[ReferencedModel] = None
+    deleted: Optional[GroupedTimestamp] = None
     explanation: Optional["ReferencedAnnotation"] = None
 
 

@@ -14,6 +14,6 @@ from pieces_os_client.models.user_profile import UserProfile
 class PersonType(PiecesModel):
     """The ``PersonType`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    basic: Optional["PersonBasicType"] = None
-    platform: Optional["UserProfile"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    basic: Optional[PersonBasicType] = None
+    platform: Optional[UserProfile] = None

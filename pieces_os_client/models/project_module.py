@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 class ProjectModule(PiecesModel):
     """The ``ProjectModule`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     anchor: "SeededAnchor"
-    range: Optional["AnonymousTemporalRange"] = None
-    contributors: Optional["DocumentContributors"] = None
-    classifications: Optional["Classifications"] = None
+    range: Optional[AnonymousTemporalRange] = None
+    contributors: Optional[DocumentContributors] = None
+    classifications: Optional[Classifications] = None
 
 
 link_models(

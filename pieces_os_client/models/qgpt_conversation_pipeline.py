@@ -24,10 +24,10 @@ from pieces_os_client.models.qgpt_conversation_pipeline_for_generalized_code_dia
 class QGPTConversationPipeline(PiecesModel):
     """The ``QGPTConversationPipeline`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    contextualized_code_generation: Optional["QGPTConversationPipelineForContextualizedCodeGeneration"] = None
-    generalized_code_dialog: Optional["QGPTConversationPipelineForGeneralizedCodeDialog"] = None
-    contextualized_code_dialog: Optional["QGPTConversationPipelineForContextualizedCodeDialog"] = None
-    contextualized_code_workstream_dialog: Optional["QGPTConversationPipelineForContextualizedCodeWorkstreamDialog"] = (
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    contextualized_code_generation: Optional[QGPTConversationPipelineForContextualizedCodeGeneration] = None
+    generalized_code_dialog: Optional[QGPTConversationPipelineForGeneralizedCodeDialog] = None
+    contextualized_code_dialog: Optional[QGPTConversationPipelineForContextualizedCodeDialog] = None
+    contextualized_code_workstream_dialog: Optional[QGPTConversationPipelineForContextualizedCodeWorkstreamDialog] = (
         None
     )

@@ -12,4 +12,4 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class QGPTConversationPipelineForContextualizedCodeGeneration(PiecesModel):
     """The ``QGPTConversationPipelineForContextualizedCodeGeneration`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")

@@ -14,6 +14,6 @@ from pieces_os_client.models.qgpt_task_pipeline import QGPTTaskPipeline
 class QGPTPromptPipeline(PiecesModel):
     """The ``QGPTPromptPipeline`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    task: Optional["QGPTTaskPipeline"] = None
-    conversation: Optional["QGPTConversationPipeline"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    task: Optional[QGPTTaskPipeline] = None
+    conversation: Optional[QGPTConversationPipeline] = None

@@ -17,9 +17,9 @@ from pieces_os_client.models.qgpt_task_pipeline_for_code_modification import QGP
 class QGPTTaskPipeline(PiecesModel):
     """The ``QGPTTaskPipeline`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    code_explanation: Optional["QGPTTaskPipelineForCodeExplanation"] = None
-    code_commentation: Optional["QGPTTaskPipelineForCodeCommentation"] = None
-    code_fix: Optional["QGPTTaskPipelineForCodeFix"] = None
-    code_modification: Optional["QGPTTaskPipelineForCodeModification"] = None
-    code_completion: Optional["QGPTTaskPipelineForCodeCompletion"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    code_explanation: Optional[QGPTTaskPipelineForCodeExplanation] = None
+    code_commentation: Optional[QGPTTaskPipelineForCodeCommentation] = None
+    code_fix: Optional[QGPTTaskPipelineForCodeFix] = None
+    code_modification: Optional[QGPTTaskPipelineForCodeModification] = None
+    code_completion: Optional[QGPTTaskPipelineForCodeCompletion] = None

@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class QGPTTaskPipelineForCodeFix(PiecesModel):
     """The ``QGPTTaskPipelineForCodeFix`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     error: Optional[str] = Field(
         default=None,
         description="This is the error message provided from the IDE, that we can use to provide the solution.",

@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class QGPTTaskPipelineForCodeModification(PiecesModel):
     """The ``QGPTTaskPipelineForCodeModification`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     instruction: Optional[str] = Field(
         default=None,
         description="This is the instruction that we will use to modify this snippet.",

@@ -13,5 +13,5 @@ from pieces_os_client.models.person_basic_type import PersonBasicType
 class Recipients(PiecesModel):
     """The ``Recipients`` object of the Pieces OS API."""
 
-    iterable: List["PersonBasicType"]
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    iterable: List[PersonBasicType]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")

@@ -13,6 +13,6 @@ from pieces_os_client.models.flattened_application import FlattenedApplication
 class ReferencedApplication(PiecesModel):
     """The ``ReferencedApplication`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    reference: Optional["FlattenedApplication"] = None
+    reference: Optional[FlattenedApplication] = None

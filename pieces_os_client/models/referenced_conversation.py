@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class ReferencedConversation(PiecesModel):
     """The ``ReferencedConversation`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
     reference: Optional["FlattenedConversation"] = None
 

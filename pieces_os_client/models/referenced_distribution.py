@@ -13,6 +13,6 @@ from pieces_os_client.models.flattened_distribution import FlattenedDistribution
 class ReferencedDistribution(PiecesModel):
     """The ``ReferencedDistribution`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    reference: Optional["FlattenedDistribution"] = None
+    reference: Optional[FlattenedDistribution] = None

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class ReferencedFormat(PiecesModel):
     """The ``ReferencedFormat`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str = Field(description="The id of the Format")
     reference: Optional["FlattenedFormat"] = None
 

@@ -15,6 +15,6 @@ from pieces_os_client.models.flattened_identified_workstream_pattern_engine_sour
 class ReferencedIdentifiedWorkstreamPatternEngineSource(PiecesModel):
     """The ``ReferencedIdentifiedWorkstreamPatternEngineSource`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     id: str
-    reference: Optional["FlattenedIdentifiedWorkstreamPatternEngineSource"] = None
+    reference: Optional[FlattenedIdentifiedWorkstreamPatternEngineSource] = None

@@ -16,9 +16,9 @@ class Relationship(PiecesModel):
     """The ``Relationship`` object of the Pieces OS API."""
 
     id: str
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    embeddings: "Embeddings"
-    edges: "Edges"
-    created: "GroupedTimestamp"
-    updated: "GroupedTimestamp"
-    deleted: Optional["GroupedTimestamp"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    embeddings: Embeddings
+    edges: Edges
+    created: GroupedTimestamp
+    updated: GroupedTimestamp
+    deleted: Optional[GroupedTimestamp] = None

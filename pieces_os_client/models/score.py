@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class Score(PiecesModel):
     """The ``Score`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     manual: int = Field(description="These are points assigned via manual user driven events.")
     automatic: int = Field(description="These are point assigned via automatic activity events.")
     priority: Optional[int] = None

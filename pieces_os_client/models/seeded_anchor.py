@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 class SeededAnchor(PiecesModel):
     """The ``SeededAnchor`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     type: AnchorTypeEnum
     watch: Optional[bool] = None
     fullpath: str

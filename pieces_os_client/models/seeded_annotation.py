@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class SeededAnnotation(PiecesModel):
     """The ``SeededAnnotation`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     mechanism: Optional[MechanismEnum] = None
     asset: Optional[str] = None
     person: Optional[str] = None

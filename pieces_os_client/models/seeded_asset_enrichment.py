@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class SeededAssetEnrichment(PiecesModel):
     """The ``SeededAssetEnrichment`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     tags: Optional[int] = None
     websites: Optional[int] = None
     persons: Optional[int] = None

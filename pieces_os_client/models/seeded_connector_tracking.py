@@ -24,15 +24,15 @@ if TYPE_CHECKING:
 class SeededConnectorTracking(PiecesModel):
     """The ``SeededConnectorTracking`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     format: Optional["SeededTrackedFormatEvent"] = None
     asset: Optional["SeededTrackedAssetEvent"] = None
-    interaction: Optional["SeededTrackedInteractionEvent"] = None
-    keyboard: Optional["SeededTrackedKeyboardEvent"] = None
-    session: Optional["SeededTrackedSessionEvent"] = None
+    interaction: Optional[SeededTrackedInteractionEvent] = None
+    keyboard: Optional[SeededTrackedKeyboardEvent] = None
+    session: Optional[SeededTrackedSessionEvent] = None
     assets: Optional["SeededTrackedAssetsEvent"] = None
-    ml: Optional["SeededTrackedMachineLearningEvent"] = None
-    adoption: Optional["SeededTrackedAdoptionEvent"] = None
+    ml: Optional[SeededTrackedMachineLearningEvent] = None
+    adoption: Optional[SeededTrackedAdoptionEvent] = None
     conversation: Optional["SeededTrackedConversationEvent"] = None
 
 

@@ -21,18 +21,18 @@ from pieces_os_client.models.seeded_conversation_message import SeededConversati
 class SeededConversation(PiecesModel):
     """The ``SeededConversation`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     name: Optional[str] = Field(default=None, description="This is a name that is customized.")
     favorited: Optional[bool] = None
-    application: Optional["Application"] = None
-    annotations: Optional[List["SeededAnnotation"]] = None
-    messages: Optional[List["SeededConversationMessage"]] = None
-    model: Optional["ReferencedModel"] = None
-    assets: Optional["FlattenedAssets"] = None
-    websites: Optional["FlattenedWebsites"] = None
-    anchors: Optional[List["SeededAnchor"]] = None
+    application: Optional[Application] = None
+    annotations: Optional[List[SeededAnnotation]] = None
+    messages: Optional[List[SeededConversationMessage]] = None
+    model: Optional[ReferencedModel] = None
+    assets: Optional[FlattenedAssets] = None
+    websites: Optional[FlattenedWebsites] = None
+    anchors: Optional[List[SeededAnchor]] = None
     type: ConversationTypeEnum = ConversationTypeEnum.COPILOT
-    pipeline: Optional["QGPTPromptPipeline"] = None
+    pipeline: Optional[QGPTPromptPipeline] = None
     demo: Optional[bool] = Field(
         default=None,
         description="This will let us know if this conversation was generated as a 'demo' conversation",

@@ -18,10 +18,10 @@ from pieces_os_client.models.referenced_conversation import ReferencedConversati
 class SeededConversationMessage(PiecesModel):
     """The ``SeededConversationMessage`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    created: Optional["GroupedTimestamp"] = None
-    model: Optional["Model"] = None
-    fragment: "FragmentFormat"
-    conversation: Optional["ReferencedConversation"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    created: Optional[GroupedTimestamp] = None
+    model: Optional[Model] = None
+    fragment: FragmentFormat
+    conversation: Optional[ReferencedConversation] = None
     sentiment: Optional[ConversationMessageSentimentEnum] = None
     role: QGPTConversationMessageRoleEnum

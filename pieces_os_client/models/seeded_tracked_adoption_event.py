@@ -15,5 +15,5 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class SeededTrackedAdoptionEvent(PiecesModel):
     """The ``SeededTrackedAdoptionEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    identifier_description_pair: Optional["AnalyticsTrackedAdoptionEventIdentifierDescriptionPairs"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    identifier_description_pair: Optional[AnalyticsTrackedAdoptionEventIdentifierDescriptionPairs] = None

@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 class SeededTrackedAssetEvent(PiecesModel):
     """The ``SeededTrackedAssetEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     asset: "ReferencedAsset"
-    identifier_description_pair: "TrackedAssetEventIdentifierDescriptionPairs"
+    identifier_description_pair: TrackedAssetEventIdentifierDescriptionPairs
     metadata: Optional["TrackedAssetEventMetadata"] = None
 
 

@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 class SeededTrackedAssetsEvent(PiecesModel):
     """The ``SeededTrackedAssetsEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    identifier_description_pair: Optional["TrackedAssetsEventIdentifierDescriptionPairs"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    identifier_description_pair: Optional[TrackedAssetsEventIdentifierDescriptionPairs] = None
     metadata: Optional["SeededTrackedAssetsEvent_metadata"] = None
 
 

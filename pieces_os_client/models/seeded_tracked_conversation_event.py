@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 class SeededTrackedConversationEvent(PiecesModel):
     """The ``SeededTrackedConversationEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    identifier_description_pair: "TrackedConversationEventIdentifierDescriptionPairs"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    identifier_description_pair: TrackedConversationEventIdentifierDescriptionPairs
     conversation: "ReferencedConversation"
-    metadata: Optional["TrackedConversationEventMetadata"] = None
+    metadata: Optional[TrackedConversationEventMetadata] = None
 
 
 link_models(

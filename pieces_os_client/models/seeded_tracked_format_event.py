@@ -20,10 +20,10 @@ if TYPE_CHECKING:
 class SeededTrackedFormatEvent(PiecesModel):
     """The ``SeededTrackedFormatEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    identifier_description_pair: "TrackedFormatEventIdentifierDescriptionPairs"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    identifier_description_pair: TrackedFormatEventIdentifierDescriptionPairs
     format: "ReferencedFormat"
-    metadata: Optional["TrackedFormatEventMetadata"] = None
+    metadata: Optional[TrackedFormatEventMetadata] = None
 
 
 link_models(

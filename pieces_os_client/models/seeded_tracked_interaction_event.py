@@ -15,7 +15,7 @@ from pieces_os_client.models.seeded_tracked_interaction_event_identifier_descrip
 class SeededTrackedInteractionEvent(PiecesModel):
     """The ``SeededTrackedInteractionEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     description: str = Field(description="These need structure")
     element: Optional[str] = None
-    identifier_description_pair: Optional["SeededTrackedInteractionEventIdentifierDescriptionPairs"] = None
+    identifier_description_pair: Optional[SeededTrackedInteractionEventIdentifierDescriptionPairs] = None

@@ -15,7 +15,7 @@ from pieces_os_client.models.seeded_tracked_keyboard_event_identifier_descriptio
 class SeededTrackedKeyboardEvent(PiecesModel):
     """The ``SeededTrackedKeyboardEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     description: str = Field(description="This also needs structure such as key vals or enums")
     shortcut: List[int]
-    identifier_description_pair: Optional["SeededTrackedKeyboardEventIdentifierDescriptionPairs"] = None
+    identifier_description_pair: Optional[SeededTrackedKeyboardEventIdentifierDescriptionPairs] = None

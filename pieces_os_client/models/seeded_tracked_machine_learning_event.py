@@ -14,6 +14,6 @@ from pieces_os_client.models.tlp_machine_learning_processing_event import TLPMac
 class SeededTrackedMachineLearningEvent(PiecesModel):
     """The ``SeededTrackedMachineLearningEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    tlp: Optional["TLPMachineLearningProcessingEvent"] = None
-    graphical: Optional["GraphicalMachineLearningProcessingEvent"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    tlp: Optional[TLPMachineLearningProcessingEvent] = None
+    graphical: Optional[GraphicalMachineLearningProcessingEvent] = None

@@ -15,5 +15,5 @@ from pieces_os_client.models.tracked_session_event_identifier_description_pairs 
 class SeededTrackedSessionEvent(PiecesModel):
     """The ``SeededTrackedSessionEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    identifier_description_pair: "TrackedSessionEventIdentifierDescriptionPairs"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    identifier_description_pair: TrackedSessionEventIdentifierDescriptionPairs

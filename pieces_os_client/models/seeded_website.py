@@ -13,7 +13,7 @@ from pieces_os_client.models.mechanism_enum import MechanismEnum
 class SeededWebsite(PiecesModel):
     """The ``SeededWebsite`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     asset: Optional[str] = Field(
         default=None,
         description="This is the specific asset that this website is going to get attached to!!",

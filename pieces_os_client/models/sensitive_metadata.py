@@ -13,6 +13,6 @@ from pieces_os_client.models.text_match import TextMatch
 class SensitiveMetadata(PiecesModel):
     """The ``SensitiveMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    match: Optional["TextMatch"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    match: Optional[TextMatch] = None
     entropy: Optional[Union[int, float]] = Field(default=None, description="entropy of the sensitive")

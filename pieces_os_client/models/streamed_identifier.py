@@ -30,23 +30,23 @@ from pieces_os_client.models.referenced_website import ReferencedWebsite
 class StreamedIdentifier(PiecesModel):
     """The ``StreamedIdentifier`` object of the Pieces OS API."""
 
-    asset: Optional["ReferencedAsset"] = None
-    conversation: Optional["ReferencedConversation"] = None
-    annotation: Optional["ReferencedAnnotation"] = None
-    activity: Optional["ReferencedActivity"] = None
-    anchor: Optional["ReferencedAnchor"] = None
-    anchor_point: Optional["ReferencedAnchorPoint"] = Field(default=None, alias="anchorPoint")
-    hint: Optional["ReferencedHint"] = None
-    conversation_message: Optional["ReferencedConversationMessage"] = Field(default=None, alias="conversationMessage")
-    format: Optional["ReferencedFormat"] = None
-    person: Optional["ReferencedPerson"] = None
-    range: Optional["ReferencedRange"] = None
-    sensitive: Optional["ReferencedSensitive"] = None
-    tag: Optional["ReferencedTag"] = None
-    website: Optional["ReferencedWebsite"] = None
-    application: Optional["ReferencedApplication"] = None
-    model: Optional["ReferencedModel"] = None
-    workstream_pattern_engine_source: Optional["ReferencedIdentifiedWorkstreamPatternEngineSource"] = Field(
+    asset: Optional[ReferencedAsset] = None
+    conversation: Optional[ReferencedConversation] = None
+    annotation: Optional[ReferencedAnnotation] = None
+    activity: Optional[ReferencedActivity] = None
+    anchor: Optional[ReferencedAnchor] = None
+    anchor_point: Optional[ReferencedAnchorPoint] = Field(default=None, alias="anchorPoint")
+    hint: Optional[ReferencedHint] = None
+    conversation_message: Optional[ReferencedConversationMessage] = Field(default=None, alias="conversationMessage")
+    format: Optional[ReferencedFormat] = None
+    person: Optional[ReferencedPerson] = None
+    range: Optional[ReferencedRange] = None
+    sensitive: Optional[ReferencedSensitive] = None
+    tag: Optional[ReferencedTag] = None
+    website: Optional[ReferencedWebsite] = None
+    application: Optional[ReferencedApplication] = None
+    model: Optional[ReferencedModel] = None
+    workstream_pattern_engine_source: Optional[ReferencedIdentifiedWorkstreamPatternEngineSource] = Field(
         default=None,
         alias="workstreamPatternEngineSource",
     )

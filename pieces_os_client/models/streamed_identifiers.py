@@ -13,5 +13,5 @@ from pieces_os_client.models.streamed_identifier import StreamedIdentifier
 class StreamedIdentifiers(PiecesModel):
     """The ``StreamedIdentifiers`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    iterable: List["StreamedIdentifier"]
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    iterable: List[StreamedIdentifier]

@@ -11,4 +11,4 @@ class SystemExecutionInformation(PiecesModel):
     memory: int
     os: str
     kernel: str
-    cpu: "SystemExecutionCpuInformation"
+    cpu: SystemExecutionCpuInformation

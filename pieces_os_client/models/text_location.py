@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TextLocation(PiecesModel):
     """The ``TextLocation`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     text: str = Field(description="this is the value that was found.")
     start: int = Field(description="this is the start index within the original string.")
     end: int = Field(description="this is the end index within the original string.")

@@ -13,6 +13,6 @@ from pieces_os_client.models.text_location import TextLocation
 class TextMatch(PiecesModel):
     """The ``TextMatch`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    group: "TextLocation"
-    subgroup: Optional["TextLocation"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    group: TextLocation
+    subgroup: Optional[TextLocation] = None

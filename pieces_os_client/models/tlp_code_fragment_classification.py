@@ -14,7 +14,7 @@ from pieces_os_client.models.tlp_code_fragment_classification_metadata import TL
 class TLPCodeFragmentClassification(PiecesModel):
     """The ``TLPCodeFragmentClassification`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     asset: str
     model: str
     created: str
@@ -22,11 +22,11 @@ class TLPCodeFragmentClassification(PiecesModel):
     probability: Union[int, float]
     context: str
     distribution: Optional[str] = None
-    metadata: Optional["TLPCodeFragmentClassificationMetadata"] = None
+    metadata: Optional[TLPCodeFragmentClassificationMetadata] = None
     user: str = Field(description="identifier for the user")
     latency: Optional[Union[int, float]] = Field(
         default=None,
         description="this is the time it takes to run this model.",
     )
-    system: Optional["SystemExecutionInformation"] = None
+    system: Optional[SystemExecutionInformation] = None
     os: str

@@ -13,6 +13,6 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TLPCodeFragmentClassificationMetadata(PiecesModel):
     """The ``TLPCodeFragmentClassificationMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    context: Optional["Classification"] = None
-    prior: Optional["Classification"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    context: Optional[Classification] = None
+    prior: Optional[Classification] = None

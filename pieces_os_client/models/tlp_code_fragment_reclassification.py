@@ -13,11 +13,11 @@ from pieces_os_client.models.tlp_code_fragment_reclassification_updates import T
 class TLPCodeFragmentReclassification(PiecesModel):
     """The ``TLPCodeFragmentReclassification`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     asset: str
     model: str
     created: str
-    updates: "TLPCodeFragmentReclassificationUpdates"
+    updates: TLPCodeFragmentReclassificationUpdates
     user: str = Field(description="this is the user that is reclassifying")
     context: str = Field(description="this is the application is which this is from.")
     os: str

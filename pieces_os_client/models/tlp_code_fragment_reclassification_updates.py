@@ -13,6 +13,6 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TLPCodeFragmentReclassificationUpdates(PiecesModel):
     """The ``TLPCodeFragmentReclassificationUpdates`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    previous: "Classification"
-    current: "Classification"
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    previous: Classification
+    current: Classification

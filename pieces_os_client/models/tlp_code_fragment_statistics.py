@@ -13,5 +13,5 @@ from pieces_os_client.models.tlp_code_fragment_descriptive_statistics import TLP
 class TLPCodeFragmentStatistics(PiecesModel):
     """The ``TLPCodeFragmentStatistics`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    descriptive: Optional["TLPCodeFragmentDescriptiveStatistics"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    descriptive: Optional[TLPCodeFragmentDescriptiveStatistics] = None

@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TLPCodeFragmentSuggestedSave(PiecesModel):
     """The ``TLPCodeFragmentSuggestedSave`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     asset: str
     user: str
     model: str

@@ -13,5 +13,5 @@ from pieces_os_client.models.tlp_code_snippet_tagify_code import TLPCodeSnippetT
 class TLPCodeFragmentTagify(PiecesModel):
     """The ``TLPCodeFragmentTagify`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    code: Optional["TLPCodeSnippetTagifyCode"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    code: Optional[TLPCodeSnippetTagifyCode] = None

@@ -16,8 +16,8 @@ from pieces_os_client.models.tlp_code_snippet_analytics import TLPCodeSnippetAna
 class TLPCodeProcessing(PiecesModel):
     """The ``TLPCodeProcessing`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    fragment: Optional["TLPCodeSnippetAnalytics"] = None
-    file: Optional["TLPCodeFileAnalytics"] = None
-    directory: Optional["TLPCodeDirectoryAnalytics"] = None
-    repository: Optional["TLPCodeRepositoryAnalytics"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    fragment: Optional[TLPCodeSnippetAnalytics] = None
+    file: Optional[TLPCodeFileAnalytics] = None
+    directory: Optional[TLPCodeDirectoryAnalytics] = None
+    repository: Optional[TLPCodeRepositoryAnalytics] = None

@@ -18,10 +18,10 @@ from pieces_os_client.models.tlp_code_snippet_suggested_interactions import TLPC
 class TLPCodeSnippetAnalytics(PiecesModel):
     """The ``TLPCodeSnippetAnalytics`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    statistics: Optional["TLPCodeFragmentStatistics"] = None
-    classification: Optional["TLPCodeFragmentClassification"] = None
-    reclassification: Optional["TLPCodeFragmentReclassification"] = None
-    suggested: Optional["TLPCodeSnippetSuggestedInteractions"] = None
-    tagify: Optional["TLPCodeFragmentTagify"] = None
-    description: Optional["TLPCodeFragmentDescription"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    statistics: Optional[TLPCodeFragmentStatistics] = None
+    classification: Optional[TLPCodeFragmentClassification] = None
+    reclassification: Optional[TLPCodeFragmentReclassification] = None
+    suggested: Optional[TLPCodeSnippetSuggestedInteractions] = None
+    tagify: Optional[TLPCodeFragmentTagify] = None
+    description: Optional[TLPCodeFragmentDescription] = None

@@ -14,6 +14,6 @@ from pieces_os_client.models.tlp_code_fragment_suggested_save import TLPCodeFrag
 class TLPCodeSnippetSuggestedInteractions(PiecesModel):
     """The ``TLPCodeSnippetSuggestedInteractions`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    save: Optional["TLPCodeFragmentSuggestedSave"] = None
-    reuse: Optional["TLPCodeFragmentSuggestedReuse"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    save: Optional[TLPCodeFragmentSuggestedSave] = None
+    reuse: Optional[TLPCodeFragmentSuggestedReuse] = None

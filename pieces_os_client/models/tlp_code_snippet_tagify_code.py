@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TLPCodeSnippetTagifyCode(PiecesModel):
     """The ``TLPCodeSnippetTagifyCode`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     distribution: str = Field(description="stringified array of numbers")
     inferred_distribution: str = Field(description="stringified array of numbers")
     tags: str = Field(description="stringified array of strings")

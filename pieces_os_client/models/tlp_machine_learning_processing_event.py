@@ -13,5 +13,5 @@ from pieces_os_client.models.tlp_code_processing import TLPCodeProcessing
 class TLPMachineLearningProcessingEvent(PiecesModel):
     """The ``TLPMachineLearningProcessingEvent`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    code: Optional["TLPCodeProcessing"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    code: Optional[TLPCodeProcessing] = None

@@ -16,6 +16,6 @@ from pieces_os_client.models.tracked_asset_event_creation_metadata_file import T
 class TrackedAssetEventCreationMetadata(PiecesModel):
     """The ``TrackedAssetEventCreationMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    clipboard: Optional["TrackedAssetEventCreationMetadataClipboard"] = None
-    file: Optional["TrackedAssetEventCreationMetadataFile"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    clipboard: Optional[TrackedAssetEventCreationMetadataClipboard] = None
+    file: Optional[TrackedAssetEventCreationMetadataFile] = None

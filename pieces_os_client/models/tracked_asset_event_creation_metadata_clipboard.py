@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TrackedAssetEventCreationMetadataClipboard(PiecesModel):
     """The ``TrackedAssetEventCreationMetadataClipboard`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     keyboard: Optional[bool] = Field(default=None, description="Whether the clipboard was utilized via the keyboard")
     interaction: Optional[bool] = Field(
         default=None,

@@ -13,6 +13,6 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TrackedAssetEventFormatReclassificationMetadata(PiecesModel):
     """The ``TrackedAssetEventFormatReclassificationMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    previous: Optional["Classification"] = None
-    current: Optional["Classification"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    previous: Optional[Classification] = None
+    current: Optional[Classification] = None

@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TrackedAssetEventIdentifierDescriptionPairs(PiecesModel):
     """The ``TrackedAssetEventIdentifierDescriptionPairs`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     asset_created: Optional[str] = Field(default=None, description="The key value pair for an asset being created.")
     asset_viewed: Optional[str] = Field(default=None, description="An asset was viewed")
     asset_format_copied: Optional[str] = Field(default=None, description="An asset's format was copied")

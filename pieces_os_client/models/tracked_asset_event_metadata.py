@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 class TrackedAssetEventMetadata(PiecesModel):
     """The ``TrackedAssetEventMetadata`` object of the Pieces OS API."""
 
-    reclassification: Optional["TrackedAssetEventFormatReclassificationMetadata"] = None
-    creation: Optional["TrackedAssetEventCreationMetadata"] = None
-    rename: Optional["TrackedAssetEventRenameMetadata"] = None
+    reclassification: Optional[TrackedAssetEventFormatReclassificationMetadata] = None
+    creation: Optional[TrackedAssetEventCreationMetadata] = None
+    rename: Optional[TrackedAssetEventRenameMetadata] = None
     tag: Optional["ReferencedTag"] = None
     website: Optional["ReferencedWebsite"] = None
     person: Optional["ReferencedPerson"] = None

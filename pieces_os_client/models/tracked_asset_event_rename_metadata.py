@@ -12,6 +12,6 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TrackedAssetEventRenameMetadata(PiecesModel):
     """The ``TrackedAssetEventRenameMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     previous: str
     current: str

@@ -12,5 +12,5 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TrackedAssetsEventIdentifierDescriptionPairs(PiecesModel):
     """The ``TrackedAssetsEventIdentifierDescriptionPairs`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     assets_searched: Optional[str] = Field(default=None, description="A If the assets were searched")

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 class TrackedAssetsEventSearchMetadata(PiecesModel):
     """The ``TrackedAssetsEventSearchMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     query: Optional[str] = Field(default=None, description="The search query itself")
     results: Optional["TrackedAssetsEventSearchMetadataResults"] = None
 

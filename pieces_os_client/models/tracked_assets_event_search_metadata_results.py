@@ -19,7 +19,7 @@ class TrackedAssetsEventSearchMetadataResults(PiecesModel):
     fuzzy: Optional[Union[int, float]] = Field(default=None, description="Total number of fuzzy results")
     exact: Optional[Union[int, float]] = Field(default=None, description="Total number of exact results")
     assets: Optional["FlattenedAssets"] = None
-    space: Optional["Space"] = None
+    space: Optional[Space] = None
 
 
 link_models(

@@ -13,5 +13,5 @@ from pieces_os_client.models.tracked_conversation_event_rename_metadata import T
 class TrackedConversationEventMetadata(PiecesModel):
     """The ``TrackedConversationEventMetadata`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
-    rename: Optional["TrackedConversationEventRenameMetadata"] = None
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
+    rename: Optional[TrackedConversationEventRenameMetadata] = None

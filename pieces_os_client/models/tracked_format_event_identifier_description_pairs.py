@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TrackedFormatEventIdentifierDescriptionPairs(PiecesModel):
     """The ``TrackedFormatEventIdentifierDescriptionPairs`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     format_created: Optional[str] = Field(default=None, description="The key value pair for an asset being created.")
     format_copied: Optional[str] = Field(default=None, description="If a format was copied entirely")
     format_partially_copied: Optional[str] = Field(default=None, description="If a format was copied partially")

@@ -12,4 +12,4 @@ from pieces_os_client.models.tracked_asset_event_format_reclassification_metadat
 class TrackedFormatEventMetadata(PiecesModel):
     """The ``TrackedFormatEventMetadata`` object of the Pieces OS API."""
 
-    reclassification: Optional["TrackedAssetEventFormatReclassificationMetadata"] = None
+    reclassification: Optional[TrackedAssetEventFormatReclassificationMetadata] = None

@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TrackedSessionEventIdentifierDescriptionPairs(PiecesModel):
     """The ``TrackedSessionEventIdentifierDescriptionPairs`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     session_initialized: Optional[str] = Field(
         default=None,
         description="The key value pair for an application being opened.",

@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TransferableBytes(PiecesModel):
     """The ``TransferableBytes`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     raw: Optional[List[int]] = Field(default=None, description="IMPLEMENTED")
     var_base64: Optional[List[int]] = Field(default=None, alias="base64", description="NOT IMPLEMENTED")
     base64_url: Optional[List[int]] = Field(default=None, description="NOT IMPLEMENTED")

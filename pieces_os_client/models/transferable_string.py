@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class TransferableString(PiecesModel):
     """The ``TransferableString`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     raw: Optional[str] = Field(default=None, description="IMPLEMENTED")
     var_base64: Optional[str] = Field(default=None, alias="base64", description="NOT IMPLEMENTED")
     base64_url: Optional[str] = Field(default=None, description="NOT IMPLEMENTED")

@@ -17,19 +17,19 @@ from pieces_os_client.models.grouped_timestamp import GroupedTimestamp
 class UserProfile(PiecesModel):
     """The ``UserProfile`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     picture: Optional[str] = Field(
         default=None,
         description="mapped from picture.URL pointing to the user's profile picture.",
     )
     email: Optional[str] = None
-    created: Optional["GroupedTimestamp"] = None
-    updated: Optional["GroupedTimestamp"] = None
+    created: Optional[GroupedTimestamp] = None
+    updated: Optional[GroupedTimestamp] = None
     username: Optional[str] = Field(default=None, description="(unique) User's username.")
     id: str
     name: Optional[str] = Field(default=None, description="This is the name of the User.")
-    aesthetics: "Aesthetics"
+    aesthetics: Aesthetics
     vanityname: Optional[str] = None
-    allocation: Optional["AllocationCloud"] = None
-    providers: Optional["ExternalProviders"] = None
-    auth0: Optional["Auth0UserMetadata"] = None
+    allocation: Optional[AllocationCloud] = None
+    providers: Optional[ExternalProviders] = None
+    auth0: Optional[Auth0UserMetadata] = None

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class WorkstreamEventContext(PiecesModel):
     """The ``WorkstreamEventContext`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     ide: Optional["WorkstreamEventTriggerContextIDE"] = None
     browser: Optional["WorkstreamEventTriggerContextBrowser"] = None
 

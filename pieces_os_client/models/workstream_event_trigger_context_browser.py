@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class WorkstreamEventTriggerContextBrowser(PiecesModel):
     """The ``WorkstreamEventTriggerContextBrowser`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     tabs: Optional["BrowserTabs"] = None
 
 

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 class WorkstreamEventTriggerContextIDE(PiecesModel):
     """The ``WorkstreamEventTriggerContextIDE`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     tabs: Optional["IDETabs"] = None
     modules: Optional["ProjectModules"] = None
     name: Optional[str] = None

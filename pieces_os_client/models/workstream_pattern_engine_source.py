@@ -12,7 +12,7 @@ from pieces_os_client.models.embedded_model_schema import EmbeddedModelSchema
 class WorkstreamPatternEngineSource(PiecesModel):
     """The ``WorkstreamPatternEngineSource`` object of the Pieces OS API."""
 
-    var_schema: Optional["EmbeddedModelSchema"] = Field(default=None, alias="schema")
+    var_schema: Optional[EmbeddedModelSchema] = Field(default=None, alias="schema")
     name: Optional[str] = Field(default=None, description="THIS IS DEPRECATED WILL NOT BE USED")
     window: Optional[str] = Field(default=None, description="This is the name of the tab or open file")
     url: Optional[str] = Field(default=None, description="This is a url that was extracted from the WPE data.")

@@ -107,6 +107,12 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
     needs_datetime = False
     needs_field = False
     body: List[str] = []
+    # Models outside this one's reference cycle are imported first, like any module, and
+    # named unquoted, so the class gets their types as they are: no forward reference for
+    # typing to compile and pydantic to evaluate again. Only the models of the cycle are
+    # named in quotes and wait until after the class (see the comment at the bottom).
+    cycle = _cycle_of(spec, model.name)
+    early_refs = {ref for field in model.fields for ref in field.type.model_refs if ref not in cycle}
     for field in model.fields:
         typing_names |= field.type.typing_names
         base_names |= field.type.base_names
@@ -117,15 +123,10 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
             typing_names.add("Optional")
         if field.nullable:
             base_names.add("NULLABLE")
-        decl, uses_field = _field_lines(field)
+        decl, uses_field = _field_lines(field, early_refs)
         needs_field |= uses_field
         body.extend(decl)
     model_refs.discard(model.name)
-    # Models outside this one's reference cycle are imported first, like any module, so
-    # pydantic resolves those fields when the class is made; only the models of the cycle
-    # wait until after the class (see the comment at the bottom).
-    cycle = _cycle_of(spec, model.name)
-    early_refs = {ref for ref in model_refs if ref not in cycle}
     model_refs -= early_refs
 
     lines = header(spec)
@@ -195,8 +196,10 @@ def _module_of(spec: SpecInfo, name: str) -> str:
     return spec.models[name].module
 
 
-def _field_lines(field: FieldSpec) -> tuple[List[str], bool]:
+def _field_lines(field: FieldSpec, unquoted: Set[str]) -> tuple[List[str], bool]:
     annotation = field.type.annotation
+    for name in field.type.model_refs & unquoted:
+        annotation = annotation.replace(f'"{name}"', name)
     if not field.required or field.nullable:
         annotation = f"Optional[{annotation}]"
     args: List[str] = []
