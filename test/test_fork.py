@@ -155,3 +155,41 @@ def test_a_fork_the_hooks_missed_is_noticed_on_the_next_request(emu: Emulator) -
         assert inherited_pool.num_connections == 1 and inherited_pool.pool is not None
         assert inherited_pool.pool.qsize() == inherited_pool.pool.maxsize
         assert sum(1 for conn in inherited_pool.pool.queue if conn is not None and not conn.is_closed) == 1
+
+
+# ---------------------------------------------------------------- worker pools
+_POOL_SCRIPT = r"""
+import json, multiprocessing, sys
+from pieces_os_client import ApiClient, Configuration, ConversationsApi, SeededConversation
+
+api = ConversationsApi(ApiClient(Configuration(host=sys.argv[1])))
+
+def create(name):
+    # runs in a worker: the client came from the parent (fork) or was rebuilt (spawn: a new module)
+    return api.conversations_create_specific_conversation(seeded_conversation=SeededConversation(name=name))
+
+if __name__ == "__main__":
+    api.conversations_identifiers_snapshot()  # the parent holds a pooled connection first
+    results = {}
+    for method in ("fork", "spawn"):
+        with multiprocessing.get_context(method).Pool(2) as pool:
+            made = pool.map(create, [f"{method}-{i}" for i in range(6)])
+        # the models come back to the parent pickled, whole
+        results[method] = [[c.name, c.id, c.model_extra] for c in made]
+    ids = [ref.id for ref in api.conversations_identifiers_snapshot().iterable]
+    print(json.dumps({"results": results, "server": sorted(ids)}))
+"""
+
+
+def test_worker_pools_share_a_client_and_return_whole_models(emu: Emulator, tmp_path: Path) -> None:
+    script = tmp_path / "pool_script.py"
+    script.write_text(_POOL_SCRIPT)
+    proc = subprocess.run([sys.executable, str(script), emu.url], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    for method in ("fork", "spawn"):
+        made = out["results"][method]
+        assert [name for name, _, _ in made] == [f"{method}-{i}" for i in range(6)]
+        assert all(extra == {} for _, _, extra in made)
+    every_id = sorted(cid for method in ("fork", "spawn") for _, cid, _ in out["results"][method])
+    assert every_id == out["server"] == sorted(emu.conversation_ids())
