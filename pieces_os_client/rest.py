@@ -336,7 +336,7 @@ class RESTClientObject:
             "ca_cert_data": configuration.ca_cert_data,
             "maxsize": configuration.connection_pool_maxsize,
             # A real bound: a call that finds every connection busy waits for one (up to
-            # pool_timeout, see _BoundedPool) instead of opening another.
+            # Configuration.pool_timeout, passed with each request) instead of opening another.
             "block": True,
             "timeout": urllib3.Timeout(connect=configuration.connect_timeout, read=configuration.read_timeout),
         }
@@ -365,10 +365,7 @@ class RESTClientObject:
                 )
         else:
             self.pool_manager = urllib3.PoolManager(**pool_args)
-        self.pool_manager.pool_classes_by_scheme = {
-            scheme: _bounded_pool_class(base, configuration)
-            for scheme, base in self.pool_manager.pool_classes_by_scheme.items()
-        }
+        self._pool_size = configuration.connection_pool_maxsize  # fixed for this client's pools
         self._pid = os.getpid()
         _LIVE_CLIENTS.add(self)
 
@@ -434,8 +431,16 @@ class RESTClientObject:
             try:
                 resp = self.pool_manager.request(
                     method, url, body=payload, headers=headers, timeout=timeout, preload_content=False,
-                    redirect=False, retries=self.retries,
+                    redirect=False, retries=self.retries, pool_timeout=self.configuration.pool_timeout,
                 )
+            except EmptyPoolError as exc:
+                raise ApiTimeoutError(
+                    f"{method} {url}: no connection became free within "
+                    f"pool_timeout={self.configuration.pool_timeout:g} s "
+                    f"(all connection_pool_maxsize={self._pool_size} connections were busy); "
+                    "raise Configuration.pool_timeout or connection_pool_maxsize, or make fewer calls at once",
+                    host=host, url=url, method=method,
+                ) from exc
             except (MaxRetryError, HTTPError, OSError, ValueError) as exc:
                 # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
                 raise _translate(exc, method, url, host, timeout,
@@ -491,32 +496,6 @@ class RESTClientObject:
         raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
 
 
-class PoolWaitTimeout(EmptyPoolError):
-    """No pooled connection became free within ``Configuration.pool_timeout``."""
-
-
-class _BoundedPool(urllib3.HTTPConnectionPool):
-    """Mixed into urllib3's pool classes: waits ``pool_timeout`` for a free connection."""
-
-    _pieces_configuration: Configuration
-
-    def _get_conn(self, timeout: Optional[float] = None) -> Any:
-        config = self._pieces_configuration
-        wait = config.pool_timeout if timeout is None else timeout
-        try:
-            return super()._get_conn(timeout=wait)
-        except EmptyPoolError as exc:
-            raise PoolWaitTimeout(
-                self,
-                f"no connection became free within pool_timeout={wait:g} s "
-                f"(all connection_pool_maxsize={self.pool.maxsize if self.pool else '?'} connections were busy); "
-                "raise Configuration.pool_timeout or connection_pool_maxsize, or make fewer calls at once",
-            ) from exc
-
-
-def _bounded_pool_class(base: type, configuration: Configuration) -> type:
-    """``base`` (a urllib3 pool class) waiting for a free connection as ``configuration`` says."""
-    return type(f"Bounded{base.__name__}", (_BoundedPool, base), {"_pieces_configuration": configuration})
 #: every client of this process, so a forked child can give each one fresh pools
 _LIVE_CLIENTS: weakref.WeakSet[RESTClientObject] = weakref.WeakSet()
 
@@ -687,8 +666,6 @@ def _translate(
             f"Could not connect to Pieces OS at {host}: {_reason_text(reason)}. {advice}",
             host=host, url=url, method=method,
         )
-    if isinstance(reason, PoolWaitTimeout):
-        return ApiTimeoutError(f"{method} {url}: {_reason_text(reason)}", host=host, url=url, method=method)
     if isinstance(reason, ConnectTimeoutError):
         return ApiTimeoutError(
             f"Timed out connecting to Pieces OS at {host} (connect timeout {_seconds(timeout, 'connect')}). "
