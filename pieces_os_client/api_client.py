@@ -14,7 +14,7 @@ import enum
 import json
 import re
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import (
     TYPE_CHECKING,
     Any,
@@ -92,18 +92,6 @@ def _prefer_json(choices: Sequence[str]) -> Optional[str]:
     return choices[0] if choices else None
 
 
-#: (Accept, Content-Type) per (accept, content_types) of an operation, chosen once
-_NEGOTIATED: Dict[Tuple[Tuple[str, ...], Tuple[str, ...]], Tuple[Optional[str], Optional[str]]] = {}
-
-
-def _negotiated(op: Operation) -> Tuple[Optional[str], Optional[str]]:
-    key = (tuple(op.accept), tuple(op.content_types))
-    found = _NEGOTIATED.get(key)
-    if found is None:
-        found = _NEGOTIATED[key] = (_prefer_json(key[0]), _prefer_json(key[1]))
-    return found
-
-
 @dataclass(frozen=True)
 class Operation:
     """What the API document says about one HTTP operation."""
@@ -114,6 +102,13 @@ class Operation:
     accept: Sequence[str] = ("application/json", "text/plain")
     content_types: Sequence[str] = ()
     auth: Sequence[str] = ("application",)
+    #: the Accept and Content-Type sent unless a call says otherwise, chosen once (JSON preferred)
+    accept_header: Optional[str] = field(init=False, repr=False, compare=False)
+    content_type_header: Optional[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "accept_header", _prefer_json(self.accept))
+        object.__setattr__(self, "content_type_header", _prefer_json(self.content_types))
 
 
 class ApiClient:
@@ -213,11 +208,10 @@ class ApiClient:
         else:
             headers = None
         header_params: Dict[str, Any] = dict(headers) if headers else {}
-        accept, content_type = _negotiated(op)
-        if accept is not None:
-            header_params.setdefault("Accept", accept)
+        if op.accept_header is not None:
+            header_params.setdefault("Accept", op.accept_header)
         if op.content_types:
-            content_type = (options.get("_content_type") if options else None) or content_type
+            content_type = (options.get("_content_type") if options else None) or op.content_type_header
             if body is not None and content_type:
                 header_params.setdefault("Content-Type", content_type)
 
