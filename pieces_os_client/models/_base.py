@@ -32,7 +32,6 @@ from pydantic import (
     ConfigDict,
     GetCoreSchemaHandler,
     PydanticUndefinedAnnotation,
-    PydanticUserError,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
@@ -184,25 +183,18 @@ class PiecesModel(BaseModel):
                 if cls.__pydantic_complete__ and not force:
                     return None
                 try:
-                    if _lazy._pending_links:  # the cycles' modules, noted by link_models
+                    # the cycles' modules noted by link_models; on a retry, also wait for the
+                    # model imports other threads are still running
+                    if attempt or _lazy._pending_links:
                         _lazy.finish_links()
                     return super().model_rebuild(
                         force=force, raise_errors=True,
                         _parent_namespace_depth=depth, _types_namespace=_types_namespace,
                     )
-                except PydanticUndefinedAnnotation as exc:
+                except PydanticUndefinedAnnotation as exc:  # a name not linked yet: try again
                     failure = exc
-                    if attempt + 1 < _BUILD_ATTEMPTS:
-                        try:
-                            _lazy.finish_links()
-                        except Exception as link_failure:  # a model module that does not import
-                            failure = link_failure
-                            break
-                except PydanticUserError as exc:
+                except Exception as exc:  # PydanticUserError, or a model module that does not import
                     failure = exc
-                    break
-                except Exception as link_failure:  # a model module that does not import
-                    failure = link_failure
                     break
         if not raise_errors and not cls.__module__.startswith(_MODELS_PREFIX):
             return False
