@@ -23,6 +23,7 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from pieces_os_client import _lazy
+from pieces_os_client._core.urls import mask_userinfo
 from pieces_os_client.exceptions import ApiTypeError, ApiValueError, unknown_names_message
 
 __all__ = ["DEFAULT_HOST", "Configuration", "HostSetting"]
@@ -588,7 +589,7 @@ class Configuration:
 
     def __repr__(self) -> str:
         shown: Mapping[str, Any] = {
-            "host": self._host or "(discover)",
+            "host": mask_userinfo(self._host) if self._host else "(discover)",
             "timeout": self.timeout,
             "max_retries": self.max_retries,
             "verify_ssl": self.verify_ssl,

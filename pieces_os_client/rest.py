@@ -20,7 +20,7 @@ import time
 import weakref
 import zlib
 from http.client import HTTPException
-from typing import Any, Callable, Dict, FrozenSet, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
 
 import urllib3
 from urllib3.exceptions import (
@@ -28,7 +28,6 @@ from urllib3.exceptions import (
     DecodeError,
     EmptyPoolError,
     HTTPError,
-    LocationValueError,
     MaxRetryError,
     NewConnectionError,
     ProtocolError,
@@ -38,6 +37,8 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from pieces_os_client._core.headers import accepted_codings, check_headers, header_value, redact_headers
+from pieces_os_client._core.urls import origin_of
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import (
     ApiConnectionError,
@@ -57,10 +58,6 @@ RESTResponseType = urllib3.HTTPResponse
 RequestTimeout = Union[None, float, int, Tuple[float, float], urllib3.Timeout]
 
 SUPPORTED_SOCKS_PROXIES = frozenset({"socks5", "socks5h", "socks4", "socks4a"})
-_REDACTED_HEADERS = frozenset({"x-application-id", "authorization", "cookie", "proxy-authorization", "x-api-key"})
-# RFC 9110 token characters for header names; values may not hold CR, LF or NUL.
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
-_HEADER_VALUE_FORBIDDEN = re.compile(r"[\r\n\x00]")
 # "HTTPConnection(host='127.0.0.1', port=39300): " at the start of urllib3 2 messages
 _CONNECTION_PREFIX = re.compile(r"^\w+\(host=[^)]*\): ")
 #: read size while a body is counted against a limit or a deadline
@@ -69,7 +66,6 @@ _CHUNK = 1024 * 1024
 _ENCODED_CHUNK = 64 * 1024
 #: zlib window settings per content coding (47: a gzip header, detected automatically)
 _INFLATE_WBITS = {"gzip": 47, "x-gzip": 47, "deflate": zlib.MAX_WBITS}
-_Q_ZERO = re.compile(r";\s*q\s*=\s*0(?:\.0*)?\s*$")
 
 
 def is_socks_proxy_url(url: Optional[str]) -> bool:
@@ -77,11 +73,6 @@ def is_socks_proxy_url(url: Optional[str]) -> bool:
         return False
     scheme = url.split("://", 1)[0].lower() if "://" in url else ""
     return scheme in SUPPORTED_SOCKS_PROXIES
-
-
-def redact_headers(headers: Mapping[str, Any]) -> Dict[str, Any]:
-    """A copy of ``headers`` with credentials masked, safe to log."""
-    return {k: ("***" if k.lower() in _REDACTED_HEADERS else v) for k, v in headers.items()}
 
 
 class RESTResponse:
@@ -228,7 +219,7 @@ class RESTResponse:
         codings = [c.strip().lower() for c in header.split(",") if c.strip().lower() not in ("", "identity")]
         if not codings:
             return None
-        accepted = _accepted_codings(self._accept_encoding)
+        accepted = accepted_codings(self._accept_encoding)
         sent = self._accept_encoding or "identity"
         if any(c not in accepted and "*" not in accepted for c in codings):
             problem = (
@@ -417,11 +408,11 @@ class RESTClientObject:
         else:
             payload = json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
-        host = _origin(url)
-        _check_headers(headers)
+        host = origin_of(url)
+        check_headers(headers)
         timeout = self._timeout(_request_timeout)
         max_size = self.configuration.max_response_size
-        accept_encoding = _header(headers, "accept-encoding")
+        accept_encoding = header_value(headers, "accept-encoding")
         started = time.monotonic()
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
@@ -509,27 +500,6 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _header(headers: Mapping[str, Any], name: str) -> Optional[str]:
-    for key, value in headers.items():
-        if key.lower() == name:
-            return str(value)
-    return None
-
-
-def _accepted_codings(accept_encoding: Optional[str]) -> FrozenSet[str]:
-    """The content codings an ``Accept-Encoding`` value allows (identity unless refused)."""
-    accepted = {"identity"}
-    for item in (accept_encoding or "").split(","):
-        name = item.split(";", 1)[0].strip().lower()
-        if not name:
-            continue
-        if _Q_ZERO.search(item):
-            accepted.discard(name)
-        else:
-            accepted.add(name)
-    return frozenset(accepted)
-
-
 def _has_zlib_header(data: bytes) -> bool:
     return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
 
@@ -559,61 +529,6 @@ def _backoff(retries: Retry, attempt: int) -> float:
     delay = min(float(retries.backoff_max), float(retries.backoff_factor) * (2.0**attempt))
     jitter = float(getattr(retries, "backoff_jitter", 0.0))
     return delay + (random.uniform(0, jitter) if jitter else 0.0)
-
-
-def _origin(url: str) -> str:
-    """The scheme://host:port part of ``url``; ApiValueError for a URL no request can go to."""
-    # Requests of one client share a handful of origins: parse and check each only once.
-    return _checked_origin("/".join(url.split("/", 3)[:3]))
-
-
-@functools.lru_cache(maxsize=64)
-def _checked_origin(url: str) -> str:
-    try:
-        parsed = urllib3.util.parse_url(url)
-    except LocationValueError as exc:
-        raise ApiValueError(f"{url!r} is not a valid URL: {_reason_text(exc)}. Check Configuration.host.") from exc
-    if parsed.scheme not in ("http", "https") or not parsed.host:
-        raise ApiValueError(
-            f"{url!r} is not an http:// or https:// URL with a host. "
-            "Check Configuration.host (for example http://localhost:39300)."
-        )
-    return f"{parsed.scheme}://{parsed.netloc}"
-
-
-#: header sets (all values text) already found valid: a client sends the same few again and again
-_VALID_HEADER_SETS: Dict[Tuple[Tuple[Any, Any], ...], None] = {}
-_VALID_HEADER_SETS_MAX = 256
-
-
-def _check_headers(headers: Mapping[str, Any]) -> None:
-    """Refuse headers http.client would reject mid-request, or that could smuggle extra headers."""
-    key = tuple(headers.items())
-    try:
-        if key in _VALID_HEADER_SETS:
-            return
-    except TypeError:  # an unhashable value: check it, never remember it
-        key = ()
-    _check_header_items(headers)
-    if key and all(type(value) is str for _, value in key):
-        if len(_VALID_HEADER_SETS) >= _VALID_HEADER_SETS_MAX:
-            _VALID_HEADER_SETS.clear()
-        _VALID_HEADER_SETS[key] = None
-
-
-def _check_header_items(headers: Mapping[str, Any]) -> None:
-    for name, value in headers.items():
-        if not isinstance(name, str) or not _HEADER_NAME.match(name):
-            raise ApiValueError(f"{name!r} is not a valid HTTP header name")
-        text = value if isinstance(value, str) else str(value)
-        if _HEADER_VALUE_FORBIDDEN.search(text):
-            raise ApiValueError(f"the value of header {name!r} contains a line break or NUL, which HTTP forbids")
-        try:
-            text.encode("latin-1")
-        except UnicodeEncodeError as exc:
-            raise ApiValueError(
-                f"the value of header {name!r} has characters HTTP headers cannot carry (Latin-1 only)"
-            ) from exc
 
 
 def _reason_text(exc: BaseException) -> str:
