@@ -20,7 +20,7 @@ import time
 import weakref
 import zlib
 from http.client import HTTPException
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
 
 import urllib3
 from urllib3.exceptions import (
@@ -37,8 +37,10 @@ from urllib3.exceptions import (
 )
 from urllib3.util.retry import Retry
 
+from pieces_os_client._core.exchange import may_resend_stale
 from pieces_os_client._core.headers import accepted_codings, check_headers, header_value, redact_headers
 from pieces_os_client._core.urls import origin_of
+from pieces_os_client._wire import HeadTimeout, StaleConnection, close_when_collected, pool_classes, watch_of
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import (
     ApiConnectionError,
@@ -55,6 +57,7 @@ __all__ = ["ApiException", "RESTClientObject", "RESTResponse", "RESTResponseType
 logger = logging.getLogger("pieces_os_client")
 
 RESTResponseType = urllib3.HTTPResponse
+_E = TypeVar("_E", bound=BaseException)
 RequestTimeout = Union[None, float, int, Tuple[float, float], urllib3.Timeout]
 
 SUPPORTED_SOCKS_PROXIES = frozenset({"socks5", "socks5h", "socks4", "socks4a"})
@@ -177,7 +180,10 @@ class RESTResponse:
             size = max(length, 1)  # the common case: the whole body in one read
         else:
             size = _CHUNK
-        sock = _socket_of(resp) if deadline is not None else None
+        watch = watch_of(resp) if deadline is not None else None
+        if watch is not None:
+            watch.deadline = deadline  # the reader stops at it, however the server paces its bytes
+        sock = _socket_of(resp) if deadline is not None and watch is None else None
         saved_timeout = sock.gettimeout() if sock is not None else None
         parts: List[bytes] = []
         held = received = 0
@@ -356,6 +362,10 @@ class RESTClientObject:
                 )
         else:
             self.pool_manager = urllib3.PoolManager(**pool_args)
+        if not is_socks_proxy_url(configuration.proxy):
+            # connections that skip interim answers, bound the response head and know when they
+            # are reused; pools that never pool a part-read connection (see _core.exchange)
+            self.pool_manager.pool_classes_by_scheme = pool_classes()
         self._pool_size = configuration.connection_pool_maxsize  # fixed for this client's pools
         self._pid = os.getpid()
         _LIVE_CLIENTS.add(self)
@@ -418,7 +428,9 @@ class RESTClientObject:
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
                          len(payload or b""))
         body_retries = _body_retries(self.retries, method) if preload_content else 0
-        for attempt in range(body_retries + 1):
+        resends = 0
+        attempt = 0
+        while True:
             try:
                 resp = self.pool_manager.request(
                     method, url, body=payload, headers=headers, timeout=timeout, preload_content=False,
@@ -434,6 +446,12 @@ class RESTClientObject:
                 ) from exc
             except (MaxRetryError, HTTPError, OSError, ValueError) as exc:
                 # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
+                if may_resend_stale(reused=_is_stale(exc), response_bytes=0, resends=resends,
+                                    pool_size=self._pool_size):
+                    resends += 1
+                    logger.debug("%s %s: the server had closed the reused connection; sending again on "
+                                 "another (%d)", method, url, resends)
+                    continue
                 raise _translate(exc, method, url, host, timeout,
                                  searched=not self.configuration.host_was_given) from exc
             clock = timeout if isinstance(timeout, _AttemptClock) else None
@@ -442,6 +460,7 @@ class RESTClientObject:
                 deadline=clock.deadline() if clock else None, request_timeout=clock.seconds if clock else None,
             )
             if not preload_content:
+                close_when_collected(resp)
                 break
             try:
                 result.read()
@@ -450,11 +469,12 @@ class RESTClientObject:
                 # The body broke off after the headers (server restarting, connection reset).
                 # urllib3 has already handed the response over, so an idempotent request is
                 # retried here, with the same budget and backoff as urllib3's own retries.
-                if attempt == body_retries:
+                if attempt >= body_retries:
                     raise
                 logger.info("%s %s: response body cut short; retrying (%d of %d)", method, url,
                             attempt + 1, body_retries)
                 time.sleep(_backoff(self.retries, attempt))
+                attempt += 1
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("response %s %s -> %s in %.1f ms", method, url, resp.status,
                          (time.monotonic() - started) * 1000)
@@ -502,6 +522,23 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
 
 def _has_zlib_header(data: bytes) -> bool:
     return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
+
+
+def _cause_of_type(exc: Optional[BaseException], kind: type[_E]) -> Optional[_E]:
+    """``exc`` or the first exception of type ``kind`` in its chain of causes."""
+    seen = 0
+    while exc is not None and seen < 8:
+        if isinstance(exc, kind):
+            return exc
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return None
+
+
+def _is_stale(exc: BaseException) -> bool:
+    """True when urllib3 gave up on a request because its reused connection had gone stale."""
+    reason = exc.reason if isinstance(exc, MaxRetryError) else exc
+    inner = reason.args[1] if isinstance(reason, ProtocolError) and len(reason.args) == 2 else reason
+    return isinstance(inner, StaleConnection)
 
 
 def _socket_of(resp: urllib3.BaseHTTPResponse) -> Any:
@@ -585,6 +622,15 @@ def _translate(
         return ApiTimeoutError(
             f"Timed out connecting to Pieces OS at {host} (connect timeout {_seconds(timeout, 'connect')}). "
             "Is Pieces OS running and is this the right host?",
+            host=host, url=url, method=method,
+        )
+    head = _cause_of_type(reason, HeadTimeout)
+    if head is not None and head.received:
+        limit = (f"_request_timeout={timeout.total:g} s, which bounds the whole attempt" if timeout.total is not None
+                 else f"the read timeout ({_seconds(timeout, 'read')}; it bounds the whole response head)")
+        return ApiTimeoutError(
+            f"Pieces OS at {host} began answering {method} {url} but did not finish the status line and "
+            f"headers within {limit} ({head.received} bytes arrived)",
             host=host, url=url, method=method,
         )
     if isinstance(reason, ReadTimeoutError):

@@ -1,0 +1,353 @@
+"""urllib3's connections and pools, held to the exchange rules of :mod:`pieces_os_client._core.exchange`.
+
+The sync transport (:mod:`pieces_os_client.rest`) builds its pool managers with these classes:
+
+* :class:`_Connection` (and its TLS twin) knows whether it is carrying its first exchange or a
+  reused one, reads the response head under a deadline through :class:`_HeadReader`, skips
+  interim ``1xx`` answers, and turns the failure of a reused connection before any byte of an
+  answer into :class:`StaleConnection`, which the transport may resend.
+* :class:`_Pool` (and its TLS twin) closes a connection whose response was not read to the end
+  instead of pooling it, recovers the slot of a connection that was lost (dropped by an
+  interrupt, or collected with an unread response), and frees the slot queue's lock when an
+  interrupt left it held (nobody holds it for more than microseconds otherwise), so that no
+  call waits past ``pool_timeout``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import http.client
+import io
+import logging
+import queue
+import socket
+import time
+import weakref
+from typing import Any, Callable, Dict, Optional, cast
+
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ClosedPoolError, EmptyPoolError
+from urllib3.util.connection import is_connection_dropped
+
+from pieces_os_client._core.exchange import MAX_INTERIM_HEADER_LINES, MAX_LINE, head_deadline, is_interim
+
+__all__ = ["HeadTimeout", "StaleConnection", "close_when_collected", "pool_classes", "watch_of"]
+
+logger = logging.getLogger("pieces_os_client")
+
+#: how long a waiting caller sleeps between looks for a lost slot
+_SLICE = 0.25
+#: a slot queue whose lock nobody could take for this long was left locked by an interrupt
+_WEDGED_AFTER = 2.0
+
+
+class StaleConnection(ConnectionResetError):
+    """A reused keep-alive connection failed before any byte of an answer: the server had closed it."""
+
+
+class HeadTimeout(TimeoutError):
+    """The response head (or the body, under an attempt deadline) did not arrive in time."""
+
+    def __init__(self, phase: str, received: int) -> None:
+        super().__init__(f"timed out reading the response {phase}")
+        self.phase = phase
+        self.received = received
+
+
+class _Watch:
+    """What one exchange's reader is held to, and what it has seen."""
+
+    __slots__ = ("deadline", "phase", "received", "timeout")
+
+    def __init__(self, deadline: Optional[float], timeout: Optional[float]) -> None:
+        self.deadline = deadline  # a time.monotonic() value, or None
+        self.timeout = timeout  # the socket's own per-read timeout
+        self.phase = "head"
+        self.received = 0
+
+
+class _HeadReader(io.RawIOBase):
+    """Socket reads that count the bytes of the answer and stop at the watch's deadline."""
+
+    def __init__(self, sock: socket.socket, watch: _Watch) -> None:
+        super().__init__()
+        self._sock = sock
+        self._io = sock.makefile("rb", buffering=0)  # holds a reference on the socket, as http.client's
+        self._watch = watch
+        self._shortened = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> Optional[int]:
+        watch = self._watch
+        if watch.deadline is not None:
+            left = watch.deadline - time.monotonic()
+            if left <= 0:
+                raise HeadTimeout(watch.phase, watch.received)
+            self._sock.settimeout(left if watch.timeout is None else min(left, watch.timeout))
+            self._shortened = True
+        elif self._shortened:
+            self._sock.settimeout(watch.timeout)
+            self._shortened = False
+        try:
+            count = self._io.readinto(buffer)
+        except TimeoutError as exc:
+            if watch.deadline is not None and time.monotonic() >= watch.deadline:
+                raise HeadTimeout(watch.phase, watch.received) from exc
+            raise
+        if count:
+            watch.received += count
+        return count
+
+    def close(self) -> None:
+        if not self.closed:
+            self._io.close()
+        super().close()
+
+
+class _SocketFiles:
+    """Stands in for the socket when http.client asks it for a file to read the answer from."""
+
+    def __init__(self, sock: socket.socket, watch: _Watch) -> None:
+        self._sock = sock
+        self._watch = watch
+
+    def makefile(self, mode: str = "rb", *args: Any, **kwargs: Any) -> io.BufferedReader:
+        return io.BufferedReader(_HeadReader(self._sock, self._watch))
+
+
+class _WireResponse(http.client.HTTPResponse):
+    """http.client's response, reading through a :class:`_HeadReader` and skipping interim answers."""
+
+    def __init__(self, watch: _Watch, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
+        self.watch = watch
+        super().__init__(_SocketFiles(sock, watch), *args, **kwargs)  # type: ignore[arg-type]
+
+    def _read_status(self) -> Any:
+        while True:
+            version, status, reason = super()._read_status()  # type: ignore[misc]
+            if not is_interim(status):
+                if status == 101:
+                    raise http.client.HTTPException(
+                        "the server switched protocols (101) on a request that asked for no switch"
+                    )
+                return version, status, reason
+            self._skip_interim_headers()
+
+    def _skip_interim_headers(self) -> None:
+        assert self.fp is not None
+        for _ in range(MAX_INTERIM_HEADER_LINES + 1):
+            line = self.fp.readline(MAX_LINE + 1)
+            if len(line) > MAX_LINE:
+                raise http.client.LineTooLong("header line")
+            if line in (b"\r\n", b"\n", b""):
+                return
+        raise http.client.HTTPException(f"an interim answer had more than {MAX_INTERIM_HEADER_LINES} header lines")
+
+
+def watch_of(response: Any) -> Optional[_Watch]:
+    """The watch of a urllib3 response made by these connections (None for any other)."""
+    return getattr(getattr(response, "_original_response", None), "watch", None)
+
+
+class _ExchangeCounting:
+    """Mixed into urllib3's connection classes: see the module docstring."""
+
+    sock: Optional[socket.socket]
+    timeout: Any
+    _exchanges_on_socket = 0
+    _reused = False
+    _current: Optional[http.client.HTTPResponse] = None
+
+    def connect(self) -> None:
+        super().connect()  # type: ignore[misc]
+        self._exchanges_on_socket = 0
+
+    def close(self) -> None:
+        super().close()  # type: ignore[misc]
+        self._exchanges_on_socket = 0
+        self._current = None
+
+    def request(self, *args: Any, **kwargs: Any) -> None:
+        self._reused = self.sock is not None and self._exchanges_on_socket > 0
+        try:
+            super().request(*args, **kwargs)  # type: ignore[misc]
+        finally:
+            self._exchanges_on_socket += 1
+
+    def getresponse(self) -> Any:
+        timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
+        watch = _Watch(head_deadline(time.monotonic(), timeout), timeout)
+        setattr(self, "response_class", functools.partial(_WireResponse, watch))  # noqa: B010 - http.client's hook
+        try:
+            response = super().getresponse()  # type: ignore[misc]
+        except (ConnectionError, http.client.BadStatusLine) as exc:
+            if self._reused and watch.received == 0:
+                raise StaleConnection(f"the reused connection was closed by the server: {exc!r}") from exc
+            raise
+        watch.deadline = None
+        watch.phase = "body"
+        self._current = response._original_response
+        return response
+
+    def exchange_open(self) -> bool:
+        """True while the latest response on this connection has not been read to its end."""
+        current = self._current
+        return current is not None and not current.isclosed()
+
+
+class _Connection(_ExchangeCounting, HTTPConnection):
+    pass
+
+
+class _TLSConnection(_ExchangeCounting, HTTPSConnection):
+    pass
+
+
+class _SlotQueue(queue.LifoQueue):  # type: ignore[type-arg]
+    """urllib3's slot queue, counting the items being handed out (under its own lock)."""
+
+    def _init(self, maxsize: int) -> None:
+        super()._init(maxsize)
+        self.taking = 0
+
+    def _get(self) -> Any:
+        item = super()._get()
+        self.taking += 1
+        return item
+
+
+class _SlotKeeping:
+    """Mixed into urllib3's pool classes: see the module docstring."""
+
+    QueueCls = _SlotQueue
+    block: bool
+    host: str
+    _new_conn: Callable[[], Any]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._out: weakref.WeakSet[Any] = weakref.WeakSet()
+        q = self._queue()
+        self._slots: int = q.maxsize if q is not None else 0
+        self._stuck_since: Optional[float] = None
+
+    def _queue(self) -> Optional[_SlotQueue]:
+        return cast(Optional[_SlotQueue], self.__dict__.get("pool"))
+
+    def _get_conn(self, timeout: Optional[float] = None) -> Any:
+        q = self._queue()
+        if q is None:
+            raise ClosedPoolError(self, "Pool is closed.")  # type: ignore[arg-type]
+        if not self.block:
+            return super()._get_conn(timeout)  # type: ignore[misc]
+        end = None if timeout is None else time.monotonic() + timeout
+        q = self._unwedged(q, end)
+        while True:
+            wait = _SLICE if end is None else max(0.0, min(_SLICE, end - time.monotonic()))
+            try:
+                conn = q.get(block=True, timeout=wait)
+                break
+            except queue.Empty:
+                if end is not None and time.monotonic() >= end:
+                    raise EmptyPoolError(
+                        self,  # type: ignore[arg-type]
+                        "Pool is empty and a new connection can't be opened due to blocking mode.",
+                    ) from None
+                self._recover_lost_slots(q)
+        try:
+            if conn and is_connection_dropped(conn):
+                conn.close()
+            conn = conn or self._new_conn()
+            self._out.add(conn)
+        finally:
+            if _acquire(q.mutex, _WEDGED_AFTER):
+                try:
+                    q.taking -= 1
+                finally:
+                    q.mutex.release()
+        return conn
+
+    def _put_conn(self, conn: Any) -> None:
+        if conn is not None:
+            finalizer = conn.__dict__.pop("_on_collect", None)
+            if finalizer is not None:
+                finalizer.detach()
+            if conn.exchange_open():
+                conn.close()  # part of a response is unread: the connection cannot carry another exchange
+        q = self._queue()
+        kept = False
+        if q is not None and _acquire(q.mutex, _WEDGED_AFTER):
+            try:
+                if len(q.queue) < q.maxsize:
+                    q.queue.append(conn)
+                    q.not_empty.notify()
+                    kept = True
+            finally:
+                q.mutex.release()
+        if conn is not None:
+            self._out.discard(conn)
+            if not kept:
+                conn.close()
+
+    def _unwedged(self, q: _SlotQueue, end: Optional[float]) -> _SlotQueue:
+        """``q``, with its lock freed if an interrupt left it held (nobody holds it for seconds)."""
+        patience = _WEDGED_AFTER if end is None else max(0.0, min(_WEDGED_AFTER, end - time.monotonic()))
+        if _acquire(q.mutex, patience):
+            q.mutex.release()
+            self._stuck_since = None
+            return q
+        now = time.monotonic()
+        if self._stuck_since is None:
+            self._stuck_since = now - patience
+        if now - self._stuck_since < _WEDGED_AFTER:
+            raise EmptyPoolError(self, "The pool's lock is held.")  # type: ignore[arg-type]
+        logger.warning("the connection pool for %s was left locked (an interrupt mid-call?); unlocking it", self.host)
+        with contextlib.suppress(RuntimeError):  # released meanwhile after all
+            q.mutex.release()
+        self._stuck_since = None
+        self._recover_lost_slots(q)
+        return q
+
+    def _recover_lost_slots(self, q: _SlotQueue) -> None:
+        """Give back the slots of connections that are gone (dropped by an interrupt, or collected)."""
+        if not _acquire(q.mutex, _WEDGED_AFTER):
+            return
+        try:
+            missing = self._slots - len(q.queue) - q.taking - len(self._out)
+            if missing > 0:
+                q.queue.extend([None] * missing)
+                q.not_empty.notify(missing)
+        finally:
+            q.mutex.release()
+
+
+def _acquire(lock: Any, timeout: float) -> bool:
+    return bool(lock.acquire(timeout=timeout) if timeout > 0 else lock.acquire(blocking=False))
+
+
+class _Pool(_SlotKeeping, HTTPConnectionPool):
+    ConnectionCls = _Connection
+
+
+class _TLSPool(_SlotKeeping, HTTPSConnectionPool):
+    ConnectionCls = _TLSConnection
+
+
+def pool_classes() -> Dict[str, type]:
+    """The pool class for each scheme, for a urllib3 PoolManager's ``pool_classes_by_scheme``."""
+    return {"http": _Pool, "https": _TLSPool}
+
+
+def close_when_collected(response: Any) -> None:
+    """Close the connection of a response handed to the caller unread, if the caller drops it unreleased.
+
+    The pool then gets the connection's slot back (see ``_recover_lost_slots``).
+    """
+    conn = getattr(response, "_connection", None)
+    if conn is not None:
+        conn.__dict__["_on_collect"] = weakref.finalize(response, conn.close)
+
