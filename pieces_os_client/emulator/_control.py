@@ -53,7 +53,8 @@ class Control:
     async def handle(self, request: web.BaseRequest, method: str, name: str) -> web.StreamResponse:
         try:
             endpoint = name.rstrip("/")
-            handler = self._routes.get((method, endpoint))
+            # HEAD is answered as GET is, and aiohttp sends no body with it.
+            handler = self._routes.get(("GET" if method == "HEAD" else method, endpoint))
             if handler is None:
                 return web.json_response({"error": f"unknown control endpoint {method} {short_repr(name)}"}, status=404)
             payload: Dict[str, Any] = {}

@@ -35,6 +35,10 @@ _HTML = (
     b"<!DOCTYPE html>\n<html><head><title>Pieces OS</title></head>"
     b"<body><h1>Welcome</h1><p>This is not the JSON you asked for.</p></body></html>\n"
 )
+# A route that answers GET answers HEAD alike (same status and headers, no body), as HTTP
+# asks: the official SDK looks for Pieces OS with HEAD /.well-known/health.
+_READ = ("GET", "HEAD")
+_READ_ALLOW = "GET, HEAD"
 # Create bodies larger than this are checked and stored on a worker thread, off the loop.
 _INLINE_BODY = 64 * 1024
 
@@ -152,12 +156,12 @@ class Api:
     async def _route(self, request: web.BaseRequest, method: str, raw_path: str, query: str) -> web.StreamResponse:
         store = self.store
         if raw_path == "/conversations":
-            if method != "GET":
-                return not_allowed("GET")
+            if method not in _READ:
+                return not_allowed(_READ_ALLOW)
             return json_body(store.snapshot_body(_parse_bool(query, "transferables")))
         if raw_path == "/conversations/identifiers":
-            if method != "GET":
-                return not_allowed("GET")
+            if method not in _READ:
+                return not_allowed(_READ_ALLOW)
             return json_body(store.identifiers_body())
         if raw_path == "/conversations/create":
             if method != "POST":
@@ -172,9 +176,9 @@ class Api:
                 self.sockets.broadcast(streamed_identifiers([conversation_id]))
                 return json_body(body)
         if raw_path == "/conversations/stream/identifiers":
-            if method != "GET":
-                return not_allowed("GET")
-            if is_websocket(request):
+            if method not in _READ:
+                return not_allowed(_READ_ALLOW)
+            if method == "GET" and is_websocket(request):
                 return await self.sockets.identifiers(request, store.conversation_ids)
             return text_response(
                 200,
@@ -190,15 +194,15 @@ class Api:
                 self.sockets.broadcast(streamed_identifiers([conversation_id], deleted=True))
                 return web.Response(status=204)
         if raw_path == "/.well-known/health":
-            return text_response(200, "ok") if method == "GET" else not_allowed("GET")
+            return text_response(200, "ok") if method in _READ else not_allowed(_READ_ALLOW)
         if raw_path == "/.well-known/version":
-            if method != "GET":
-                return not_allowed("GET")
+            if method not in _READ:
+                return not_allowed(_READ_ALLOW)
             return web.Response(body=self.version, headers={"Content-Type": TEXT})
         if raw_path == "/.well-known/stream/health":
-            if method != "GET":
-                return not_allowed("GET")
-            if is_websocket(request):
+            if method not in _READ:
+                return not_allowed(_READ_ALLOW)
+            if method == "GET" and is_websocket(request):
                 return await self.sockets.health(request)
             return text_response(200, "ok")
         return text_response(404, f"no such endpoint: {method} {raw_path}")
