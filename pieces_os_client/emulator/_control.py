@@ -22,6 +22,7 @@ _CONTROL_SETTINGS: Dict[str, Tuple[str, ...]] = {
     "faults/fail": ("status", "count", "body", "retry_after", "method", "path"),
     "faults/delay": ("seconds", "count", "method", "path"),
     "faults/break": ("mode", "count", "method", "path"),
+    "faults/stall-body": ("seconds", "after_bytes", "count", "method", "path"),
 }
 _FREE_FORM_CONTROL = ("assets",)
 
@@ -110,6 +111,17 @@ class Control:
                 raise ValueError(f"'mode' is required: one of {', '.join(BREAK_MODES)}")
             emulator.break_next(mode, count_of(payload), method=payload.get("method"), path=payload.get("path"))
 
+        async def stall_body(payload: Dict[str, Any]) -> None:
+            if "seconds" not in payload:
+                raise ValueError("'seconds' is required: how long to stall each matching response's body")
+            emulator.stall_body_next(
+                payload["seconds"],
+                count_of(payload),
+                after_bytes=payload.get("after_bytes", 0),
+                method=payload.get("method"),
+                path=payload.get("path"),
+            )
+
         async def clear_faults(payload: Dict[str, Any]) -> None:
             emulator.clear_faults()
 
@@ -144,6 +156,7 @@ class Control:
             ("POST", "faults/fail"): fail,
             ("POST", "faults/delay"): delay,
             ("POST", "faults/break"): break_,
+            ("POST", "faults/stall-body"): stall_body,
             ("POST", "faults/clear"): clear_faults,
             ("DELETE", "faults"): clear_faults,
             ("GET", "faults"): faults,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import threading
 from collections import deque
 from concurrent.futures import Executor
@@ -14,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 from aiohttp import web
 
 from ._bodies import load_json
-from ._faults import Break, Fail, FaultBook
+from ._faults import Break, Fail, FaultBook, Stall
 from ._http import (
     TEXT,
     abort_with_reset,
@@ -139,19 +140,25 @@ class Api:
 
     async def handle(self, request: web.BaseRequest, method: str, raw_path: str, query: str) -> web.StreamResponse:
         self.log.add(RecordedRequest(method, raw_path, query))
+        stall: Optional[Stall] = None
         if self.faults:
-            delay, response = self.faults.take(method, raw_path)
+            delay, rule = self.faults.take(method, raw_path)
             if delay is not None:
                 # Take the whole request in first, as a server that is slow to answer (not slow
                 # to read) would: the work still happens if the client gives up meanwhile.
                 await read_body(request, self.max_request_size)
                 await asyncio.sleep(delay.seconds)
-            if response is not None:
-                return await self._fault_response(request, response)
+            if isinstance(rule, Stall):
+                stall = rule
+            elif rule is not None:
+                return await self._fault_response(request, rule)
         try:
-            return await self._route(request, method, raw_path, query)
+            response = await self._route(request, method, raw_path, query)
         except StoreError as exc:
-            return failure(str(exc))
+            response = failure(str(exc))
+        if stall is not None:
+            return await self._stalled(request, response, stall)
+        return response
 
     async def _route(self, request: web.BaseRequest, method: str, raw_path: str, query: str) -> web.StreamResponse:
         store = self.store
@@ -272,12 +279,55 @@ class Api:
             )
             transport.close()
         elif mode == "hang":
-            stopping = self.stopping
-            while stopping is not None and not stopping.is_set():
-                if transport is None or transport.is_closing():
-                    break
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(stopping.wait(), 0.1)
+            await self._hold(transport, math.inf)
             return text_response(503, "emulator stopped while holding this request")
         # The connection is gone; aiohttp notices when it tries to write this and drops it quietly.
         return web.Response(status=500)
+
+    async def _hold(self, transport: Optional[asyncio.Transport], seconds: float) -> bool:
+        """Wait ``seconds``, or less if the emulator stops or the client goes; True if cut short."""
+        stopping = self.stopping
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while stopping is not None and not stopping.is_set():
+            if transport is None or transport.is_closing():
+                return True
+            left = deadline - loop.time()
+            if left <= 0:
+                return False
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stopping.wait(), min(left, 0.1))
+        return True
+
+    async def _stalled(self, request: web.BaseRequest, response: web.StreamResponse, rule: Stall) -> web.StreamResponse:
+        """Send ``response``'s status, headers and first ``rule.after_bytes`` body bytes, stall, then the rest.
+
+        At least the last byte is held back, so the body is incomplete while stalled. A response
+        with no body (HEAD, 204, ...) is held whole. If the emulator stops, or the client goes,
+        during the stall, the connection is closed with the body unfinished. A WebSocket
+        session (already over when this runs) is left alone.
+        """
+        body = response.body if isinstance(response, web.Response) and not response.prepared else None
+        if not isinstance(body, bytes):
+            return response
+        transport = request.transport
+        if not body or request.method == "HEAD":
+            if await self._hold(transport, rule.seconds) and transport is not None:
+                transport.abort()
+            return response
+        stream = web.StreamResponse(status=response.status, reason=response.reason, headers=response.headers)
+        stream.content_length = len(body)
+        sent = min(rule.after_bytes, len(body) - 1)
+        try:
+            await stream.prepare(request)  # aiohttp sends the status line and headers at once
+            if sent:
+                await stream.write(body[:sent])
+            if await self._hold(transport, rule.seconds):
+                if transport is not None:
+                    transport.abort()
+                return stream
+            await stream.write(body[sent:])
+            await stream.write_eof()
+        except ConnectionError:  # the client went away while the body was on its way
+            pass
+        return stream

@@ -506,6 +506,28 @@ class Emulator:
         """
         self._faults.add_break(mode, count, method, path)
 
+    def stall_body_next(
+        self,
+        seconds: float,
+        count: Optional[int] = 1,
+        *,
+        after_bytes: int = 0,
+        method: Optional[str] = None,
+        path: Optional[str] = None,
+    ) -> None:
+        """Send the next ``count`` matching responses part way, then stall for ``seconds``.
+
+        The status line, the headers (with the full Content-Length) and the first
+        ``after_bytes`` bytes of the body go out at once (at most all but the last byte, so
+        the body is unfinished); after ``seconds`` the rest follows and the response completes.
+        If the emulator stops or the client hangs up during the stall, the connection is closed
+        with the body unfinished. A response with no body (an answer to HEAD, a 204) is held
+        whole instead. Use it to test read timeouts, deadlines and cancellation in the middle
+        of a body. ``seconds`` must be from 0 to 3600 and ``after_bytes`` a whole number from 0;
+        a bad setting raises ``ValueError`` or ``TypeError`` naming it.
+        """
+        self._faults.add_stall(seconds, after_bytes, count, method, path)
+
     def clear_faults(self) -> None:
         """Forget every pending fault."""
         self._faults.clear()
