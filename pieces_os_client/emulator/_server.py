@@ -149,8 +149,10 @@ class Emulator:
             self.store, self._websockets, self._faults, self._log, version.encode("utf-8"), max_request_size
         )
         self._control = Control(self, max_request_size)
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
-        self._thread: Optional[threading.Thread] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None  # the loop serving, while it does
+        self._loop_thread: Optional[int] = None  # the ident of the thread running that loop
+        self._thread: Optional[threading.Thread] = None  # the thread start() made, if it made one
+        self._previous_handler: Optional[Callable[[asyncio.AbstractEventLoop, Dict[str, Any]], object]] = None
         self._workers: Optional[ThreadPoolExecutor] = None
         self._runner: Optional[web.ServerRunner] = None
         self._stopping: Optional[asyncio.Event] = None
@@ -181,15 +183,27 @@ class Emulator:
 
     @property
     def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        """True while the emulator serves (on its own thread, or on the loop :meth:`astart` ran on)."""
+        loop, thread = self._loop, self._thread
+        if thread is not None:
+            return thread.is_alive()
+        return loop is not None and not loop.is_closed()
 
-    def start(self) -> Emulator:
-        """Start serving in a background daemon thread; returns once the port is listening."""
-        if self._thread is not None:
-            return self
+    def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.create_server((self.host, self._requested_port), family=family, backlog=512)
         self._port = sock.getsockname()[1]
+        return sock
+
+    def start(self) -> Emulator:
+        """Start serving in a background daemon thread; returns once the port is listening.
+
+        The thread runs its own event loop, and on it the same coroutine :meth:`astart` runs
+        on the caller's loop. Returns at once if the emulator is already running.
+        """
+        if self._thread is not None or self._loop is not None:
+            return self
+        sock = self._bind()
         loop = asyncio.new_event_loop()
         ready = threading.Event()
         failure: List[BaseException] = []
@@ -197,7 +211,7 @@ class Emulator:
         def run() -> None:
             asyncio.set_event_loop(loop)
             try:
-                loop.run_until_complete(self._astart(sock))
+                loop.run_until_complete(self._open(sock))
             except BaseException as exc:
                 failure.append(exc)
                 sock.close()
@@ -216,23 +230,44 @@ class Emulator:
                 loop.run_until_complete(loop.shutdown_asyncgens())
                 loop.close()
 
-        self._loop = loop
-        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"pieces-os-emulator-worker:{self._port}")
         self._thread = threading.Thread(target=run, name=f"pieces-os-emulator:{self._port}", daemon=True)
         self._thread.start()
         ready.wait()
         if failure:
             self._thread.join()
-            self._shut_workers()
-            self._thread = None
-            self._loop = None
-            self._port = None
+            self._forget()
             raise RuntimeError("the emulator failed to start") from failure[0]
         return self
 
-    async def _astart(self, sock: socket.socket) -> None:
+    async def astart(self) -> Emulator:
+        """Start serving on the running event loop (the caller's); returns once the port is listening.
+
+        For asyncio code that wants the emulator and its client in one loop. Stop it with
+        :meth:`astop` (or use ``async with Emulator() as emu:``) before that loop ends. Every
+        method may still be called from other threads; they hop onto this loop. Returns at once
+        if the emulator is already running.
+        """
+        if self._thread is not None or self._loop is not None:
+            return self
+        sock = self._bind()
+        try:
+            await self._open(sock)
+        except BaseException:
+            sock.close()
+            await self._close()
+            self._forget()
+            raise
+        return self
+
+    async def _open(self, sock: socket.socket) -> None:
+        """Serve on ``sock`` from the running loop: what :meth:`start` and :meth:`astart` share."""
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        self._loop_thread = threading.get_ident()
         self._stopping = asyncio.Event()
-        asyncio.get_running_loop().set_exception_handler(self._loop_exception)
+        self._previous_handler = loop.get_exception_handler()
+        loop.set_exception_handler(self._loop_exception)
+        self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"pieces-os-emulator-worker:{self._port}")
         self._api.stopping = self._stopping
         self._api.workers = self._workers
         server = TrackingServer(
@@ -252,7 +287,8 @@ class Emulator:
         backlog: hundreds) with a traceback each, scheduling a retry for each. Log one warning
         line a second instead, and let retries that come due after :meth:`stop` closed the
         socket pass quietly. Idle connections are closed after ``idle_timeout``, so the flood
-        drains.
+        drains. Anything else goes to the handler the loop had before (on a caller's loop,
+        the caller's own).
         """
         if str(context.get("message", "")).startswith("socket.accept() out of system resource"):
             now = loop.time()
@@ -264,33 +300,60 @@ class Emulator:
         if stopping and "_start_serving" in repr(context.get("handle")):
             # One of those retries, come due after the listening socket was closed by stop().
             return
-        loop.default_exception_handler(context)
+        previous = self._previous_handler
+        if previous is not None:
+            previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Stop serving and release the port. Idempotent; safe to call from any thread."""
+        """Stop serving and release the port. Idempotent; safe to call from any thread.
+
+        Not from the emulator's own loop, which this would block: there, ``await`` :meth:`astop`.
+        """
         thread, loop = self._thread, self._loop
-        if thread is None or loop is None:
+        if loop is None:
             return
-        if thread is threading.current_thread():
-            raise RuntimeError("stop() cannot be called from the emulator's own thread")
+        if threading.get_ident() == self._loop_thread and loop.is_running():
+            raise RuntimeError("stop() cannot be called from the emulator's own loop; await emulator.astop() there")
         if loop.is_running():
-            future = asyncio.run_coroutine_threadsafe(self._ashutdown(), loop)
+            future = asyncio.run_coroutine_threadsafe(self._close(), loop)
             with contextlib.suppress(Exception):
                 future.result(timeout)
-            loop.call_soon_threadsafe(loop.stop)
-        thread.join(timeout)
-        self._shut_workers()
-        self._thread = None
-        self._loop = None
-        self._port = None
+            if thread is not None:
+                loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(timeout)
+        self._forget()
 
-    def _shut_workers(self) -> None:
+    async def astop(self) -> None:
+        """Stop serving and release the port; the counterpart of :meth:`astart`. Idempotent.
+
+        Awaited on another loop, or for an emulator started with :meth:`start`, it waits for
+        the emulator's own loop without blocking the caller's.
+        """
+        loop = self._loop
+        if loop is None:
+            return
+        if self._thread is not None or asyncio.get_running_loop() is not loop:
+            await asyncio.get_running_loop().run_in_executor(None, self.stop)
+            return
+        await self._close()
+        self._forget()
+
+    def _forget(self) -> None:
+        """Drop what a start made (the serving loop, its thread, the port and the worker threads)."""
         workers, self._workers = self._workers, None
         self._api.workers = None
         if workers is not None:
             workers.shutdown(wait=False, cancel_futures=True)
+        self._thread = None
+        self._loop = None
+        self._loop_thread = None
+        self._port = None
 
-    async def _ashutdown(self) -> None:
+    async def _close(self) -> None:
+        """Close every connection and the listening socket, on the serving loop."""
         if self._stopping is not None:
             self._stopping.set()
         await self._websockets.close_all()
@@ -303,6 +366,10 @@ class Emulator:
             with contextlib.suppress(Exception):
                 transport.abort()
         await asyncio.sleep(0)
+        loop = asyncio.get_running_loop()
+        if self._thread is None and loop.get_exception_handler() == self._loop_exception:
+            # The caller's loop goes on: give it its own exception handler back.
+            loop.set_exception_handler(self._previous_handler)
 
     def __enter__(self) -> Emulator:
         return self.start()
@@ -315,15 +382,30 @@ class Emulator:
     ) -> None:
         self.stop()
 
+    async def __aenter__(self) -> Emulator:
+        return await self.astart()
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[Type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.astop()
+
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "not running"
         return f"<Emulator {where}>"
 
     # ------------------------------------------------------------------ thread plumbing
     def _on_loop(self, func: Callable[[], _T]) -> _T:
-        """Run ``func`` on the server loop (waiting for it), or right here if not running."""
+        """Run ``func`` on the serving loop (waiting for it), or right here if not running.
+
+        Called on that loop's own thread (from a coroutine or callback running on it), it
+        runs ``func`` at once: waiting for the loop there would wait forever.
+        """
         loop = self._loop
-        if loop is None or not loop.is_running() or self._thread is threading.current_thread():
+        if loop is None or not loop.is_running() or threading.get_ident() == self._loop_thread:
             return func()
 
         async def call() -> _T:
