@@ -242,3 +242,21 @@ def test_one_code_path_serves_both_ways(how: str) -> None:
     seen = run(main)
     assert seen["head"] == (200, "2")
     assert len(seen["state"]["conversations"]) == 1 and seen["state"]["websockets"] == 0
+
+
+def test_one_emulator_started_and_stopped_both_ways_in_turn() -> None:
+    emu = Emulator()
+    with emu:
+        first = emu.create_conversation({"name": "kept across restarts"})
+
+    async def on_a_loop() -> None:
+        async with emu:
+            assert emu.running and emu.conversation_ids() == [first]
+            async with aiohttp.ClientSession() as session, session.get(emu.url + "/conversations/identifiers") as reply:
+                assert [item["id"] for item in (await reply.json())["iterable"]] == [first]
+
+    run(on_a_loop)
+    assert not emu.running
+    with emu:
+        assert emu.running and emu.conversation_ids() == [first]
+    assert not emu.running

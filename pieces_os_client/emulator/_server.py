@@ -79,8 +79,9 @@ class Emulator:
         with Emulator() as emu:
             client_host = emu.url        # "http://127.0.0.1:<port>"
 
-    The server runs on its own event loop in a daemon thread. Every public method may be
-    called from any thread while it runs.
+    The server runs on its own event loop in a daemon thread; or, with :meth:`astart` and
+    :meth:`astop` (``async with Emulator() as emu:``), on the caller's running loop. Every
+    public method may be called from any thread while it runs, and from the loop it runs on.
 
     Parameters:
         host, port: where to listen; port 0 picks a free port (read it back from :attr:`port`).
@@ -189,6 +190,14 @@ class Emulator:
             return thread.is_alive()
         return loop is not None and not loop.is_closed()
 
+    def _still_running(self) -> bool:
+        """True if running; otherwise forget a loop that ended without :meth:`astop` first."""
+        if self.running:
+            return True
+        if self._loop is not None:
+            self._forget()
+        return False
+
     def _bind(self) -> socket.socket:
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
         sock = socket.create_server((self.host, self._requested_port), family=family, backlog=512)
@@ -201,7 +210,7 @@ class Emulator:
         The thread runs its own event loop, and on it the same coroutine :meth:`astart` runs
         on the caller's loop. Returns at once if the emulator is already running.
         """
-        if self._thread is not None or self._loop is not None:
+        if self._still_running():
             return self
         sock = self._bind()
         loop = asyncio.new_event_loop()
@@ -247,7 +256,7 @@ class Emulator:
         method may still be called from other threads; they hop onto this loop. Returns at once
         if the emulator is already running.
         """
-        if self._thread is not None or self._loop is not None:
+        if self._still_running():
             return self
         sock = self._bind()
         try:
