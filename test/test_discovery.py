@@ -87,7 +87,11 @@ def not_pieces(raw_server: Callable[[bytes], int]) -> int:
 
 @pytest.fixture
 def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """An empty home directory (so no real port file is read) and no PIECES_OS_URL."""
+    """An empty home directory and no XDG data dir (so no real port file is read), no PIECES_OS_URL.
+
+    Every test that lets discovery read the port files needs it: on a machine running Pieces
+    OS, the real port file names it, and it would be found before anything the test set up.
+    """
     monkeypatch.setenv("HOME", str(tmp_path))
     monkeypatch.setenv("USERPROFILE", str(tmp_path))
     monkeypatch.delenv("XDG_DATA_HOME", raising=False)
@@ -107,18 +111,15 @@ def test_candidate_ports_cover_every_known_pieces_os_port() -> None:
     assert 1000 in CANDIDATE_PORTS and 5323 in CANDIDATE_PORTS
 
 
-def test_scan_skips_closed_and_foreign_ports_and_finds_the_emulator(
-    emu: Emulator, not_pieces: int, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delenv(ENV_VAR, raising=False)
+def test_scan_skips_closed_and_foreign_ports_and_finds_the_emulator(emu: Emulator, not_pieces: int, home: Path) -> None:
     ports = [_free_port(), not_pieces, emu.port]
     assert find_pieces_os(ports=ports, host="127.0.0.1") == f"http://127.0.0.1:{emu.port}"
     assert is_pieces_os(emu.url)
     assert not is_pieces_os(f"http://127.0.0.1:{not_pieces}")
 
 
-def test_scan_finds_nothing(not_pieces: int, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(ENV_VAR, raising=False)
+def test_scan_finds_nothing(not_pieces: int, home: Path) -> None:
+    # the empty home matters: a real Pieces OS's port file would be found before any scan
     assert find_pieces_os(ports=[_free_port(), not_pieces], host="127.0.0.1") is None
 
 

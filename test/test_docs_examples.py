@@ -30,11 +30,12 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
+from urllib.parse import urlsplit
 
 import pytest
 
 import pieces_os_client
-from pieces_os_client.discovery import ENV_VAR
+from pieces_os_client.discovery import CANDIDATE_PORTS, ENV_VAR, find_pieces_os, is_pieces_os
 from pieces_os_client.emulator import Emulator
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -146,19 +147,39 @@ def _one_default_emulator_at_a_time() -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def _names_at(host: str) -> list[str]:
+    with pieces_os_client.ApiClient(pieces_os_client.Configuration(host=host)) as client:
+        return [c.name for c in pieces_os_client.ConversationsApi(client).conversations_snapshot().iterable]
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="uses SIGTERM and select on a pipe")
 def test_an_emulator_started_with_no_arguments_is_found_with_no_configuration(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("HOME", str(tmp_path))  # no port file: the port scan must find it
+    """The emulator takes the first free port of 39300-39333 and ``Configuration()`` finds it.
+
+    Every port of the range below the emulator's was taken when it started: by a server that
+    is not Pieces OS (the scan must pass over it), or by one that answers like Pieces OS (Pieces
+    OS itself, or another emulator). Discovery rightly answers the first of the latter, as it
+    would for any user on this machine, and the test then checks that instead: that the server
+    found answers like Pieces OS, is not ours, and that nothing before it in the range does; and
+    that the scan finds ours once it starts at ours. With no such server, the whole story is
+    checked: ``Configuration()`` with no host goes to the emulator just started.
+    """
+    # No port file (an empty home, no XDG data dir) and no PIECES_OS_URL: only the scan can find it.
+    for name in ("HOME", "USERPROFILE"):
+        monkeypatch.setenv(name, str(tmp_path))
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
     monkeypatch.delenv(ENV_VAR, raising=False)
     with _one_default_emulator_at_a_time():
+        env = _child_env(HOME=str(tmp_path), USERPROFILE=str(tmp_path))
+        env.pop("XDG_DATA_HOME", None)
         proc = subprocess.Popen(
             [sys.executable, "-m", "pieces_os_client.emulator"],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
-            env=_child_env(HOME=str(tmp_path)),
+            env=env,
         )
         try:
             assert proc.stdout is not None
@@ -171,16 +192,29 @@ def test_an_emulator_started_with_no_arguments_is_found_with_no_configuration(
             port = int(match.group(1))
             assert 39300 <= port <= 39333
 
+            marker = f"made by the test at {time.time()}"
             with pieces_os_client.ApiClient(pieces_os_client.Configuration(host=f"http://127.0.0.1:{port}")) as client:
-                marker = f"made by the test at {time.time()}"
                 pieces_os_client.ConversationsApi(client).conversations_create_specific_conversation(
                     seeded_conversation={"name": marker}
                 )
             config = pieces_os_client.Configuration()
             with pieces_os_client.ApiClient(config) as client:
                 names = [c.name for c in pieces_os_client.ConversationsApi(client).conversations_snapshot().iterable]
-            assert config.host == f"http://localhost:{port}"
-            assert marker in names
+            found = urlsplit(config.host).port
+            assert config.host == f"http://localhost:{found}"
+            assert found is not None and 39300 <= found <= port, (found, port)
+            # Discovery answered the first port of the range that answers like Pieces OS.
+            lower = [p for p in range(39300, found) if is_pieces_os(f"http://localhost:{p}")]
+            assert lower == [], f"port {lower[0]} answers like Pieces OS, yet discovery chose {found}"
+            if found == port:
+                assert marker in names  # the emulator just started, found with no configuration
+            else:
+                # Shadowed by a Pieces OS (or another emulator) on a lower port of the range.
+                assert is_pieces_os(f"http://localhost:{found}")
+                assert marker not in names, "discovery found our emulator under another port"
+                ours = find_pieces_os(ports=CANDIDATE_PORTS[CANDIDATE_PORTS.index(port) :])
+                assert ours == f"http://localhost:{port}"
+                assert marker in _names_at(ours)
         finally:
             proc.terminate()
             assert proc.wait(10) == 0

@@ -188,6 +188,68 @@ def test_version_is_configurable() -> None:
         assert call(emu, "GET", "/.well-known/version").text == "10.1.2"
 
 
+# ----------------------------------------------------------------------------- HEAD
+GET_ROUTES = [
+    "/.well-known/health",
+    "/.well-known/version",
+    "/.well-known/stream/health",
+    "/conversations",
+    "/conversations?transferables=false",
+    "/conversations/identifiers",
+    "/conversations/stream/identifiers",
+]
+
+
+@pytest.mark.parametrize("path", GET_ROUTES)
+def test_head_answers_every_get_route_with_its_status_and_headers(pieces_emulator: Emulator, path: str) -> None:
+    pieces_emulator.create_conversation({"name": "something to list"})
+    get = call(pieces_emulator, "GET", path)
+    head = call(pieces_emulator, "HEAD", path)
+    assert get.status == head.status == 200
+    assert get.body and head.body == b""
+    for name in ("content-type", "content-length"):
+        assert head.headers[name] == get.headers[name], name
+    assert int(head.headers["content-length"]) == len(get.body)
+    assert pieces_emulator.request_count("HEAD", path.partition("?")[0]) == 1
+
+
+def test_head_sends_no_body_bytes_on_the_wire(pieces_emulator: Emulator) -> None:
+    # A body after a HEAD answer would be read as the start of the next response on a kept-alive
+    # connection; http.client never reads one, so look at the raw bytes.
+    raw = raw_exchange(pieces_emulator, b"HEAD /.well-known/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 ") and b"Content-Length: 2" in head
+    assert rest == b""
+
+
+def test_head_health_is_found_by_a_urllib3_port_scan_as_the_official_sdk_does(pieces_emulator: Emulator) -> None:
+    with urllib3.PoolManager(retries=False, timeout=5) as http:
+        reply = http.request("HEAD", f"{pieces_emulator.url}/.well-known/health")
+        assert reply.status == 200 and reply.data == b""
+        # and the connection is still good for the next request (no stray body bytes on it)
+        again = http.request("GET", f"{pieces_emulator.url}/.well-known/health")
+        assert (again.status, again.data) == (200, b"ok")
+
+
+@pytest.mark.parametrize(
+    ("path", "allow"), [("/conversations/create", "POST"), (f"/conversations/create/from_asset/{DEMO_ASSET}", "POST")]
+)
+def test_head_on_a_post_route_is_405(pieces_emulator: Emulator, path: str, allow: str) -> None:
+    reply = call(pieces_emulator, "HEAD", path)
+    assert (reply.status, reply.headers["allow"], reply.body) == (405, allow, b"")
+
+
+def test_a_get_route_says_it_allows_head(pieces_emulator: Emulator) -> None:
+    reply = call(pieces_emulator, "POST", "/.well-known/health")
+    assert (reply.status, reply.headers["allow"]) == (405, "GET, HEAD")
+
+
+def test_head_on_control_endpoints_that_answer_get(pieces_emulator: Emulator) -> None:
+    get = call(pieces_emulator, "GET", "/__emulator__/state")
+    head = call(pieces_emulator, "HEAD", "/__emulator__/state")
+    assert (head.status, head.body, head.headers["content-type"]) == (200, b"", get.headers["content-type"])
+
+
 # ----------------------------------------------------------------------------- path decoding
 AWKWARD_IDS = ["a/b", "what?x=1", "hash#tag", "100%", "..", ".", "sp ace", "ünïcødé-✓", "a%2Fb", "+plus+"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import socket
@@ -212,6 +213,104 @@ def test_hang_does_not_delay_stop() -> None:
         assert time.monotonic() - started < 2
     finally:
         conn.close()
+
+
+# ----------------------------------------------------------------------------- a body that stalls part way
+def read_head_and(sock: socket.socket, body_bytes: int) -> tuple[bytes, bytes]:
+    """Read a response's head and then exactly ``body_bytes`` bytes of its body."""
+    data = b""
+    while b"\r\n\r\n" not in data or len(data.partition(b"\r\n\r\n")[2]) < body_bytes:
+        chunk = sock.recv(65536)
+        assert chunk, data
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert len(body) == body_bytes, (len(body), body_bytes)
+    return head, body
+
+
+def content_length(head: bytes) -> int:
+    [line] = [line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")]
+    return int(line.split(b":")[1])
+
+
+def test_stall_body_sends_head_and_part_of_the_body_then_the_rest(pieces_emulator: Emulator) -> None:
+    pieces_emulator.create_conversation({"name": "a body long enough to stall in"})
+    whole = call(pieces_emulator, "GET", "/conversations").body
+    pieces_emulator.stall_body_next(1.0, after_bytes=10, path="/conversations")
+    with socket.create_connection(("127.0.0.1", pieces_emulator.port), timeout=5) as sock:
+        sock.sendall(b"GET /conversations HTTP/1.1\r\nHost: x\r\n\r\n")
+        head, body = read_head_and(sock, 10)
+        assert head.startswith(b"HTTP/1.1 200 ") and content_length(head) == len(whole)
+        assert b"application/json" in head
+        sock.settimeout(0.1)
+        with pytest.raises(TimeoutError):  # stalled: nothing more for now
+            sock.recv(65536)
+        sock.settimeout(10)
+        while len(body) < len(whole):
+            chunk = sock.recv(65536)
+            assert chunk, body
+            body += chunk
+    assert body == whole
+    assert pieces_emulator.pending_faults() == []
+    assert call(pieces_emulator, "GET", "/conversations").body == whole  # used up: the next one is whole at once
+
+
+def test_a_stalled_body_times_out_a_client_read_and_stop_ends_it_promptly() -> None:
+    emu = Emulator().start()
+    try:
+        emu.stall_body_next(60, after_bytes=5, count=None)
+        timeout = urllib3.Timeout(connect=5, read=0.2)
+        with urllib3.PoolManager(retries=False) as pool:
+            reply = pool.request("GET", emu.url + IDS, timeout=timeout, preload_content=False)
+            assert reply.status == 200 and int(reply.headers["Content-Length"]) > 5  # the head arrived
+            with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+                reply.read()
+            reply.release_conn()
+        with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
+            sock.sendall(f"GET {IDS} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+            head, partial = read_head_and(sock, 5)
+            assert content_length(head) > len(partial)
+            started = time.monotonic()
+            emu.stop()
+            assert time.monotonic() - started < 3  # not the 60 s of the stall
+            with contextlib.suppress(ConnectionResetError):  # closed with the body unfinished
+                assert sock.recv(65536) == b""
+    finally:
+        emu.stop()
+
+
+def test_stall_body_holds_a_response_with_no_body_whole(pieces_emulator: Emulator) -> None:
+    pieces_emulator.stall_body_next(0.5, method="HEAD")
+    with socket.create_connection(("127.0.0.1", pieces_emulator.port), timeout=5) as sock:
+        sock.sendall(b"HEAD /.well-known/health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        sock.settimeout(0.1)
+        with pytest.raises(TimeoutError):
+            sock.recv(65536)
+        sock.settimeout(10)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    assert data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"\r\n\r\n")
+
+
+def test_stall_body_over_the_control_endpoint(pieces_emulator: Emulator) -> None:
+    reply = call(
+        pieces_emulator,
+        "POST",
+        "/__emulator__/faults/stall-body",
+        json.dumps({"seconds": 0.2, "after_bytes": 3, "path": IDS, "count": 2}).encode(),
+    )
+    assert reply.status == 204, reply.body
+    assert pieces_emulator.pending_faults() == [
+        {"kind": "stall", "path": IDS, "remaining": 2, "seconds": 0.2, "after_bytes": 3}
+    ]
+    started = time.monotonic()
+    healthy(pieces_emulator)
+    assert time.monotonic() - started >= 0.2
+    with urllib3.PoolManager(retries=False) as pool:  # a stalled response that completes leaves the connection usable
+        for _ in range(2):
+            assert pool.request("GET", pieces_emulator.url + IDS).json() == {"iterable": [], "indices": {}}
+    assert pieces_emulator.pending_faults() == []
 
 
 def test_every_break_mode_is_covered() -> None:

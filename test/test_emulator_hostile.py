@@ -201,6 +201,11 @@ def test_create_body_must_be_utf8_json_whatever_the_content_type(
         ("delay", b'{"seconds": 1, "count": 1000000000000}', "count must be between 1 and 1000000000"),
         ("break", b'{"mode": "hang", "count": true}', "count must be an integer, not bool"),
         ("break", b'{"mode": "hang", "times": 2}', "unknown setting 'times' for POST /__emulator__/faults/break"),
+        ("stall-body", b"{}", "'seconds' is required"),
+        ("stall-body", b'{"seconds": 1, "after_bytes": -1}', "after_bytes must be between 0 and"),
+        ("stall-body", b'{"seconds": 1, "after_bytes": 1.5}', "after_bytes must be an integer, not float"),
+        ("stall-body", b'{"seconds": 3601}', "seconds must be between 0 and 3600 seconds"),
+        ("stall-body", b'{"seconds": 1, "bytes": 2}', "unknown setting 'bytes' for POST"),
     ],
 )
 def test_control_endpoints_validate_every_fault_setting(
@@ -263,6 +268,10 @@ NAN = float("nan")
         ("fail_next", (503,), {"path": "/a\nb"}, ValueError, "path must not contain control characters"),
         ("break_next", ("hang",), {"path": b"/x"}, TypeError, "path must be a string, not bytes"),
         ("break_next", ("hang",), {"count": 10**10}, ValueError, "count must be between 1 and 1000000000"),
+        ("stall_body_next", (NAN,), {}, ValueError, "seconds must be a finite number, got nan"),
+        ("stall_body_next", (1,), {"after_bytes": -1}, ValueError, "after_bytes must be between 0 and"),
+        ("stall_body_next", (1,), {"after_bytes": "5"}, TypeError, "after_bytes must be an integer, not str"),
+        ("stall_body_next", (1,), {"after_bytes": True}, TypeError, "after_bytes must be an integer, not bool"),
     ],
 )
 def test_python_api_validates_every_fault_setting(

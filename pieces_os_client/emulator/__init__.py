@@ -8,6 +8,11 @@ or in-process::
     with Emulator() as emu:
         ...  # point any client at emu.url
 
+or on the caller's asyncio loop, next to an asyncio client::
+
+    async with Emulator() as emu:
+        ...
+
 It needs aiohttp, which the ``emulator`` extra installs (``pip install ".[emulator]"`` in a
 clone of this repository). Nothing in ``pieces_os_client`` imports this package unless asked
 to. See docs/emulator.md for the full guide.

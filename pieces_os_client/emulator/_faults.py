@@ -2,9 +2,9 @@
 
 A rule matches a request by method and path and is used up after ``count`` matching
 requests (``count=None`` keeps it until :meth:`FaultBook.clear`). Two kinds of rules are
-kept apart so they combine: a *delay* rule postpones the answer, a *response* rule (a status
-or a broken response) replaces it. For each request the first matching rule of each kind is
-consumed. Control endpoints (``/__emulator__/...``) are never subject to faults.
+kept apart so they combine: a *delay* rule postpones the answer, a *response* rule (a status,
+a broken response, or a body that stalls part way) replaces or changes it. For each request
+the first matching rule of each kind is consumed. Control endpoints (``/__emulator__/...``) are never subject to faults.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ __all__ = [
     "Delay",
     "Fail",
     "FaultBook",
+    "Response",
     "Rule",
+    "Stall",
     "short_repr",
 ]
 
@@ -168,7 +170,14 @@ class Break(_Match):
     mode: str = "disconnect"
 
 
-Rule = Union[Delay, Fail, Break]
+@dataclass
+class Stall(_Match):
+    seconds: float = 0.0
+    after_bytes: int = 0
+
+
+Response = Union[Fail, Break, Stall]
+Rule = Union[Delay, Fail, Break, Stall]
 _R = TypeVar("_R", bound=_Match)
 
 
@@ -178,7 +187,7 @@ class FaultBook:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._delays: List[Delay] = []
-        self._responses: List[Union[Fail, Break]] = []
+        self._responses: List[Response] = []
 
     def __bool__(self) -> bool:
         # Read without the lock: a stale answer only means one extra locked look-up.
@@ -214,6 +223,18 @@ class FaultBook:
             raise ValueError(f"unknown break mode {short_repr(mode)}; expected one of {', '.join(BREAK_MODES)}")
         self._add(self._responses, Break(_norm_method(method), _check_path(path), _check_count(count), mode=mode))
 
+    def add_stall(
+        self, seconds: float, after_bytes: int, count: Optional[int], method: Optional[str], path: Optional[str]
+    ) -> None:
+        rule = Stall(
+            _norm_method(method),
+            _check_path(path),
+            _check_count(count),
+            seconds=_number("seconds", seconds, MAX_DELAY_SECONDS),
+            after_bytes=_integer("after_bytes", after_bytes, 0, _MAX_BODY),
+        )
+        self._add(self._responses, rule)
+
     def _add(self, rules: List[_R], rule: _R) -> None:
         with self._lock:
             if len(self._delays) + len(self._responses) >= MAX_PENDING_FAULTS:
@@ -236,7 +257,7 @@ class FaultBook:
                 out.append(entry)
             return out
 
-    def take(self, method: str, raw_path: str) -> Tuple[Optional[Delay], Optional[Union[Fail, Break]]]:
+    def take(self, method: str, raw_path: str) -> Tuple[Optional[Delay], Optional[Response]]:
         """Consume and return the first matching delay and response rule for a request."""
         path = unquote(raw_path)
         with self._lock:
