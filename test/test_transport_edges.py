@@ -284,6 +284,7 @@ def emulator() -> Iterator[Emulator]:
 
 def test_a_raw_response_released_part_read_does_not_poison_the_next_call(emulator: Emulator) -> None:
     api = api_for(emulator.url, connection_pool_maxsize=1, pool_timeout=5)
+    emulator.stall_body_next(3, after_bytes=100, path="/conversations")  # the rest of the body is late
     raw = api.conversations_snapshot_without_preload_content()
     assert raw.read(10)
     raw.release_conn()  # as the docs say: the connection is closed, not pooled with a body unread
