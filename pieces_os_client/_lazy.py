@@ -45,6 +45,7 @@ or builds it early to speed up a cold start, must keep them.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import sys
@@ -91,7 +92,10 @@ def settle_imports(prefix: str) -> None:
 _pending_links: List[Tuple[Dict[str, Any], Dict[str, str], List[type]]] = []
 # Packages whose modules call link_models ("pieces_os_client.models").
 _model_packages: Dict[str, None] = {}
-_pending_lock = threading.Lock()  # a leaf lock: nothing else is taken while it is held
+# A leaf lock: nothing else is taken while it is held. Reentrant, so that an interrupt in
+# the main thread that leaves it held (between acquire and the with block) cannot lock out
+# the main thread itself.
+_pending_lock = threading.RLock()
 # Held while finish_links imports and links; taken after BUILD_LOCK (never before it) and
 # never while a build is waited for, so any thread may take it from inside pydantic.
 _link_lock = threading.RLock()
@@ -145,18 +149,20 @@ def finish_links() -> None:
             for package in list(_model_packages):
                 settle_imports(package + ".")
             with _pending_lock:
-                pending = list(_pending_links)
-                _pending_links.clear()
-            if not pending:
-                return
-            for position, (namespace, links, classes) in enumerate(pending):
-                try:
-                    for name, module in links.items():
-                        namespace[name] = getattr(importlib.import_module(module), name)
-                except BaseException:
-                    with _pending_lock:  # left for the next attempt, which reports the failure
-                        _pending_links[:0] = pending[position:]
-                    raise
-                for cls in classes:
-                    if cls.__dict__.get("__get_pydantic_core_schema__") is _LINK_FIRST:
-                        delattr(cls, "__get_pydantic_core_schema__")
+                if not _pending_links:
+                    return
+                entry = _pending_links[0]
+            # An entry leaves the list only once it is linked, so an interrupt (Ctrl-C) anywhere
+            # in here leaves it for the next attempt; linking one twice is harmless.
+            namespace, links, classes = entry
+            for name, module in links.items():
+                namespace[name] = getattr(importlib.import_module(module), name)
+            for cls in classes:
+                if cls.__dict__.get("__get_pydantic_core_schema__") is _LINK_FIRST:
+                    delattr(cls, "__get_pydantic_core_schema__")
+            with _pending_lock:
+                if _pending_links and _pending_links[0] is entry:
+                    del _pending_links[0]
+                else:
+                    with contextlib.suppress(ValueError):
+                        _pending_links.remove(entry)

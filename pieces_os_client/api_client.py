@@ -30,6 +30,7 @@ from typing import (
 from urllib.parse import quote, urlencode
 
 import pydantic
+import pydantic_core
 from typing_extensions import TypedDict
 
 from pieces_os_client import rest
@@ -445,7 +446,14 @@ class ApiClient:
     # ------------------------------------------------------------------ internals
     def _serialize_body(self, body: Any) -> bytes:
         if isinstance(body, pydantic.BaseModel):
-            return _model_json(body)
+            try:
+                return _model_json(body)
+            except pydantic_core.PydanticSerializationError as exc:
+                where = _unserializable_field(body)
+                raise ApiValueError(
+                    f"the request body {type(body).__name__} cannot be written as JSON"
+                    f"{f': field {where} holds a value of an unsupported type' if where else ''} ({exc})"
+                ) from exc
         if isinstance(body, (bytes, str)):
             return body.encode("utf-8") if isinstance(body, str) else body
         return json.dumps(self.sanitize_for_serialization(body), separators=(",", ":")).encode("utf-8")
@@ -475,6 +483,22 @@ def _model_class(name: str) -> Any:
         return getattr(models, name)
     except AttributeError as exc:
         raise ApiValueError(f"unknown response type {name!r}") from exc
+
+
+def _unserializable_field(model: pydantic.BaseModel, prefix: str = "") -> str:
+    """The dotted path of the first field of ``model`` that pydantic cannot write, or ''."""
+    for name, value in model.__dict__.items():
+        path = f"{prefix}{name}"
+        if isinstance(value, pydantic.BaseModel):
+            inner = _unserializable_field(value, path + ".")
+            if inner:
+                return inner
+            continue
+        try:
+            pydantic_core.to_json(value)
+        except pydantic_core.PydanticSerializationError:
+            return repr(path)
+    return ""
 
 
 def _model_json(model: pydantic.BaseModel) -> bytes:

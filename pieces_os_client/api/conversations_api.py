@@ -58,6 +58,15 @@ class ConversationsApi:
     """Create, list, snapshot, delete and stream Pieces OS conversations."""
 
     def __init__(self, api_client: Optional[ApiClient] = None) -> None:
+        if api_client is not None and not isinstance(api_client, ApiClient):
+            hint = (
+                " (wrap it: ConversationsApi(ApiClient(configuration)))"
+                if type(api_client).__name__ == "Configuration" else ""
+            )
+            raise ApiTypeError(
+                f"ConversationsApi takes an ApiClient (or nothing, for the default one), not "
+                f"{type(api_client).__name__}{hint}"
+            )
         self.api_client = api_client if api_client is not None else ApiClient.get_default()
 
     # ------------------------------------------------------------ create from asset
