@@ -19,7 +19,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, Mapping, Optional, Union
 
 from pieces_os_client._core.headers import check_headers
 from pieces_os_client._core.urls import mask_userinfo
@@ -84,7 +84,7 @@ def request_head(target: str, key: str, headers: Mapping[str, Any]) -> bytes:
     return "\r\n".join(lines).encode("latin-1")
 
 
-def head_complete(data: bytes) -> bool:
+def head_complete(data: Union[bytes, bytearray]) -> bool:
     """``data`` holds a whole response head (it ends with the blank line)."""
     return data.endswith(b"\r\n\r\n") or data.endswith(b"\n\n")
 

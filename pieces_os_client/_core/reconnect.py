@@ -29,7 +29,7 @@ def backoff_delay(attempt: int, initial: float, maximum: float, jitter: float, r
     >>> backoff_delay(3, 0.25, 10.0, 0.0, 0.5)
     1.0
     """
-    delay = min(maximum, initial * (2 ** min(max(attempt, 1) - 1, 30)))
+    delay: float = min(maximum, initial * (2 ** min(max(attempt, 1) - 1, 30)))
     return delay * (1 - jitter * rand)
 
 

@@ -75,7 +75,7 @@ class _Attempt:
         """Seconds left before the deadline; ``socket.timeout`` when none are."""
         left = self.deadline - time.monotonic()
         if left <= 0:
-            raise socket.timeout("connect_timeout passed")
+            raise TimeoutError("connect_timeout passed")
         return left
 
 
@@ -347,7 +347,7 @@ class Connector:
     def _error(self, exc: Exception, phase: str) -> Exception:
         """The SDK error for a failed connection attempt that was at step ``phase``."""
         where = f"the identifiers stream at {self.url}"
-        if isinstance(exc, (socket.timeout, TimeoutError)):
+        if isinstance(exc, TimeoutError):
             return ApiTimeoutError(
                 f"Timed out after {self.timeout:g} s (connect_timeout) during {phase} opening {where}. "
                 f"Pieces OS at {self.host} did not answer in time.",
