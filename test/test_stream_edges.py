@@ -74,7 +74,7 @@ class Counter(SocketServer):
                                     b"308 Permanent Redirect", b"300 Multiple Choices"])
 def test_a_redirect_of_the_handshake_is_refused_and_not_followed(status: bytes) -> None:
     with Counter() as other:
-        location = f"http://who:secret@127.0.0.1:{other.port}/conversations/stream/identifiers"
+        location = f"ws://who:secret@127.0.0.1:{other.port}/conversations/stream/identifiers"
 
         def redirect(conn: socket.socket, n: int, head: bytes, stop: threading.Event) -> None:
             conn.sendall(b"HTTP/1.1 " + status + b"\r\nLocation: " + location.encode() + b"\r\n"
@@ -87,7 +87,7 @@ def test_a_redirect_of_the_handshake_is_refused_and_not_followed(status: bytes) 
         time.sleep(0.2)  # a followed redirect would have connected by now
     text = str(caught.value)
     assert f"HTTP {status.decode()}" in text
-    assert f"http://***@127.0.0.1:{other.port}/conversations/stream/identifiers" in text
+    assert f"ws://***@127.0.0.1:{other.port}/conversations/stream/identifiers" in text
     assert "secret" not in text and "not followed" in text
     assert other.connections == 0 and other.data == b""
     assert len(server.heads) == 1 and b"Bearer tok-1" in server.heads[0]  # only the configured origin saw it
@@ -101,7 +101,7 @@ def test_a_redirect_on_a_reconnect_ends_the_attempt_not_the_credentials() -> Non
                 conn.sendall(frame(SNAPSHOT) + frame(b"\x03\xe8", opcode=0x8))
                 stop.wait(0.5)
             else:
-                conn.sendall(f"HTTP/1.1 307 Temporary Redirect\r\nLocation: http://127.0.0.1:{other.port}/\r\n"
+                conn.sendall(f"HTTP/1.1 307 Temporary Redirect\r\nLocation: ws://127.0.0.1:{other.port}/\r\n"
                              "Content-Length: 0\r\n\r\n".encode())
 
         with HeadServer(script) as server:
