@@ -157,9 +157,8 @@ def test_a_header_that_would_inject_lines_is_refused_before_connecting(source: s
 
 
 def test_a_non_latin1_header_value_is_refused() -> None:
-    with HeadServer(_never_called) as server:
-        with pytest.raises(ApiValueError, match="X-Name"):
-            IdentifiersStream(client_for(server.url), headers={"X-Name": "caf\u00e9 \u2603"})
+    with HeadServer(_never_called) as server, pytest.raises(ApiValueError, match="X-Name"):
+        IdentifiersStream(client_for(server.url), headers={"X-Name": "caf\u00e9 \u2603"})
     assert server.connections == 0
 
 
@@ -169,9 +168,9 @@ def test_a_custom_host_and_origin_are_sent_once() -> None:
         conn.sendall(frame(SNAPSHOT))
         stop.wait(0.5)
 
-    with HeadServer(accept) as server:
-        with IdentifiersStream(client_for(server.url), headers={"host": "pieces.local", "Origin": "app://x"}) as s:
-            next(s)
+    headers = {"host": "pieces.local", "Origin": "app://x"}
+    with HeadServer(accept) as server, IdentifiersStream(client_for(server.url), headers=headers) as stream:
+        next(stream)
     lines = server.heads[0].decode("latin-1").split("\r\n")
     assert [line for line in lines if line.lower().startswith("host:")] == ["Host: pieces.local"]
     assert [line for line in lines if line.lower().startswith("origin:")] == ["Origin: app://x"]
@@ -199,9 +198,9 @@ def test_userinfo_in_the_host_is_masked_everywhere(caplog: pytest.LogCaptureFixt
         with pytest.raises(StreamClosedError) as caught:
             next(stream)
         stream.close()
-    with pytest.raises(StreamError) as refused:
-        with HeadServer(lambda c, n, h, s: c.sendall(b"HTTP/1.1 404 Not Found\r\n\r\n")) as other:
-            IdentifiersStream(client_for(f"http://user:hunter2@127.0.0.1:{other.port}"))
+    not_found = HeadServer(lambda conn, n, head, stop: conn.sendall(b"HTTP/1.1 404 Not Found\r\n\r\n"))
+    with not_found as other, pytest.raises(StreamError) as refused:
+        IdentifiersStream(client_for(f"http://user:hunter2@127.0.0.1:{other.port}"))
     with socket.socket() as unused:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
@@ -396,9 +395,8 @@ def test_official_on_close_after_close_gets_1000() -> None:
 def test_a_callback_with_an_impossible_signature_is_refused_at_creation(
     name: str, callback: Callable[..., Any], expected: str
 ) -> None:
-    with HeadServer(_never_called) as server:
-        with pytest.raises(ApiTypeError) as caught:
-            IdentifiersStream(client_for(server.url), **{name: callback})
+    with HeadServer(_never_called) as server, pytest.raises(ApiTypeError) as caught:
+        IdentifiersStream(client_for(server.url), **{name: callback})
     assert expected in str(caught.value)
     assert server.connections == 0
 
