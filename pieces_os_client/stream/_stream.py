@@ -77,7 +77,8 @@ class IdentifiersStream:
     Usually obtained from ``ConversationsApi.conversations_stream_identifiers()``.
 
     :param api_client: the :class:`~pieces_os_client.ApiClient` whose configuration (host,
-        credentials, TLS, proxy, connect timeout) and default headers are used.
+        credentials, TLS, proxy, connect timeout) and default headers are used. The handshake
+        goes to the configured host only: a redirect is refused, never followed.
     :param path: the WebSocket path, appended to the configured host's base path.
     :param headers: extra handshake headers for this stream (they win over the defaults).
     :param on_message: called with each :class:`StreamedIdentifiers`; giving it (or
@@ -85,32 +86,50 @@ class IdentifiersStream:
     :param on_event: called with each :class:`StreamEvent` (message + snapshot flag).
     :param on_error: called with every problem the stream lives through (a malformed or
         oversized message: :class:`StreamError`; a dropped connection: :class:`ApiConnectionError`)
-        and with the :class:`StreamClosedError` that ends it when it cannot go on. Never raises
-        into the stream: exceptions from callbacks are logged.
+        and with the :class:`StreamClosedError` that ends it when it cannot go on.
     :param on_close: called once, when the stream has ended for any reason.
+
+        Callbacks are checked against their signatures here. Besides this SDK's style above,
+        the official style (websocket-client's ``WebSocketApp``) is accepted, the stream taking
+        the place of ``ws``: ``on_message(stream, message)``, ``on_error(stream, error)``,
+        ``on_close(stream, code, reason)`` (the server's close code and reason; ``1000, ""``
+        after :meth:`close`; ``None`` and the error's text when the stream gave up). A callback
+        that raises never stops the stream: the exception is logged with its traceback, counted
+        in :attr:`callback_errors` and kept in :attr:`last_callback_error`.
     :param reconnect: reconnect after the connection drops (default). When ``False`` a drop
         ends the stream with :class:`StreamClosedError`.
-    :param max_reconnect_attempts: consecutive failed attempts before giving up; ``None``
-        (default) tries for as long as the stream is open.
+    :param max_reconnect_attempts: failed attempts since the last healthy connection before
+        giving up; ``None`` (default) tries for as long as the stream is open. A connection is
+        healthy once its first message (the snapshot) arrived and parsed, or once it stayed up
+        ``HEALTHY_AFTER`` (10) seconds; one that the server drops before that counts as a failed
+        attempt, so a server that accepts the WebSocket and drops it at once ends the stream.
     :param initial_backoff: delay before the first reconnect attempt, in seconds; each further
-        attempt doubles it, up to ``max_backoff``.
+        attempt doubles it, up to ``max_backoff``, until a connection is healthy again.
     :param backoff_jitter: the fraction (0..1) of each delay that is random, so that many
         clients do not reconnect in lockstep.
     :param ping_interval: send a ping after this many idle seconds (``None`` or 0: never);
     :param ping_timeout: and consider the peer dead when nothing at all arrives within this
         many seconds after the ping.
-    :param connect_timeout: seconds for each connection attempt (TCP, TLS and handshake);
-        defaults to the configuration's ``connect_timeout``.
+    :param connect_timeout: seconds for each connection attempt as a whole: TCP connect, proxy
+        tunnel, TLS and the WebSocket handshake share this one deadline, however slowly the
+        server sends its answer. Defaults to the configuration's ``connect_timeout``.
     :param close_timeout: how long :meth:`close` waits for the background thread to finish.
     :param max_message_size: the largest message accepted, in bytes, checked against each frame
         header before its payload is read; ``None`` lifts the bound. Defaults to the
         configuration's ``stream_max_message_size``. A larger message closes the connection
         (status 1009) and is reported as a :class:`StreamError`.
-    :raises ApiTypeError: an unknown option, a callback that is not callable, a wrong type.
-    :raises ApiValueError: a number out of range.
-    :raises ApiConnectionError: Pieces OS could not be reached (``ApiTimeoutError`` when it did
-        not answer in time).
-    :raises StreamError: the server answered but refused the WebSocket handshake.
+    :raises ApiTypeError: an unknown option, a callback that is not callable or takes
+        neither style's arguments, a wrong type.
+    :raises ApiValueError: a number out of range; a handshake header (per-call, default,
+        credential, ``Host``, ``Origin``) that is not a valid HTTP header or holds CR, LF or
+        NUL -- named, before anything is sent.
+    :raises ApiConnectionError: Pieces OS could not be reached (``ApiTimeoutError`` when the
+        opening did not finish within ``connect_timeout``; the message names the step).
+    :raises StreamError: the server answered but refused the WebSocket handshake, a redirect
+        included (its status and ``Location`` are named).
+
+    Wherever the stream shows a URL (:attr:`url`, ``repr``, errors, log lines) any
+    ``user:password@`` of the configured host is masked as ``***@``.
     """
 
     def __init__(
@@ -161,7 +180,7 @@ class IdentifiersStream:
 
         self._connector = Connector(api_client, path, headers, connect_timeout)
         self.url: str = self._connector.url
-        """The WebSocket URL (``ws://`` or ``wss://``)."""
+        """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
         self._host = self._connector.host
         self._max_message_size: Optional[int] = max_message_size
 
