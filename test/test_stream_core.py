@@ -85,7 +85,9 @@ def test_giving_up_says_why() -> None:
     mixed.connected(5.0)
     mixed.dropped(5.1)
     assert mixed.next_delay(0.0) is None
-    assert mixed.give_up_reason().startswith("1 of them opened the WebSocket")
+    assert mixed.give_up_reason() == (
+        "1 of them opened the WebSocket, which was dropped before the first snapshot; 1 could not connect")
+    assert mixed.connect_failures == 1 and mixed.unhealthy_drops == 1
 
     unreachable = policy(max_attempts=1)
     unreachable.next_delay(0.0)

@@ -62,6 +62,8 @@ class ReconnectPolicy:
         self.attempts = 0
         #: of those, how many opened a WebSocket that dropped before it became healthy
         self.unhealthy_drops = 0
+        #: of those, how many did not open a connection at all
+        self.connect_failures = 0
         self._connected_at: Optional[float] = None
         self._healthy = False
 
@@ -80,6 +82,7 @@ class ReconnectPolicy:
         self._healthy = True
         self.attempts = 0
         self.unhealthy_drops = 0
+        self.connect_failures = 0
 
     def dropped(self, now: float) -> None:
         """The connection ended at ``now``; one that lived ``healthy_after`` seconds counts as healthy."""
@@ -93,7 +96,8 @@ class ReconnectPolicy:
         self._connected_at = None
 
     def failed(self) -> None:
-        """An attempt did not open a connection (nothing to record beyond the attempt itself)."""
+        """An attempt did not open a connection."""
+        self.connect_failures += 1
 
     def next_delay(self, rand: float) -> Optional[float]:
         """Count a new attempt and answer how long to wait before it; ``None``: give up.
@@ -107,11 +111,11 @@ class ReconnectPolicy:
 
     def give_up_reason(self) -> str:
         """Why the attempts since the last healthy connection failed, as a clause ("" if none opened)."""
-        count, drops = self.attempts, self.unhealthy_drops
+        count, drops, failures = self.attempts, self.unhealthy_drops, self.connect_failures
         if count and drops == count:
             each = " each time" if count > 1 else ""
             return f"the server accepted the WebSocket but dropped it before the first snapshot{each}"
         if drops:
             return (f"{drops} of them opened the WebSocket, which was dropped before the first snapshot; "
-                    "the others could not connect")
+                    f"{failures} could not connect")
         return ""
