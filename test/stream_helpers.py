@@ -12,7 +12,7 @@ import socket
 import threading
 from typing import Callable, Dict, List, Optional, Tuple
 
-__all__ = ["RawServer", "Relay", "SocketServer", "frame", "frame_header", "pipe", "read_head"]
+__all__ = ["HeadServer", "RawServer", "Relay", "SocketServer", "frame", "frame_header", "pipe", "read_head", "upgrade"]
 
 
 def read_head(conn: socket.socket) -> bytes:
@@ -154,6 +154,48 @@ def frame_header(length: int, opcode: int = 0x1, fin: bool = True) -> bytes:
 Script = Callable[[socket.socket, int], None]
 
 
+def upgrade(conn: socket.socket, head: bytes) -> None:
+    """Answer the WebSocket handshake in ``head`` with a valid ``101``."""
+    key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+               if line.lower().startswith(b"sec-websocket-key:"))
+    accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
+    conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                 b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+
+
+HeadScript = Callable[[socket.socket, int, bytes, threading.Event], None]
+
+
+class HeadServer(SocketServer):
+    """Reads each request head (kept in :attr:`heads`), then runs ``script(sock, n, head, stop)``.
+
+    ``stop`` is set when the server exits: a script that waits or trickles must watch it. The
+    connection is closed when the script returns.
+    """
+
+    def __init__(self, script: HeadScript) -> None:
+        super().__init__()
+        self.script = script
+        self.heads: List[bytes] = []
+        self.stop = threading.Event()
+
+    def __enter__(self) -> HeadServer:
+        super().__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        super().__exit__(*exc)
+
+    def serve(self, conn: socket.socket, number: int) -> None:
+        conn.settimeout(10)
+        with conn, contextlib.suppress(OSError):
+            head = read_head(conn)
+            if head:
+                self.heads.append(head)
+                self.script(conn, number, head, self.stop)
+
+
 class RawServer(SocketServer):
     """Answers WebSocket handshakes, then runs ``script(sock, connection_number)``.
 
@@ -176,11 +218,7 @@ class RawServer(SocketServer):
             head = read_head(conn)
             if not head:
                 return
-            key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                       if line.lower().startswith(b"sec-websocket-key:"))
-            accept = base64.b64encode(hashlib.sha1(key + _GUID).digest())
-            conn.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                         b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n")
+            upgrade(conn, head)
             received = self.received.setdefault(number, bytearray())
             gone = threading.Event()
             reader = threading.Thread(target=self._collect, args=(conn, received, gone), daemon=True)

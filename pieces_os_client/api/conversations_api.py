@@ -14,7 +14,7 @@ Each HTTP operation comes in the three official forms, all through
 from __future__ import annotations
 
 import uuid
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Tuple, Union, cast
 
 from typing_extensions import Unpack
 
@@ -32,8 +32,7 @@ if TYPE_CHECKING:
     )
     from pieces_os_client.models.flattened_conversations import FlattenedConversations
     from pieces_os_client.models.seeded_conversation import SeededConversation
-    from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
-    from pieces_os_client.stream import IdentifiersStream
+    from pieces_os_client.stream import CloseCallback, ErrorCallback, IdentifiersStream, MessageCallback
 
 __all__ = ["ConversationsApi"]
 
@@ -219,9 +218,9 @@ class ConversationsApi:
     def conversations_stream_identifiers(
         self,
         *,
-        on_message: Optional[Callable[[StreamedIdentifiers], object]] = None,
-        on_error: Optional[Callable[[Exception], object]] = None,
-        on_close: Optional[Callable[[], object]] = None,
+        on_message: Optional[MessageCallback] = None,
+        on_error: Optional[ErrorCallback] = None,
+        on_close: Optional[CloseCallback] = None,
         _headers: Optional[Dict[str, Any]] = None,
         **stream_options: Any,
     ) -> IdentifiersStream:

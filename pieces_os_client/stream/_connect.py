@@ -1,7 +1,7 @@
 """Opening the identifiers WebSocket: URL, TLS, proxy, handshake headers, and what errors mean.
 
-Every connection's socket is made here and handed to websocket-client (its ``socket=``
-argument), which then only does the WebSocket handshake. Each socket is registered with the
+Every connection's socket is made here, and the WebSocket handshake done on it, before
+websocket-client gets it (for writing frames only). Each socket is registered with the
 stream's :class:`~pieces_os_client.stream._link.Link` *before* it connects, so that ``close()``
 can shut it down and end an attempt at any step (TCP connect, proxy tunnel, TLS, handshake)
 instead of waiting for ``connect_timeout``. For the same reason the ``CONNECT`` tunnel through
@@ -9,17 +9,29 @@ an HTTP proxy is written here rather than left to websocket-client's proxy suppo
 its own socket and shows it only once the tunnel and TLS are done, so ``close()`` could not
 reach an attempt stuck there (websocket-client also cannot send ``proxy_headers``, and writes an
 IPv6 target without brackets). Proxy environment variables are ignored, as for HTTP calls.
+
+The upgrade request is written and its answer read here as well, by the rules of
+:mod:`pieces_os_client._core.handshake`: every header is checked before a byte is sent, a
+redirect is refused rather than followed (the request carries credentials), and the whole
+opening -- TCP connect, proxy tunnel, TLS and the upgrade exchange -- shares one deadline,
+``connect_timeout``: each read waits only for the time that is left. websocket-client is then
+handed the open socket for writing frames (pings, pongs, close frames).
 """
 
 from __future__ import annotations
 
 import base64
+import os
 import socket
 import ssl
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Protocol, Tuple, Union
 from urllib.parse import unquote, urlsplit, urlunsplit
 
+from pieces_os_client._core import handshake
+from pieces_os_client._core.headers import check_headers
+from pieces_os_client._core.urls import mask_userinfo
 from pieces_os_client.exceptions import ApiConnectionError, ApiTimeoutError, ApiValueError, StreamError
 from pieces_os_client.stream._text import one_line
 
@@ -35,7 +47,7 @@ __all__ = ["IDENTIFIERS_PATH", "ClientLike", "Closing", "Connector", "stream_url
 IDENTIFIERS_PATH = "/conversations/stream/identifiers"
 
 _SCHEMES = {"http": "ws", "https": "wss", "ws": "ws", "wss": "wss"}
-# Handshake headers websocket-client writes itself; a caller's copy would be sent twice.
+# Handshake headers the handshake writes itself; a caller's copy would be sent twice.
 _HANDSHAKE_OWNED = frozenset(
     {"host", "origin", "upgrade", "connection", "sec-websocket-key", "sec-websocket-version", "content-length"}
 )
@@ -52,6 +64,21 @@ class Closing(Exception):
     """The stream was closed while a connection was being opened."""
 
 
+class _Attempt:
+    """One connection attempt: its deadline and the step it is at (for the timeout's message)."""
+
+    def __init__(self, timeout: float) -> None:
+        self.deadline = time.monotonic() + timeout
+        self.phase = "the TCP connection"
+
+    def left(self) -> float:
+        """Seconds left before the deadline; ``socket.timeout`` when none are."""
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("connect_timeout passed")
+        return left
+
+
 def stream_url(host: str, path: str = IDENTIFIERS_PATH) -> str:
     """The WebSocket URL for ``path`` under ``host``: only the scheme changes.
 
@@ -61,7 +88,9 @@ def stream_url(host: str, path: str = IDENTIFIERS_PATH) -> str:
     parts = urlsplit(host)
     scheme = _SCHEMES.get(parts.scheme.lower())
     if scheme is None or not parts.netloc:
-        raise ApiValueError(f"cannot open a WebSocket for host {host!r}: it must be an http:// or https:// URL")
+        raise ApiValueError(
+            f"cannot open a WebSocket for host {mask_userinfo(host)!r}: it must be an http:// or https:// URL"
+        )
     joined = parts.path.rstrip("/") + "/" + path.lstrip("/")
     return urlunsplit((scheme, parts.netloc, joined, parts.query, ""))
 
@@ -108,9 +137,13 @@ def _proxy(config: Configuration) -> Optional[_Proxy]:
         return None
     parts = urlsplit(config.proxy)
     if parts.scheme.lower() != "http" or not parts.hostname:
-        raise ApiValueError(f"the identifiers stream supports http:// proxies only, not {config.proxy!r}")
+        raise ApiValueError(
+            f"the identifiers stream supports http:// proxies only, not {mask_userinfo(config.proxy)!r}"
+        )
     auth = None if parts.username is None else (unquote(parts.username), unquote(parts.password or ""))
-    return _Proxy(config.proxy, parts.hostname, parts.port or 80, auth, merge_headers(config.proxy_headers))
+    headers = merge_headers(config.proxy_headers)
+    check_headers(headers)
+    return _Proxy(mask_userinfo(config.proxy), parts.hostname, parts.port or 80, auth, headers)
 
 
 class Connector:
@@ -120,11 +153,15 @@ class Connector:
         self, client: ClientLike, path: str, headers: Optional[Mapping[str, Any]], connect_timeout: Optional[float]
     ) -> None:
         config = client.configuration
-        self.host = config.host
-        self.url = stream_url(self.host, path)
-        parts = urlsplit(self.url)
+        self.host = mask_userinfo(config.host)
+        """The configured host, as shown (any user:password@ masked)."""
+        raw = stream_url(config.host, path)
+        self.url = mask_userinfo(raw)
+        """The WebSocket URL, as shown (any user:password@ masked; it is never sent)."""
+        parts = urlsplit(raw)
         self._target_host = parts.hostname or ""
         self._target_port = parts.port or (443 if parts.scheme == "wss" else 80)
+        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         self._ssl = _ssl_context(config) if parts.scheme == "wss" else None
         sni = config.tls_server_name
         if sni is None and isinstance(config.assert_hostname, str):
@@ -132,15 +169,18 @@ class Connector:
         self._server_name = sni or self._target_host
         self._proxy = _proxy(config)
         self.timeout: float = config.connect_timeout if connect_timeout is None else connect_timeout
-        self._options: Dict[str, Any] = {"timeout": self.timeout}
-        header: Dict[str, str] = {}
-        for name, value in merge_headers(client.default_headers, config.auth_headers(), headers).items():
+        merged = merge_headers(client.default_headers, config.auth_headers(), headers)
+        check_headers(merged)  # ApiValueError naming the header, before any connection
+        authority = handshake.host_header(self._target_host, self._target_port, self._ssl is not None)
+        fields = {"Host": authority, "Origin": f"{'https' if self._ssl is not None else 'http'}://{authority}"}
+        for name, value in merged.items():
             lowered = name.lower()
             if lowered in ("host", "origin"):
-                self._options[lowered] = value
+                fields[lowered.capitalize()] = value
             elif lowered not in _HANDSHAKE_OWNED:
-                header[name] = value
-        self._options["header"] = header
+                fields[name] = value
+        self._headers = fields
+        handshake.request_head(self._target, handshake.new_key(bytes(16)), fields)  # checks every header now
 
     def open(self, link: Link) -> websocket.WebSocket:
         """One connection (TCP, proxy tunnel, TLS, handshake).
@@ -151,11 +191,15 @@ class Connector:
         """
         import websocket
 
-        ws = websocket.WebSocket(enable_multithread=True)
+        attempt = _Attempt(self.timeout)
         sock: Optional[socket.socket] = None
         try:
-            sock = self._open_socket(link)
-            ws.connect(self.url, socket=sock, **self._options)  # type: ignore[no-untyped-call]
+            sock = self._open_socket(link, attempt)
+            attempt.phase = "the WebSocket handshake"
+            self._handshake(sock, attempt)
+            ws = websocket.WebSocket(enable_multithread=True)
+            ws.sock = sock  # websocket-client writes frames on it; the stream reads them
+            ws.connected = True
             return ws
         except BaseException as exc:
             if sock is not None:
@@ -163,21 +207,25 @@ class Connector:
             if isinstance(exc, Exception) and not isinstance(
                 exc, (Closing, ApiConnectionError, StreamError, ApiValueError)
             ):
-                raise self._error(exc) from exc
+                raise self._error(exc, attempt.phase) from exc
             raise
         finally:
             with link.lock:
                 link.pending = None
 
-    def _open_socket(self, link: Link) -> socket.socket:
+    def _open_socket(self, link: Link, attempt: _Attempt) -> socket.socket:
         """A connected socket to the target (through the proxy's tunnel), TLS done, handed to ``link``."""
         proxy = self._proxy
-        sock = self._connect_tcp(link, *((proxy.host, proxy.port) if proxy else (self._target_host, self._target_port)))
+        where = (proxy.host, proxy.port) if proxy else (self._target_host, self._target_port)
+        sock = self._connect_tcp(link, attempt, *where)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if proxy is not None:
-                self._tunnel(sock, proxy)
+                attempt.phase = "the proxy tunnel (CONNECT)"
+                self._tunnel(sock, proxy, attempt)
             if self._ssl is not None:
+                attempt.phase = "the TLS handshake"
+                sock.settimeout(attempt.left())  # the TLS handshake keeps to one deadline itself
                 sock = self._ssl.wrap_socket(sock, server_hostname=self._server_name)
                 self._hand_over(link, sock)
         except BaseException:
@@ -185,14 +233,67 @@ class Connector:
             raise
         return sock
 
-    def _connect_tcp(self, link: Link, host: str, port: int) -> socket.socket:
+    def _handshake(self, sock: socket.socket, attempt: _Attempt) -> None:
+        """Send the upgrade request and read its answer, all before the attempt's deadline.
+
+        :raises StreamError: any answer but a valid ``101``, a redirect included.
+        """
+        key = handshake.new_key(os.urandom(16))
+        sock.settimeout(attempt.left())
+        sock.sendall(handshake.request_head(self._target, key, self._headers))
+        head = bytearray()
+        while not handshake.head_complete(head):
+            if len(head) >= handshake.HEAD_LIMIT:
+                raise StreamError(f"The server at {self.host} sent a handshake answer over "
+                                  f"{handshake.HEAD_LIMIT} bytes for the identifiers stream at {self.url}.")
+            sock.settimeout(attempt.left())
+            byte = sock.recv(1)  # one at a time: the first frame may follow the head at once
+            if not byte:
+                raise OSError("the server closed the connection during the WebSocket handshake")
+            head += byte
+        try:
+            response = handshake.parse_head(bytes(head))
+        except ValueError as exc:
+            raise StreamError(
+                f"The server at {self.host} did not answer the WebSocket handshake for {self.url} "
+                f"with HTTP: {one_line(str(exc))}"
+            ) from exc
+        problem = handshake.refusal(response, key)
+        if problem is not None:
+            body = self._refusal_body(sock, response, attempt)
+            detail = f": {one_line(body)}" if body.strip() and response.status != 101 else ""
+            raise StreamError(
+                f"The server at {self.host} refused to open the identifiers stream at {self.url}: "
+                f"{problem}{detail}."
+            )
+
+    @staticmethod
+    def _refusal_body(sock: socket.socket, response: handshake.Response, attempt: _Attempt) -> str:
+        """The start of a refusal's body, for the error message (best effort, within the deadline)."""
+        try:
+            length = min(int(response.headers.get("content-length", "0")), 400)
+        except ValueError:
+            return ""
+        body = b""
+        try:
+            while len(body) < length:
+                sock.settimeout(min(attempt.left(), 0.5))
+                chunk = sock.recv(length - len(body))
+                if not chunk:
+                    break
+                body += chunk
+        except OSError:
+            pass
+        return body.decode("utf-8", "replace")
+
+    def _connect_tcp(self, link: Link, attempt: _Attempt, host: str, port: int) -> socket.socket:
         """``socket.create_connection``, but each socket is handed to ``link`` before it connects."""
         last: Optional[OSError] = None
         for family, kind, proto, _name, address in socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM):
             sock = socket.socket(family, kind, proto)
             try:
                 self._hand_over(link, sock)
-                sock.settimeout(self.timeout)
+                sock.settimeout(attempt.left())
                 sock.connect(address)
                 return sock
             except OSError as exc:
@@ -212,7 +313,7 @@ class Connector:
                 raise Closing("closed while connecting")
             link.pending = sock
 
-    def _tunnel(self, sock: socket.socket, proxy: _Proxy) -> None:
+    def _tunnel(self, sock: socket.socket, proxy: _Proxy, attempt: _Attempt) -> None:
         """Ask an HTTP proxy for a CONNECT tunnel to the target, with ``proxy_headers``."""
         host = self._target_host
         authority = f"[{host}]:{self._target_port}" if ":" in host else f"{host}:{self._target_port}"
@@ -222,9 +323,11 @@ class Connector:
             headers["Proxy-Authorization"] = f"Basic {token}"
         lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
+        sock.settimeout(attempt.left())
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
         response = b""
         while b"\r\n\r\n" not in response:
+            sock.settimeout(attempt.left())
             chunk = sock.recv(4096)
             if not chunk or len(response) > 65536:
                 raise OSError(f"the proxy {proxy.url} closed the connection during CONNECT")
@@ -241,24 +344,13 @@ class Connector:
             host=self.host, url=self.url, method="GET",
         )
 
-    def _error(self, exc: Exception) -> Exception:
-        """The SDK error for a failed connection attempt."""
-        import websocket
-
+    def _error(self, exc: Exception, phase: str) -> Exception:
+        """The SDK error for a failed connection attempt that was at step ``phase``."""
         where = f"the identifiers stream at {self.url}"
-        if isinstance(exc, websocket.WebSocketBadStatusException):
-            body = exc.resp_body[:400].decode("utf-8", "replace") if isinstance(exc.resp_body, bytes) else ""
-            detail = f": {one_line(body)}" if body.strip() else ""
-            # status_message exists from websocket-client 1.8 on
-            reason = getattr(exc, "status_message", None)
-            return StreamError(
-                f"The server at {self.host} refused to open {where}: HTTP {exc.status_code}"
-                f"{' ' + reason if reason else ''}{detail}."
-            )
-        if isinstance(exc, (socket.timeout, TimeoutError, websocket.WebSocketTimeoutException)):
+        if isinstance(exc, TimeoutError):
             return ApiTimeoutError(
-                f"Timed out after {self.timeout:g} s opening {where}. Pieces OS at "
-                f"{self.host} did not answer in time.",
+                f"Timed out after {self.timeout:g} s (connect_timeout) during {phase} opening {where}. "
+                f"Pieces OS at {self.host} did not answer in time.",
                 host=self.host, url=self.url, method="GET",
             )
         if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
@@ -267,7 +359,7 @@ class Connector:
                 "ssl_ca_cert and the server's certificate.",
                 host=self.host, url=self.url, method="GET",
             )
-        if isinstance(exc, (OSError, websocket.WebSocketAddressException)):
+        if isinstance(exc, OSError):
             return ApiConnectionError(
                 f"Could not open {where}: {one_line(str(exc) or type(exc).__name__)}. Is Pieces OS "
                 f"running at {self.host}? Start it, or set Configuration(host=...) to where it listens.",

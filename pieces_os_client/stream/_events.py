@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, FrozenSet, List
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, List, Optional, Union
 
 if TYPE_CHECKING:
     from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
 
 __all__ = ["CloseCallback", "ErrorCallback", "EventCallback", "MessageCallback", "MirrorUpdate", "StreamEvent"]
 
-# Callbacks may return anything; the value is ignored.
-MessageCallback = Callable[["StreamedIdentifiers"], object]
+# Callbacks may return anything; the value is ignored. Besides this SDK's style, the official
+# style of websocket-client's WebSocketApp is accepted, with the stream in place of ``ws``:
+# on_message(stream, message), on_error(stream, error), on_close(stream, code, reason).
+MessageCallback = Union[Callable[["StreamedIdentifiers"], object], Callable[[Any, "StreamedIdentifiers"], object]]
 EventCallback = Callable[["StreamEvent"], object]
-ErrorCallback = Callable[[Exception], object]
-CloseCallback = Callable[[], object]
+ErrorCallback = Union[Callable[[Exception], object], Callable[[Any, Exception], object]]
+CloseCallback = Union[Callable[[], object], Callable[[Any, Optional[int], Optional[str]], object]]
 
 
 @dataclass(frozen=True)

@@ -10,10 +10,11 @@ import threading
 import time
 import weakref
 from types import EllipsisType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Tuple, Union, cast
 
 from typing_extensions import Never
 
+from pieces_os_client._core.reconnect import ReconnectPolicy
 from pieces_os_client.exceptions import (
     ApiConnectionError,
     ApiTypeError,
@@ -39,7 +40,7 @@ from pieces_os_client.stream._frames import (
     ProtocolError,
 )
 from pieces_os_client.stream._link import Link, close_ws
-from pieces_os_client.stream._options import check_callback, check_number, reject_unknown
+from pieces_os_client.stream._options import callback_style, check_number, reject_unknown
 from pieces_os_client.stream._text import one_line, preview
 
 if TYPE_CHECKING:
@@ -76,7 +77,8 @@ class IdentifiersStream:
     Usually obtained from ``ConversationsApi.conversations_stream_identifiers()``.
 
     :param api_client: the :class:`~pieces_os_client.ApiClient` whose configuration (host,
-        credentials, TLS, proxy, connect timeout) and default headers are used.
+        credentials, TLS, proxy, connect timeout) and default headers are used. The handshake
+        goes to the configured host only: a redirect is refused, never followed.
     :param path: the WebSocket path, appended to the configured host's base path.
     :param headers: extra handshake headers for this stream (they win over the defaults).
     :param on_message: called with each :class:`StreamedIdentifiers`; giving it (or
@@ -84,32 +86,50 @@ class IdentifiersStream:
     :param on_event: called with each :class:`StreamEvent` (message + snapshot flag).
     :param on_error: called with every problem the stream lives through (a malformed or
         oversized message: :class:`StreamError`; a dropped connection: :class:`ApiConnectionError`)
-        and with the :class:`StreamClosedError` that ends it when it cannot go on. Never raises
-        into the stream: exceptions from callbacks are logged.
+        and with the :class:`StreamClosedError` that ends it when it cannot go on.
     :param on_close: called once, when the stream has ended for any reason.
+
+        Callbacks are checked against their signatures here. Besides this SDK's style above,
+        the official style (websocket-client's ``WebSocketApp``) is accepted, the stream taking
+        the place of ``ws``: ``on_message(stream, message)``, ``on_error(stream, error)``,
+        ``on_close(stream, code, reason)`` (the server's close code and reason; ``1000, ""``
+        after :meth:`close`; ``None`` and the error's text when the stream gave up). A callback
+        that raises never stops the stream: the exception is logged with its traceback, counted
+        in :attr:`callback_errors` and kept in :attr:`last_callback_error`.
     :param reconnect: reconnect after the connection drops (default). When ``False`` a drop
         ends the stream with :class:`StreamClosedError`.
-    :param max_reconnect_attempts: consecutive failed attempts before giving up; ``None``
-        (default) tries for as long as the stream is open.
+    :param max_reconnect_attempts: failed attempts since the last healthy connection before
+        giving up; ``None`` (default) tries for as long as the stream is open. A connection is
+        healthy once its first message (the snapshot) arrived and parsed, or once it stayed up
+        ``HEALTHY_AFTER`` (10) seconds; one that the server drops before that counts as a failed
+        attempt, so a server that accepts the WebSocket and drops it at once ends the stream.
     :param initial_backoff: delay before the first reconnect attempt, in seconds; each further
-        attempt doubles it, up to ``max_backoff``.
+        attempt doubles it, up to ``max_backoff``, until a connection is healthy again.
     :param backoff_jitter: the fraction (0..1) of each delay that is random, so that many
         clients do not reconnect in lockstep.
     :param ping_interval: send a ping after this many idle seconds (``None`` or 0: never);
     :param ping_timeout: and consider the peer dead when nothing at all arrives within this
         many seconds after the ping.
-    :param connect_timeout: seconds for each connection attempt (TCP, TLS and handshake);
-        defaults to the configuration's ``connect_timeout``.
+    :param connect_timeout: seconds for each connection attempt as a whole: TCP connect, proxy
+        tunnel, TLS and the WebSocket handshake share this one deadline, however slowly the
+        server sends its answer. Defaults to the configuration's ``connect_timeout``.
     :param close_timeout: how long :meth:`close` waits for the background thread to finish.
     :param max_message_size: the largest message accepted, in bytes, checked against each frame
         header before its payload is read; ``None`` lifts the bound. Defaults to the
         configuration's ``stream_max_message_size``. A larger message closes the connection
         (status 1009) and is reported as a :class:`StreamError`.
-    :raises ApiTypeError: an unknown option, a callback that is not callable, a wrong type.
-    :raises ApiValueError: a number out of range.
-    :raises ApiConnectionError: Pieces OS could not be reached (``ApiTimeoutError`` when it did
-        not answer in time).
-    :raises StreamError: the server answered but refused the WebSocket handshake.
+    :raises ApiTypeError: an unknown option, a callback that is not callable or takes
+        neither style's arguments, a wrong type.
+    :raises ApiValueError: a number out of range; a handshake header (per-call, default,
+        credential, ``Host``, ``Origin``) that is not a valid HTTP header or holds CR, LF or
+        NUL -- named, before anything is sent.
+    :raises ApiConnectionError: Pieces OS could not be reached (``ApiTimeoutError`` when the
+        opening did not finish within ``connect_timeout``; the message names the step).
+    :raises StreamError: the server answered but refused the WebSocket handshake, a redirect
+        included (its status and ``Location`` are named).
+
+    Wherever the stream shows a URL (:attr:`url`, ``repr``, errors, log lines) any
+    ``user:password@`` of the configured host is masked as ``***@``.
     """
 
     def __init__(
@@ -139,9 +159,8 @@ class IdentifiersStream:
             raise ApiTypeError(f"path must be a str, not {type(path).__name__}")
         if headers is not None and not isinstance(headers, Mapping):
             raise ApiTypeError(f"headers must be a mapping or None, not {type(headers).__name__}")
-        for name, callback in (("on_message", on_message), ("on_event", on_event),
-                               ("on_error", on_error), ("on_close", on_close)):
-            check_callback(name, callback)
+        styles = {name: callback_style(name, callback) for name, callback in (
+            ("on_message", on_message), ("on_event", on_event), ("on_error", on_error), ("on_close", on_close))}
         if not isinstance(reconnect, bool):
             raise ApiTypeError(f"reconnect must be True or False, not {type(reconnect).__name__} ({reconnect!r})")
         check_number("max_reconnect_attempts", max_reconnect_attempts, integer=True, optional=True)
@@ -161,7 +180,7 @@ class IdentifiersStream:
 
         self._connector = Connector(api_client, path, headers, connect_timeout)
         self.url: str = self._connector.url
-        """The WebSocket URL (``ws://`` or ``wss://``)."""
+        """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
         self._host = self._connector.host
         self._max_message_size: Optional[int] = max_message_size
 
@@ -169,11 +188,12 @@ class IdentifiersStream:
         self._on_event = on_event
         self._on_error = on_error
         self._on_close = on_close
+        self._styles = styles  # callback name -> "sdk" | "official"
         self._reconnect_enabled = reconnect
-        self._max_attempts = max_reconnect_attempts
-        self._initial_backoff = initial_backoff
-        self._max_backoff = max_backoff
-        self._jitter = backoff_jitter
+        self._policy = ReconnectPolicy(
+            initial_backoff=initial_backoff, max_backoff=max_backoff, jitter=backoff_jitter,
+            max_attempts=max_reconnect_attempts,
+        )
         self._ping_interval = ping_interval or None
         self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
@@ -195,6 +215,10 @@ class IdentifiersStream:
         self._messages = 0
         self._malformed_count = 0
         self._last_event: Optional[StreamEvent] = None
+        self._callback_errors = 0
+        self._last_callback_error: Optional[BaseException] = None
+        self._last_problem: Optional[Exception] = None  # why the last connection dropped
+        self._close_frame: Optional[Tuple[int, str]] = None  # the last connection's close frame: (status, reason)
 
         ws = self._connect()  # eager: raises ApiConnectionError / StreamError right here
         self._install(ws)
@@ -322,6 +346,16 @@ class IdentifiersStream:
         return self._last_event
 
     @property
+    def callback_errors(self) -> int:
+        """How many times a callback raised (each is logged with its traceback, and the stream goes on)."""
+        return self._callback_errors
+
+    @property
+    def last_callback_error(self) -> Optional[BaseException]:
+        """The exception a callback raised most recently, or ``None``."""
+        return self._last_callback_error
+
+    @property
     def error(self) -> Optional[StreamClosedError]:
         """Why the stream ended on its own, or ``None``."""
         return self._error
@@ -399,6 +433,7 @@ class IdentifiersStream:
         self._ping_sent = None
         if opcode == OP_CLOSE:
             status = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1000
+            self._close_frame = (status, bytes(data[2:]).decode("utf-8", "replace"))
             self._send_close(ws, status)  # the reply echoes the server's status
             raise _Dropped(_describe_close(bytes(data)))
         if opcode == OP_PING:
@@ -467,6 +502,8 @@ class IdentifiersStream:
             return None
         snapshot = self._awaiting_snapshot
         self._awaiting_snapshot = False
+        if snapshot:
+            self._policy.healthy()  # a whole, valid snapshot: the backoff starts over
         self._messages += 1
         return StreamEvent(message, snapshot, self._connections, self._last_rx)
 
@@ -497,6 +534,8 @@ class IdentifiersStream:
         self._connections += 1
         self._awaiting_snapshot = True
         self._last_rx = time.monotonic()
+        self._close_frame = None
+        self._policy.connected(self._last_rx)
         self._ping_sent = None
         logger.debug("identifiers stream connected to %s (connection %d)", self.url, self._connections)
 
@@ -511,6 +550,7 @@ class IdentifiersStream:
         close_ws(ws)
         if self._link.closing.is_set():
             return
+        self._policy.dropped(time.monotonic())
         if not (retry and self._reconnect_enabled):
             why = "reconnects are turned off" if retry else "a new connection would meet the same problem"
             final = StreamClosedError(f"The identifiers stream at {self.url} ended: {reason}; {why}.")
@@ -522,23 +562,31 @@ class IdentifiersStream:
             host=self._host, url=self.url, method="GET",
         )
         error.__cause__ = cause
+        self._last_problem = error
         self._report(error, logging.INFO)  # routine: the stream recovers by itself
 
     def _reconnect(self) -> None:
-        """Connect again with backoff; raises StreamClosedError when giving up."""
-        attempt = 0
-        last: Optional[Exception] = None
+        """Connect again after the policy's delay; raises StreamClosedError when it gives up.
+
+        The delay grows with every attempt since the last *healthy* connection (one whose
+        snapshot arrived, or that stayed up ``HEALTHY_AFTER`` seconds), so a server that accepts
+        the WebSocket and drops it at once is not hammered, and such connections count as failed
+        attempts against ``max_reconnect_attempts``.
+        """
+        last: Optional[Exception] = self._last_problem
         while not self._link.closing.is_set():
-            if self._max_attempts is not None and attempt >= self._max_attempts:
+            delay = self._policy.next_delay(random.random())
+            if delay is None:
+                count = self._policy.attempts
+                detail = self._policy.give_up_reason()
                 final = StreamClosedError(
                     f"Gave up reconnecting to the identifiers stream at {self.url} after "
-                    f"{attempt} failed attempt{'s' if attempt != 1 else ''}."
+                    f"{count} failed attempt{'s' if count != 1 else ''}{'; ' + detail if detail else ''}."
                 )
                 final.__cause__ = last
                 self._end(final)
                 raise final
-            attempt += 1
-            if self._link.closing.wait(self._backoff(attempt)):
+            if self._link.closing.wait(delay):
                 return
             try:
                 ws = self._connect()
@@ -546,15 +594,11 @@ class IdentifiersStream:
                 return
             except (ApiConnectionError, StreamError) as exc:
                 last = exc
-                logger.info("identifiers stream: reconnect attempt %d failed: %s", attempt, exc)
+                self._policy.failed()
+                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._policy.attempts, exc)
                 continue
             self._install(ws)
             return
-
-    def _backoff(self, attempt: int) -> float:
-        """Delay before reconnect attempt ``attempt`` (1-based): doubling, capped, jittered."""
-        delay: float = min(self._max_backoff, self._initial_backoff * (2 ** min(attempt - 1, 30)))
-        return delay * (1 - self._jitter * random.random())
 
     def _release(self) -> None:
         """Close the socket once the stream is over (the reader's side of close())."""
@@ -602,10 +646,29 @@ class IdentifiersStream:
             self._call("on_message", self._on_message, event.message)
 
     def _call(self, name: str, callback: Callable[..., object], *args: Any) -> None:
+        """Call a callback in the style its signature asked for; record what it raises.
+
+        Official style (websocket-client's ``WebSocketApp``) gets the stream first:
+        ``on_message(stream, message)``, ``on_error(stream, error)`` and
+        ``on_close(stream, code, reason)``.
+        """
+        if self._styles.get(name) == "official":
+            args = (self, *args) if name != "on_close" else (self, *self._close_details())
         try:
             callback(*args)
-        except Exception:
-            logger.exception("identifiers stream: the %s callback raised", name)
+        except Exception as exc:
+            self._callback_errors += 1
+            self._last_callback_error = exc
+            logger.exception("identifiers stream: the %s callback raised (stream.callback_errors: %d)",
+                             name, self._callback_errors)
+
+    def _close_details(self) -> Tuple[Optional[int], Optional[str]]:
+        """``(code, reason)`` for an official-style ``on_close``."""
+        if self._close_frame is not None:
+            return self._close_frame
+        if self._error is not None:
+            return None, str(self._error)
+        return 1000, ""  # closed by close()
 
     def _report(self, error: Exception, level: int) -> None:
         logger.log(level, "%s", error)
