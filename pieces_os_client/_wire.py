@@ -15,13 +15,13 @@ The sync transport (:mod:`pieces_os_client.rest`) builds its pool managers with 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import http.client
 import io
 import logging
 import queue
 import socket
+import threading
 import time
 import weakref
 from typing import Any, Callable, Dict, Optional, cast
@@ -39,7 +39,7 @@ logger = logging.getLogger("pieces_os_client")
 
 #: how long a waiting caller sleeps between looks for a lost slot
 _SLICE = 0.25
-#: a slot queue whose lock nobody could take for this long was left locked by an interrupt
+#: the longest wait for the slot queue's lock when putting a connection back (then it is closed)
 _WEDGED_AFTER = 2.0
 
 
@@ -210,13 +210,41 @@ class _TLSConnection(_ExchangeCounting, HTTPSConnection):
 class _SlotQueue(queue.LifoQueue):  # type: ignore[type-arg]
     """urllib3's slot queue, counting the items being handed out (under its own lock)."""
 
+    abandoned: bool
+    taking: Dict[int, None]
+
+    def __init__(self, maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        # A reentrant lock: an interrupt (signal handlers run in the main thread) that leaves it
+        # held cannot lock that thread out, and the pool can tell that it is held by the very
+        # thread that is asking, outside any queue operation, and free it (_SlotKeeping._unwedged).
+        self.mutex = threading.RLock()  # type: ignore[assignment]
+        self.not_empty = threading.Condition(self.mutex)
+        self.not_full = threading.Condition(self.mutex)
+        self.all_tasks_done = threading.Condition(self.mutex)
+
+    def get(self, block: bool = True, timeout: Optional[float] = None) -> Any:
+        # urllib3 drains the queue with get(block=False) on close, and at exit: a lock held for
+        # good by another thread ends that drain instead of hanging it
+        if not block:
+            if self.abandoned or not _acquire(self.mutex, _WEDGED_AFTER):
+                self.abandoned = True  # its lock is lost for good: hand out what is left, unlocked
+                if self.queue:
+                    return self.queue.pop()
+                raise queue.Empty
+            self.mutex.release()
+        return super().get(block, timeout)
+
     def _init(self, maxsize: int) -> None:
         super()._init(maxsize)
-        self.taking = 0
+        # threads between taking an item and recording it (see _SlotKeeping._get_conn); each
+        # thread's entry is removed by that thread in a finally, whatever interrupts it
+        self.taking = {}
+        self.abandoned = False
 
     def _get(self) -> Any:
         item = super()._get()
-        self.taking += 1
+        self.taking[threading.get_ident()] = None
         return item
 
 
@@ -230,10 +258,11 @@ class _SlotKeeping:
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._out: weakref.WeakSet[Any] = weakref.WeakSet()
+        # connections handed out, by id: plain references to weak references, with no
+        # callbacks (an interrupt inside a WeakSet's removal callback would leave a dead entry)
+        self._out: Dict[int, weakref.ref[Any]] = {}
         q = self._queue()
         self._slots: int = q.maxsize if q is not None else 0
-        self._stuck_since: Optional[float] = None
 
     def _queue(self) -> Optional[_SlotQueue]:
         return cast(Optional[_SlotQueue], self.__dict__.get("pool"))
@@ -245,30 +274,30 @@ class _SlotKeeping:
         if not self.block:
             return super()._get_conn(timeout)  # type: ignore[misc]
         end = None if timeout is None else time.monotonic() + timeout
-        q = self._unwedged(q, end)
-        while True:
-            wait = _SLICE if end is None else max(0.0, min(_SLICE, end - time.monotonic()))
-            try:
-                conn = q.get(block=True, timeout=wait)
-                break
-            except queue.Empty:
-                if end is not None and time.monotonic() >= end:
-                    raise EmptyPoolError(
-                        self,  # type: ignore[arg-type]
-                        "Pool is empty and a new connection can't be opened due to blocking mode.",
-                    ) from None
-                self._recover_lost_slots(q)
+        self._unwedged(q)
+        if not _acquire(q.mutex, _SLICE if end is None else max(0.0, end - time.monotonic())):
+            raise EmptyPoolError(self, "The pool's lock is held by another thread.")  # type: ignore[arg-type]
+        q.mutex.release()
+        me = threading.get_ident()
         try:
+            while True:
+                wait = _SLICE if end is None else max(0.0, min(_SLICE, end - time.monotonic()))
+                try:
+                    conn = q.get(block=True, timeout=wait)
+                    break
+                except queue.Empty:
+                    if end is not None and time.monotonic() >= end:
+                        raise EmptyPoolError(
+                            self,  # type: ignore[arg-type]
+                            "Pool is empty and a new connection can't be opened due to blocking mode.",
+                        ) from None
+                    self._recover_lost_slots(q)
             if conn and is_connection_dropped(conn):
                 conn.close()
             conn = conn or self._new_conn()
-            self._out.add(conn)
+            self._out[id(conn)] = weakref.ref(conn)
         finally:
-            if _acquire(q.mutex, _WEDGED_AFTER):
-                try:
-                    q.taking -= 1
-                finally:
-                    q.mutex.release()
+            q.taking.pop(me, None)  # one dict operation: nothing can interrupt it half-done
         return conn
 
     def _put_conn(self, conn: Any) -> None:
@@ -280,6 +309,8 @@ class _SlotKeeping:
                 conn.close()  # part of a response is unread: the connection cannot carry another exchange
         q = self._queue()
         kept = False
+        if q is not None:
+            self._unwedged(q)
         if q is not None and _acquire(q.mutex, _WEDGED_AFTER):
             try:
                 if len(q.queue) < q.maxsize:
@@ -289,35 +320,27 @@ class _SlotKeeping:
             finally:
                 q.mutex.release()
         if conn is not None:
-            self._out.discard(conn)
+            self._out.pop(id(conn), None)
             if not kept:
                 conn.close()
 
-    def _unwedged(self, q: _SlotQueue, end: Optional[float]) -> _SlotQueue:
-        """``q``, with its lock freed if an interrupt left it held (nobody holds it for seconds)."""
-        patience = _WEDGED_AFTER if end is None else max(0.0, min(_WEDGED_AFTER, end - time.monotonic()))
-        if _acquire(q.mutex, patience):
-            q.mutex.release()
-            self._stuck_since = None
-            return q
-        now = time.monotonic()
-        if self._stuck_since is None:
-            self._stuck_since = now - patience
-        if now - self._stuck_since < _WEDGED_AFTER:
-            raise EmptyPoolError(self, "The pool's lock is held.")  # type: ignore[arg-type]
-        logger.warning("the connection pool for %s was left locked (an interrupt mid-call?); unlocking it", self.host)
-        with contextlib.suppress(RuntimeError):  # released meanwhile after all
-            q.mutex.release()
-        self._stuck_since = None
-        self._recover_lost_slots(q)
-        return q
+    def _unwedged(self, q: _SlotQueue) -> None:
+        """Free ``q``'s lock if an interrupt left it held by this thread (see ``_SlotQueue``)."""
+        mutex: Any = q.mutex
+        if mutex._is_owned():  # this thread is in no queue operation: an interrupt left it so
+            logger.warning("the connection pool for %s was left locked by an interrupt; unlocking it", self.host)
+            mutex._release_save()
+            self._recover_lost_slots(q)
 
     def _recover_lost_slots(self, q: _SlotQueue) -> None:
         """Give back the slots of connections that are gone (dropped by an interrupt, or collected)."""
         if not _acquire(q.mutex, _WEDGED_AFTER):
             return
         try:
-            missing = self._slots - len(q.queue) - q.taking - len(self._out)
+            for key, ref in list(self._out.items()):
+                if ref() is None:  # gone without coming back: its slot is lost
+                    self._out.pop(key, None)
+            missing = self._slots - len(q.queue) - len(q.taking) - len(self._out)
             if missing > 0:
                 q.queue.extend([None] * missing)
                 q.not_empty.notify(missing)

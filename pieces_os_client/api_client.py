@@ -34,6 +34,7 @@ import pydantic_core
 from typing_extensions import TypedDict
 
 from pieces_os_client import rest
+from pieces_os_client._core.interrupts import interrupt_within
 from pieces_os_client._version import __version__
 from pieces_os_client.api_response import ApiResponse
 from pieces_os_client.configuration import Configuration
@@ -449,6 +450,9 @@ class ApiClient:
             try:
                 return _model_json(body)
             except pydantic_core.PydanticSerializationError as exc:
+                interrupt = interrupt_within(exc)
+                if interrupt is not None:
+                    raise interrupt from None
                 where = _unserializable_field(body)
                 raise ApiValueError(
                     f"the request body {type(body).__name__} cannot be written as JSON"

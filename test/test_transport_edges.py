@@ -306,7 +306,7 @@ def test_a_raw_response_dropped_unread_gives_its_slot_back(emulator: Emulator) -
 
 
 # ---------------------------------------------------------------- a pool an interrupt left locked
-def test_a_pool_whose_lock_was_left_held_is_replaced_within_the_pool_timeout(emulator: Emulator) -> None:
+def test_a_pool_lock_an_interrupt_left_held_is_freed_at_the_next_call(emulator: Emulator) -> None:
     api = api_for(emulator.url, connection_pool_maxsize=2, pool_timeout=30)
     api.conversations_identifiers_snapshot()
     pool = api.api_client.rest_client.pool_manager.connection_from_url(emulator.url)
@@ -315,5 +315,23 @@ def test_a_pool_whose_lock_was_left_held_is_replaced_within_the_pool_timeout(emu
     started = time.monotonic()
     for _ in range(3):
         api.conversations_identifiers_snapshot()
-    assert time.monotonic() - started < 8  # about 2 s to notice, then normal calls
+    raw = [api.conversations_snapshot_without_preload_content() for _ in range(2)]  # both slots
+    assert time.monotonic() - started < 3
+    for response in raw:
+        response.release_conn()
+    api.api_client.close()
+
+
+def test_a_pool_lock_held_by_another_thread_bounds_the_wait_by_the_pool_timeout(emulator: Emulator) -> None:
+    api = api_for(emulator.url, connection_pool_maxsize=2, pool_timeout=1)
+    api.conversations_identifiers_snapshot()
+    pool = api.api_client.rest_client.pool_manager.connection_from_url(emulator.url)
+    assert pool.pool is not None
+    holder = threading.Thread(target=pool.pool.mutex.acquire)  # held by a thread that is gone
+    holder.start()
+    holder.join()
+    started = time.monotonic()
+    with pytest.raises(ApiTimeoutError, match="pool_timeout=1 s"):
+        api.conversations_identifiers_snapshot()
+    assert time.monotonic() - started < 3
     api.api_client.close()

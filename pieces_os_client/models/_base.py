@@ -194,7 +194,9 @@ class PiecesModel(BaseModel):
                 except PydanticUndefinedAnnotation as exc:  # a name not linked yet: try again
                     failure = exc
                 except Exception as exc:  # PydanticUserError, or a model module that does not import
-                    interrupt = _interrupt_within(exc)
+                    from pieces_os_client._core.interrupts import interrupt_within
+
+                    interrupt = interrupt_within(exc)
                     if interrupt is not None:  # Ctrl-C (or an exit) while pydantic-core built a validator
                         raise interrupt from None
                     failure = exc
@@ -249,26 +251,6 @@ class PiecesModel(BaseModel):
         if len(json_str) <= 16 and json_str.strip() in ("null", b"null"):
             return None
         return validate_json(cls, json_str)
-
-
-def _interrupt_within(exc: BaseException) -> Optional[BaseException]:
-    """The interrupt (KeyboardInterrupt, SystemExit...) a build error stands for, if any.
-
-    pydantic-core reports an interrupt raised while it calls back into Python during a build
-    as a ``SchemaError`` whose text names it; Python-level wrappers keep it in the chain.
-    """
-    seen: Optional[BaseException] = exc
-    for _ in range(8):
-        if seen is None:
-            break
-        if not isinstance(seen, Exception):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    text = str(exc)
-    for kind in (KeyboardInterrupt, SystemExit):
-        if f"{kind.__name__}:" in text and type(exc).__name__ == "SchemaError":
-            return kind()
-    return None
 
 
 # ------------------------------------------------------------------ parsing large documents
