@@ -6,7 +6,7 @@ import argparse
 import datetime as _dt
 import json
 import sys
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Set
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from pieces_os_client.cli import EXIT_FAILURE, EXIT_OK, PROG, UsageError
 from pieces_os_client.cli._output import (
@@ -99,6 +99,27 @@ def find(conversations: List[Conversation], wanted: str) -> Optional[Conversatio
     return next((c for c in conversations if c.id == wanted), None)
 
 
+def snapshot_with_documents(api: Any) -> Tuple[List[Conversation], Dict[str, Any]]:
+    """Every conversation (full form) as models, and as the JSON documents Pieces OS sent (by id).
+
+    The documents are the wire form exactly as received (times, unknown fields and all), which
+    is what ``--json`` and ``export --format json`` print.
+    """
+    response = api.conversations_snapshot_with_http_info()
+    conversations = list(response.data.iterable or [])
+    documents: Dict[str, Any] = {}
+    try:
+        raw = json.loads(response.raw_data)
+        for item in raw.get("iterable") or []:
+            if isinstance(item, dict) and isinstance(item.get("id"), str):
+                documents.setdefault(item["id"], item)
+    except (ValueError, AttributeError):
+        pass
+    for conversation in conversations:  # anything the raw body did not give as expected
+        documents.setdefault(conversation.id, wire(conversation))
+    return conversations, documents
+
+
 # ------------------------------------------------------------------ list
 def list_(args: argparse.Namespace) -> int:
     client, api = open_api(args)
@@ -125,12 +146,13 @@ def list_(args: argparse.Namespace) -> int:
 def show(args: argparse.Namespace) -> int:
     client, api = open_api(args)
     with client:
-        conversation = find(list(api.conversations_snapshot().iterable or []), args.id)
+        conversations, documents = snapshot_with_documents(api)
+    conversation = find(conversations, args.id)
     if conversation is None:
         print(f"{PROG}: error: no conversation with id {printable(args.id)}", file=sys.stderr)
         return EXIT_FAILURE
     if args.json:
-        print_json(wire(conversation))
+        print_json(documents[conversation.id])
         return EXIT_OK
     messages = messages_of(conversation)
     out = sys.stdout

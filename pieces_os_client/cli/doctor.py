@@ -109,7 +109,9 @@ def _health(url: str, timeout: float) -> Dict[str, Any]:
     detail = check.detail
     if not check.answered and ("timed out" in detail or elapsed >= timeout * 0.9):
         detail = f"no answer within {timeout:g} s ({detail})"
-    return {"url": url + HEALTH_PATH, "ok": check.looks_like_pieces_os, "answered": check.answered,
+    from pieces_os_client._core.urls import mask_userinfo
+
+    return {"url": mask_userinfo(url + HEALTH_PATH), "ok": check.looks_like_pieces_os, "answered": check.answered,
             "detail": detail, "ms": _ms(elapsed)}
 
 

@@ -22,7 +22,7 @@ from pieces_os_client.cli._output import (
     print_json,
     printable,
 )
-from pieces_os_client.cli.conversations import enum_text, messages_of, wire
+from pieces_os_client.cli.conversations import enum_text, messages_of, snapshot_with_documents
 
 if TYPE_CHECKING:
     from pieces_os_client.models.conversation import Conversation
@@ -112,10 +112,10 @@ def markdown(conversation: Conversation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _render(conversation: Conversation, fmt: str) -> str:
+def _render(conversation: Conversation, document: Any, fmt: str) -> str:
     if fmt == "markdown":
         return markdown(conversation)
-    return json.dumps(wire(conversation), ensure_ascii=False, indent=2) + "\n"
+    return json.dumps(document, ensure_ascii=False, indent=2) + "\n"
 
 
 def _write(path: Path, text: str, force: bool) -> None:
@@ -147,7 +147,7 @@ class _Failure(NamedTuple):
 def run(args: argparse.Namespace) -> int:
     client, api = open_api(args)
     with client:
-        every = list(api.conversations_snapshot().iterable or [])
+        every, documents = snapshot_with_documents(api)
     failures: List[_Failure] = []
     if args.ids:
         by_id = {c.id: c for c in every}
@@ -175,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stderr.write(f"\rexporting {index}/{len(chosen)}")
             sys.stderr.flush()
         try:
-            _write(path, _render(conversation, args.format), args.force)
+            _write(path, _render(conversation, documents[conversation.id], args.format), args.force)
         except OSError as exc:
             failures.append(_Failure(conversation.id, describe_error(exc)))
             failures += [_Failure(c.id, "not tried") for c in chosen[index:]]
