@@ -573,3 +573,73 @@ def test_doctor_masks_credentials(cli: Any, emu: Emulator) -> None:
     result = cli("doctor", "--json", "--timeout", "10", env={ENV_VAR: secret_url})
     assert "s3cr3t" not in result.stdout and "s3cr3t" not in result.stderr
     assert json.loads(result.stdout)["environment_variables"][ENV_VAR].startswith("http://***@")
+
+
+# ------------------------------------------------------------------ on a terminal
+def _on_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run with stdout and stderr on a pseudo-terminal; the exit status and all it printed."""
+    import pty
+
+    primary, secondary = pty.openpty()
+    output = b""
+    try:
+        proc = subprocess.Popen([sys.executable, "-m", "pieces_os_client", *argv],
+                                stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env)
+        os.close(secondary)
+        deadline = time.monotonic() + RUN_TIMEOUT
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([primary], [], [], 0.5)
+            if ready:
+                try:
+                    chunk = os.read(primary, 65536)
+                except OSError:  # the child closed the terminal (Linux reports EIO)
+                    break
+                if not chunk:
+                    break
+                output += chunk
+            elif proc.poll() is not None:
+                break
+        code = proc.wait(RUN_TIMEOUT)
+    finally:
+        os.close(primary)
+    return code, output.decode("utf-8", "replace")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
+def test_colour_and_progress_only_on_a_terminal_without_no_color(emu: Emulator, tmp_path: Path) -> None:
+    _named(emu, "one", "two", "three")
+    code, shown = _on_terminal(["doctor", "--timeout", "10"], _env(tmp_path, **{ENV_VAR: emu.url}))
+    assert code == 0 and "\x1b[32mok\x1b[0m" in shown
+    code, shown = _on_terminal(["doctor", "--timeout", "10"], _env(tmp_path, NO_COLOR="1", **{ENV_VAR: emu.url}))
+    assert code == 0 and "\x1b[" not in shown and "Result: ok" in shown
+
+    code, shown = _on_terminal(["conversations", "export", "--out", str(tmp_path / "a"), "--host", emu.url],
+                               _env(tmp_path))
+    assert code == 0 and "\rexporting 3/3" in shown
+    code, shown = _on_terminal(["conversations", "export", "--out", str(tmp_path / "b"), "--host", emu.url],
+                               _env(tmp_path, NO_COLOR="1"))
+    assert code == 0 and "exporting" not in shown and "wrote 3 files" in shown
+
+
+# ------------------------------------------------------------------ discovery, step by step
+def test_trace_discovery_is_find_pieces_os_step_by_step(
+    emu: Emulator, raw_server: Callable[[Optional[bytes]], int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pieces_os_client.discovery import find_pieces_os, trace_discovery
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    foreign, closed = raw_server(NOT_PIECES), _closed_port()
+    files = [tmp_path / "missing.txt", tmp_path / "garbage.txt", tmp_path / "dead.txt", tmp_path / "again.txt"]
+    files[1].write_text("not a port")
+    files[2].write_text(str(closed))
+    files[3].write_text(str(closed))
+    steps, url = trace_discovery([closed, foreign, emu.port], host="127.0.0.1", timeout=2, port_files=files)
+    assert [(s.source, s.outcome) for s in steps] == [
+        ("env", "unset"), ("port_file", "missing"), ("port_file", "no_port"), ("port_file", "no_answer"),
+        ("port_file", "duplicate"), ("scan", "not_pieces_os"), ("scan", "pieces_os"),
+    ]
+    assert url == emu.url and steps[-1].chosen and not any(s.chosen for s in steps[:-1])
+    assert find_pieces_os([closed, foreign, emu.port], host="127.0.0.1", timeout=2, port_files=files) == url
+
+    steps, url = trace_discovery([closed, foreign], host="127.0.0.1", timeout=2, port_files=[])
+    assert url is None and [s.outcome for s in steps] == ["unset", "closed", "not_pieces_os"]

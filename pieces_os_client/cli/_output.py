@@ -21,6 +21,7 @@ __all__ = [
     "is_terminal",
     "iso",
     "local_time",
+    "no_color",
     "open_api",
     "print_json",
     "printable",
@@ -38,8 +39,13 @@ def is_terminal(stream: TextIO) -> bool:
 
 
 def wants_color(stream: TextIO) -> bool:
-    """Colour only on a terminal, and never when ``NO_COLOR`` is set (to anything) or TERM=dumb."""
-    return "NO_COLOR" not in os.environ and os.environ.get("TERM") != "dumb" and is_terminal(stream)
+    """Colour only on a terminal, and never when ``NO_COLOR`` is set (to anything but "") or TERM=dumb."""
+    return not no_color() and os.environ.get("TERM") != "dumb" and is_terminal(stream)
+
+
+def no_color() -> bool:
+    """``NO_COLOR`` is set and not empty (https://no-color.org): no colour, no progress display."""
+    return bool(os.environ.get("NO_COLOR"))
 
 
 def color(text: str, code: str, enabled: bool) -> str:

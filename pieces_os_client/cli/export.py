@@ -18,6 +18,7 @@ from pieces_os_client.cli._output import (
     is_terminal,
     iso,
     join_ids,
+    no_color,
     open_api,
     print_json,
     printable,
@@ -167,7 +168,7 @@ def run(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_FAILURE
-    progress = is_terminal(sys.stderr) and "NO_COLOR" not in os.environ and len(chosen) > 1
+    progress = is_terminal(sys.stderr) and not no_color() and len(chosen) > 1
     written: List[Dict[str, Any]] = []
     for index, conversation in enumerate(chosen, 1):
         path = out / names[conversation.id]
