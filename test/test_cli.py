@@ -528,6 +528,14 @@ def test_doctor_nothing_listening(cli: Any) -> None:
     assert given.returncode == 1
     assert "nothing answers" in json.loads(given.stdout)["problems"][0]["cause"]
 
+    named = cli("doctor", "--json", "--timeout", "1", env={ENV_VAR: f"http://127.0.0.1:{closed}"})
+    assert named.returncode == 1
+    report = json.loads(named.stdout)
+    assert [(s["source"], s["outcome"]) for s in report["discovery"]["steps"]] == [("env", "no_answer")]
+    (problem,) = report["problems"]
+    assert problem["cause"].startswith(f"{ENV_VAR} is http://127.0.0.1:{closed}, but nothing answers")
+    assert f"unset {ENV_VAR}" in problem["fix"]
+
 
 def test_doctor_foreign_server_on_the_port(cli: Any, raw_server: Callable[[Optional[bytes]], int]) -> None:
     port = raw_server(NOT_PIECES)

@@ -16,6 +16,7 @@ import statistics
 import sys
 import threading
 import time
+from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
 from urllib.parse import urlsplit
 
@@ -372,7 +373,7 @@ def diagnose(host: Optional[str], timeout: float, ports: Optional[Sequence[int]]
 
 # ------------------------------------------------------------------ text
 def _discovery_lines(discovery: Dict[str, Any]) -> List[str]:
-    from pieces_os_client.discovery import ENV_VAR
+    from pieces_os_client.discovery import ENV_VAR, _tilde
 
     if discovery["skipped"]:
         return ["  discovery skipped: --host was given"]
@@ -396,7 +397,7 @@ def _discovery_lines(discovery: Dict[str, Any]) -> List[str]:
             text = "not set" if outcome == "unset" else f"{printable(step['where'])}: {_outcome(outcome, detail)}"
             lines.append(f"  {ENV_VAR:<28} {text}{mark}")
         elif step["source"] == "port_file":
-            lines.append(f"  port file {printable(step['where'])}")
+            lines.append(f"  port file {printable(_tilde(Path(step['where'])))}")
             if outcome in ("missing", "no_port", "duplicate"):
                 lines.append(f"  {'':<28} {detail}")
             else:
