@@ -446,6 +446,8 @@ def test_watch_prints_changes_and_stops_on_ctrl_c(emu: Emulator, tmp_path: Path,
         second = _read_line(proc)
         emu.delete_conversation(existing)
         third = _read_line(proc)
+        assert emu.drop_websockets() == 1  # the stream reconnects by itself and says so
+        fourth = _read_line(proc)
         proc.send_signal(signal.SIGINT)
         code = proc.wait(RUN_TIMEOUT)
     finally:
@@ -457,9 +459,12 @@ def test_watch_prints_changes_and_stops_on_ctrl_c(emu: Emulator, tmp_path: Path,
     proc.stdout.close()
     proc.stderr.close()
     assert code == 0, stderr
-    assert "Traceback" not in stderr and "interrupted" not in stderr
+    assert "Traceback" not in stderr and "pieces-os-client: interrupted" not in stderr
+    assert "reconnecting" in stderr
     if as_json:
-        records = [json.loads(line) for line in (first, second, third)]
+        records = [json.loads(line) for line in (first, second, third, fourth)]
+        assert records[3]["event"] == "resync" and records[3]["count"] == 1
+        assert records[3]["added"] == [] and records[3]["removed"] == []
         assert records[0]["event"] == "snapshot" and records[0]["ids"] == [existing]
         assert {k: records[1][k] for k in ("event", "id")} == {"event": "created", "id": created}
         assert {k: records[2][k] for k in ("event", "id")} == {"event": "deleted", "id": existing}
@@ -467,6 +472,7 @@ def test_watch_prints_changes_and_stops_on_ctrl_c(emu: Emulator, tmp_path: Path,
         assert "snapshot  1 conversations" in first
         assert "created" in second and created in second
         assert "deleted" in third and existing in third
+        assert "resync    1 conversations after a reconnect (0 new, 0 gone)" in fourth
 
 
 def test_watch_with_no_server_fails_in_one_line(cli: Any) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import json
 import sys
@@ -219,12 +220,18 @@ def _watch_line(record: Dict[str, Any]) -> str:
     return f"{when}  {kind:<8}  {printable(record['id'])}"
 
 
+def _report_stream_problem(error: Exception) -> None:
+    """A dropped connection or a skipped message: said on stderr; the stream goes on by itself."""
+    with contextlib.suppress(OSError, ValueError):
+        print(f"{PROG}: {describe_error(error)}", file=sys.stderr, flush=True)
+
+
 def watch(args: argparse.Namespace) -> int:
     client, api = open_api(args)
     known: Set[str] = set()
     try:
         with client:
-            stream = api.conversations_stream_identifiers()
+            stream = api.conversations_stream_identifiers(on_error=_report_stream_problem)
             with stream:
                 if not args.json:
                     print(f"watching {printable(stream.url)} (Ctrl-C to stop)", file=sys.stderr)
