@@ -433,7 +433,7 @@ def _read_line(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
 
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT and selects on a pipe")
 @pytest.mark.parametrize("as_json", [True, False])
-def test_watch_prints_changes_and_stops_on_ctrl_c(emu: Emulator, tmp_path: Path, as_json: bool) -> None:
+def test_watch_prints_changes_and_stops_on_ctrl_c_or_sigterm(emu: Emulator, tmp_path: Path, as_json: bool) -> None:
     (existing,) = _named(emu, "before")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pieces_os_client", "conversations", "watch", "--host", emu.url,
@@ -448,7 +448,7 @@ def test_watch_prints_changes_and_stops_on_ctrl_c(emu: Emulator, tmp_path: Path,
         third = _read_line(proc)
         assert emu.drop_websockets() == 1  # the stream reconnects by itself and says so
         fourth = _read_line(proc)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(signal.SIGINT if as_json else signal.SIGTERM)  # both end it cleanly
         code = proc.wait(RUN_TIMEOUT)
     finally:
         if proc.poll() is None:
@@ -657,3 +657,25 @@ def test_trace_discovery_is_find_pieces_os_step_by_step(
 
     steps, url = trace_discovery([closed, foreign], host="127.0.0.1", timeout=2, port_files=[])
     assert url is None and [s.outcome for s in steps] == ["unset", "closed", "not_pieces_os"]
+
+
+def test_messages_given_as_references_only_are_shown_as_such() -> None:
+    from pieces_os_client.cli.conversations import messages_of
+    from pieces_os_client.cli.export import markdown
+
+    stamp = {"value": "2026-01-02T03:04:05Z"}
+    conversation = Conversation.from_dict({
+        "id": "c1", "name": "Refs", "created": stamp, "updated": stamp,
+        "messages": {"iterable": [
+            {"id": "m2", "reference": {"id": "m2", "created": stamp, "updated": stamp, "role": "ASSISTANT",
+                                       "conversation": {"id": "c1"}}},
+            {"id": "m1"},
+        ], "indices": {"m1": 0, "m2": 1}},
+    })
+    assert conversation is not None
+    first, second = messages_of(conversation)
+    assert (first.id, first.reference_only) == ("m1", True)
+    assert (second.role, second.text, second.note) == ("ASSISTANT", None, "no text was sent for this message")
+    text = markdown(conversation)
+    assert "## 1. message `m1`" in text and "*(only its id was sent (no role, time or text))*" in text
+    assert "## 2. ASSISTANT · 2026-01-02T03:04:05Z" in text

@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import datetime as _dt
 import json
+import signal
 import sys
 from typing import TYPE_CHECKING, Any, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
@@ -226,9 +227,15 @@ def _report_stream_problem(error: Exception) -> None:
         print(f"{PROG}: {describe_error(error)}", file=sys.stderr, flush=True)
 
 
+def _stop(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
 def watch(args: argparse.Namespace) -> int:
     client, api = open_api(args)
     known: Set[str] = set()
+    # SIGTERM (kill, timeout, a service manager) ends the watch as cleanly as Ctrl-C does.
+    previous = signal.signal(signal.SIGTERM, _stop) if hasattr(signal, "SIGTERM") else None
     try:
         with client:
             stream = api.conversations_stream_identifiers(on_error=_report_stream_problem)
@@ -244,6 +251,9 @@ def watch(args: argparse.Namespace) -> int:
                         sys.stdout.flush()
     except KeyboardInterrupt:
         return EXIT_OK
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return EXIT_OK
 
 
