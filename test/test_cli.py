@@ -679,3 +679,19 @@ def test_messages_given_as_references_only_are_shown_as_such() -> None:
     text = markdown(conversation)
     assert "## 1. message `m1`" in text and "*(only its id was sent (no role, time or text))*" in text
     assert "## 2. ASSISTANT · 2026-01-02T03:04:05Z" in text
+
+
+def test_doctor_masks_every_credential_setting() -> None:
+    from pieces_os_client.cli.doctor import settings_changed
+    from pieces_os_client.configuration import Configuration
+
+    config = Configuration(
+        host="http://me:pw1@127.0.0.1:1", api_key={"application": "key1"}, access_token="tok1",
+        username="me", password="pw2", proxy="http://u:pw3@proxy:3128",
+        proxy_headers={"Proxy-Authorization": "Basic pw4", "X-Other": "shown"}, read_timeout=7,
+    )
+    changed = settings_changed(config)
+    shown = json.dumps(changed)
+    assert not any(secret in shown for secret in ("pw1", "key1", "tok1", "pw2", "pw3", "pw4")), shown
+    assert changed["read_timeout"] == 7 and changed["proxy_headers"]["X-Other"] == "shown"
+    assert changed["host"] == "http://***@127.0.0.1:1" and changed["api_key"] == {"application": "***"}

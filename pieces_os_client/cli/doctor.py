@@ -30,7 +30,7 @@ CALLS_PER_ENDPOINT = 3
 DEPENDENCIES = (
     "urllib3", "pydantic", "pydantic-core", "python-dateutil", "websocket-client", "typing-extensions", "aiohttp",
 )
-_SECRET_WORDS = ("key", "token", "password", "secret", "cert_file", "key_file")
+_SECRET_WORDS = ("key", "token", "password", "secret", "auth", "cookie")
 
 
 def _ms(seconds: float) -> float:
@@ -209,20 +209,24 @@ def _environment() -> Dict[str, Any]:
 
 
 def mask(name: str, value: Any) -> Any:
-    """A setting's value fit to show: credentials as ``***``, ``user:password@`` in URLs masked."""
+    """A setting's value fit to show: credentials as ``***``, ``user:password@`` in URLs masked.
+
+    A value is a credential when its name (or, in a dict, its key) mentions a key, token,
+    password, secret, authorization or cookie: ``api_key``, ``proxy_headers.Proxy-Authorization``.
+    """
     from pieces_os_client._core.urls import mask_userinfo
 
     if value is None:
         return None
     if isinstance(value, dict):
-        return {k: mask(k if any(w in name for w in _SECRET_WORDS) else name, v) for k, v in value.items()}
-    if any(word in name.lower() for word in _SECRET_WORDS) and name not in ("api_key_prefix",):
+        return {str(k): mask(f"{name}.{k}", v) for k, v in value.items()}
+    if any(word in name.lower() for word in _SECRET_WORDS):
         return "***"
     if isinstance(value, str):
         return mask_userinfo(value)
-    if isinstance(value, (int, float, bool, list, tuple)):
+    if isinstance(value, (int, float, bool)):
         return value
-    return repr(value)
+    return mask_userinfo(repr(value))
 
 
 def settings_changed(config: Any) -> Dict[str, Any]:
