@@ -33,6 +33,8 @@ __all__ = [
     "CANDIDATE_PORTS",
     "ENV_VAR",
     "HEALTH_PATH",
+    "DiscoveryStep",
+    "DiscoveryTrace",
     "HealthCheck",
     "candidate_urls",
     "check_health",
@@ -41,6 +43,7 @@ __all__ = [
     "port_file_paths",
     "read_port_file",
     "searched_places",
+    "trace_discovery",
 ]
 
 ENV_VAR = "PIECES_OS_URL"
@@ -166,6 +169,104 @@ def _not_pieces_os(url: str, check: HealthCheck) -> Exception:
     )
 
 
+class DiscoveryStep(NamedTuple):
+    """One place :func:`trace_discovery` looked, and what it found there.
+
+    ``source`` is ``"env"`` (``PIECES_OS_URL``), ``"port_file"`` or ``"scan"``. ``where`` is
+    the variable's value, the file's path or the scanned URL. ``outcome`` is one of:
+
+    * ``"unset"`` — ``PIECES_OS_URL`` is not set;
+    * ``"missing"`` — no port file there; ``"no_port"`` — the file holds no port number;
+      ``"duplicate"`` — it names a port already tried;
+    * ``"closed"`` — nothing listens on the port;
+    * ``"no_answer"`` — something is there (or was named) but no HTTP answer came back;
+    * ``"not_pieces_os"`` — a server answered, but not as Pieces OS does;
+    * ``"pieces_os"`` — Pieces OS (or the emulator) answered.
+    """
+
+    source: str
+    where: str
+    port: Optional[int]
+    outcome: str
+    detail: str
+    chosen: bool = False
+
+
+class DiscoveryTrace(NamedTuple):
+    """Every step of one search, in order, and its result (``url`` is None when nothing was found)."""
+
+    steps: List[DiscoveryStep]
+    url: Optional[str]
+
+
+def trace_discovery(
+    ports: Iterable[int] = CANDIDATE_PORTS,
+    host: str = "localhost",
+    timeout: float = 0.5,
+    port_files: Optional[Iterable[Path]] = None,
+) -> DiscoveryTrace:
+    """Search as :func:`find_pieces_os` does, and return every step as data (for diagnostics).
+
+    The search stops where :func:`find_pieces_os` stops: at the first Pieces OS, or at
+    ``PIECES_OS_URL`` when it is set. Never raises for what it finds: a ``PIECES_OS_URL`` that
+    names a server which is not Pieces OS is a step with outcome ``"not_pieces_os"`` (and no url).
+    """
+    steps: List[DiscoveryStep] = []
+    explicit = os.environ.get(ENV_VAR, "").strip()
+    if explicit:
+        url = explicit.rstrip("/")
+        check = check_health(url, timeout)
+        if check.looks_like_pieces_os:
+            steps.append(DiscoveryStep("env", url, None, "pieces_os", check.detail, True))
+            return DiscoveryTrace(steps, url)
+        if check.answered:
+            steps.append(DiscoveryStep("env", url, None, "not_pieces_os", check.detail))
+            return DiscoveryTrace(steps, None)
+        # Pieces OS may still be starting: the user's choice stands, the first call names it.
+        steps.append(DiscoveryStep("env", url, None, "no_answer", check.detail, True))
+        return DiscoveryTrace(steps, url)
+    steps.append(DiscoveryStep("env", "", None, "unset", f"{ENV_VAR} is not set"))
+    tried: set[int] = set()
+    for path in port_file_paths() if port_files is None else port_files:
+        if not path.is_file():
+            steps.append(DiscoveryStep("port_file", str(path), None, "missing", "no such file"))
+            continue
+        port = read_port_file(path)
+        if port is None:
+            steps.append(DiscoveryStep("port_file", str(path), None, "no_port", "the file holds no port number"))
+            continue
+        if port in tried:
+            steps.append(DiscoveryStep("port_file", str(path), port, "duplicate", f"port {port} was already tried"))
+            continue
+        tried.add(port)
+        check = check_health(f"http://{host}:{port}", timeout)
+        if check.looks_like_pieces_os:
+            logger.debug("found Pieces OS at %s (from the port file %s)", check.url, path)
+            steps.append(DiscoveryStep("port_file", str(path), port, "pieces_os", check.detail, True))
+            return DiscoveryTrace(steps, check.url)
+        logger.debug("the port file %s names port %d, but %s", path, port, check.detail)
+        outcome = "not_pieces_os" if check.answered else "no_answer"
+        steps.append(DiscoveryStep("port_file", str(path), port, outcome, check.detail))
+    for port in ports:
+        if port in tried:
+            continue
+        url = f"http://{host}:{port}"
+        if not _port_open(host, port, timeout):
+            steps.append(DiscoveryStep("scan", url, port, "closed", "nothing listens"))
+            continue
+        check = check_health(url, timeout)
+        if check.looks_like_pieces_os:
+            logger.debug("found Pieces OS at %s", check.url)
+            steps.append(DiscoveryStep("scan", url, port, "pieces_os", check.detail, True))
+            return DiscoveryTrace(steps, check.url)
+        if check.answered:
+            logger.debug("passing over %s: %s", check.url, check.detail)
+            steps.append(DiscoveryStep("scan", url, port, "not_pieces_os", check.detail))
+        else:
+            steps.append(DiscoveryStep("scan", url, port, "no_answer", check.detail))
+    return DiscoveryTrace(steps, None)
+
+
 def find_pieces_os(
     ports: Iterable[int] = CANDIDATE_PORTS,
     host: str = "localhost",
@@ -177,41 +278,21 @@ def find_pieces_os(
     ``port_files`` replaces the default port file locations (:func:`port_file_paths`).
     A refused port costs microseconds on loopback, so the whole search takes milliseconds
     when nothing runs. Raises ``ApiConnectionError`` when ``PIECES_OS_URL`` names a server
-    that answers but is not Pieces OS.
+    that answers but is not Pieces OS. :func:`trace_discovery` is the same search, step by step.
     """
     global _passed_over
-    explicit = os.environ.get(ENV_VAR, "").strip()
-    if explicit:
-        url = explicit.rstrip("/")
-        check = check_health(url, timeout)
-        if check.answered and not check.looks_like_pieces_os:
-            raise _not_pieces_os(url, check)
+    steps, url = trace_discovery(ports, host, timeout, port_files)
+    last = steps[-1]
+    if last.source == "env" and last.outcome == "not_pieces_os":
+        raise _not_pieces_os(last.where, HealthCheck(last.where, True, False, last.detail))
+    if url is not None:
+        if last.source != "env":
+            _passed_over = ()
         return url
     passed_over: List[str] = []
-    tried: set[int] = set()
-    from_files = [(path, read_port_file(path)) for path in (port_file_paths() if port_files is None else port_files)]
-    for path, port in from_files:
-        if port is None or port in tried:
-            continue
-        tried.add(port)
-        check = check_health(f"http://{host}:{port}", timeout)
-        if check.looks_like_pieces_os:
-            logger.debug("found Pieces OS at %s (from the port file %s)", check.url, path)
-            _passed_over = ()
-            return check.url
-        logger.debug("the port file %s names port %d, but %s", path, port, check.detail)
-        if check.answered:
-            passed_over.append(f"port {port} (from the port file): {check.detail}")
-    for port in ports:
-        if port in tried or not _port_open(host, port, timeout):
-            continue
-        check = check_health(f"http://{host}:{port}", timeout)
-        if check.looks_like_pieces_os:
-            logger.debug("found Pieces OS at %s", check.url)
-            _passed_over = ()
-            return check.url
-        if check.answered:
-            logger.debug("passing over %s: %s", check.url, check.detail)
-            passed_over.append(f"port {port}: {check.detail}")
+    for step in steps:
+        if step.outcome == "not_pieces_os":
+            origin = " (from the port file)" if step.source == "port_file" else ""
+            passed_over.append(f"port {step.port}{origin}: {step.detail}")
     _passed_over = tuple(passed_over[:5])
     return None
