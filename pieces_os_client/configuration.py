@@ -149,13 +149,14 @@ def _host(name: str, value: Any) -> str:
     hint = "Check Configuration.host (for example http://localhost:39300)."
     if not isinstance(value, str):
         raise ApiTypeError(f"{name} must be a URL string, not {type(value).__name__} ({value!r}). {hint}")
+    shown = mask_userinfo(value)
     try:
         parts = urlsplit(value)
         parts.port  # noqa: B018 - parsing the port is the check
     except ValueError as exc:
-        raise ApiValueError(f"{name} {value!r} is not a valid URL: {exc}. {hint}") from exc
+        raise ApiValueError(f"{name} {shown!r} is not a valid URL: {mask_userinfo(str(exc))}. {hint}") from None
     if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ApiValueError(f"{name} {value!r} is not an http:// or https:// URL with a host. {hint}")
+        raise ApiValueError(f"{name} {shown!r} is not an http:// or https:// URL with a host. {hint}")
     return value.rstrip("/")
 
 
