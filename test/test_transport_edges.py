@@ -335,3 +335,34 @@ def test_a_pool_lock_held_by_another_thread_bounds_the_wait_by_the_pool_timeout(
         api.conversations_identifiers_snapshot()
     assert time.monotonic() - started < 3
     api.api_client.close()
+
+
+# ---------------------------------------------------------------- the smaller items
+def test_a_configuration_where_an_api_client_belongs_is_refused_at_once() -> None:
+    from pieces_os_client import ApiTypeError
+
+    hint = r"not Configuration \(wrap it: ConversationsApi\(ApiClient\(configuration\)\)\)"
+    with pytest.raises(ApiTypeError, match=hint):
+        ConversationsApi(Configuration(host="http://127.0.0.1:9"))  # type: ignore[arg-type]
+
+
+def test_a_body_that_cannot_be_written_names_the_field_and_sends_nothing(emulator: Emulator) -> None:
+    from pieces_os_client import ApiValueError
+
+    api = api_for(emulator.url)
+    body = SeededConversation.model_construct(name=object())
+    with pytest.raises(ApiValueError, match="SeededConversation cannot be written as JSON: field 'name'"):
+        api.conversations_create_specific_conversation(seeded_conversation=body)
+    assert emulator.request_count("POST", "/conversations/create") == 0
+    api.api_client.close()
+
+
+def test_user_and_password_in_the_host_are_never_shown() -> None:
+    from pieces_os_client import ApiValueError
+
+    configuration = Configuration(host="http://me:secret@127.0.0.1:39300")
+    assert "secret" not in repr(configuration)
+    assert "***@127.0.0.1:39300" in repr(configuration)
+    with pytest.raises(ApiValueError) as info:
+        Configuration(host="http://me:secret@127.0.0.1:99999")
+    assert "secret" not in str(info.value)
