@@ -14,9 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Callable, Optional
 
@@ -68,50 +66,6 @@ def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def raw_server() -> Iterator[Callable[[Optional[bytes]], int]]:
-    """Servers on loopback that answer every request with one fixed response (None: never answer)."""
-    stop = threading.Event()
-    servers: list[tuple[socket.socket, threading.Thread]] = []
-    held: list[socket.socket] = []
-
-    def start(response: Optional[bytes]) -> int:
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(16)
-        server.settimeout(0.1)
-
-        def serve() -> None:
-            while not stop.is_set():
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    continue
-                if response is None:  # a hung server: keeps the connection, says nothing
-                    held.append(conn)
-                    continue
-                with conn:
-                    conn.settimeout(2)
-                    try:
-                        conn.recv(65536)
-                        conn.sendall(response)
-                    except OSError:
-                        pass
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        servers.append((server, thread))
-        return int(server.getsockname()[1])
-
-    yield start
-    stop.set()
-    for server, thread in servers:
-        thread.join(2)
-        server.close()
-    for conn in held:
-        conn.close()
 
 
 NOT_PIECES = b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot here\n"

@@ -7,9 +7,9 @@ answers every request with one fixed response (a web server that is not Pieces O
 from __future__ import annotations
 
 import socket
-import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
+from typing import Optional
 
 import pytest
 
@@ -42,45 +42,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def raw_server() -> Iterator[Callable[[bytes], int]]:
-    """Start servers that answer every request with one fixed response; yields a starter -> port."""
-    stop = threading.Event()
-    started: list[tuple[socket.socket, threading.Thread]] = []
-
-    def start(response: bytes) -> int:
-        server = socket.socket()
-        server.bind(("127.0.0.1", 0))
-        server.listen(8)
-        server.settimeout(0.1)
-
-        def serve() -> None:
-            while not stop.is_set():
-                try:
-                    conn, _ = server.accept()
-                except OSError:
-                    continue
-                with conn:
-                    conn.settimeout(2)
-                    try:
-                        conn.recv(65536)
-                        conn.sendall(response)
-                    except OSError:
-                        pass
-
-        thread = threading.Thread(target=serve, daemon=True)
-        thread.start()
-        started.append((server, thread))
-        return int(server.getsockname()[1])
-
-    yield start
-    stop.set()
-    for server, thread in started:
-        thread.join(2)
-        server.close()
-
-
-@pytest.fixture
-def not_pieces(raw_server: Callable[[bytes], int]) -> int:
+def not_pieces(raw_server: Callable[[Optional[bytes]], int]) -> int:
     """A port that accepts connections and answers every request with 404."""
     return raw_server(NOT_FOUND)
 
@@ -168,7 +130,7 @@ def test_nothing_found_says_where_it_looked(monkeypatch: pytest.MonkeyPatch) -> 
 
 # ---------------------------------------------------------------- a candidate must look like Pieces OS
 def test_a_web_server_that_answers_200_to_everything_is_not_pieces_os(
-    emu: Emulator, raw_server: Callable[[bytes], int], home: Path
+    emu: Emulator, raw_server: Callable[[Optional[bytes]], int], home: Path
 ) -> None:
     page = raw_server(ANY_PAGE)
     check = check_health(f"http://127.0.0.1:{page}")
@@ -183,7 +145,7 @@ def test_the_emulator_answers_health_as_pieces_os_does(emu: Emulator) -> None:
 
 
 def test_nothing_found_names_the_servers_passed_over(
-    raw_server: Callable[[bytes], int], not_pieces: int, home: Path
+    raw_server: Callable[[Optional[bytes]], int], not_pieces: int, home: Path
 ) -> None:
     page = raw_server(ANY_PAGE)
     assert find_pieces_os(ports=[_free_port(), not_pieces, page], host="127.0.0.1") is None
