@@ -14,6 +14,16 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Tu
 
 from typing_extensions import Never
 
+from pieces_os_client._core.frames import STATUS_TOO_BIG, close_status, describe_close
+from pieces_os_client._core.identifiers import (
+    MAX_SIZE_SETTING,
+    ended_text,
+    gave_up_text,
+    interrupted_text,
+    malformed_text,
+    parse_message,
+    too_large_text,
+)
 from pieces_os_client._core.reconnect import ReconnectPolicy
 from pieces_os_client.exceptions import (
     ApiConnectionError,
@@ -41,7 +51,7 @@ from pieces_os_client.stream._frames import (
 )
 from pieces_os_client.stream._link import Link, close_ws
 from pieces_os_client.stream._options import callback_style, check_number, reject_unknown
-from pieces_os_client.stream._text import one_line, preview
+from pieces_os_client.stream._text import one_line
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -54,8 +64,6 @@ __all__ = ["IdentifiersStream"]
 
 logger = logging.getLogger("pieces_os_client.stream")
 
-_STATUS_TOO_BIG = 1009  # RFC 6455: "message too big"
-_MAX_SIZE_SETTING = "Configuration.stream_max_message_size"
 
 
 class _Dropped(Exception):
@@ -174,7 +182,7 @@ class IdentifiersStream:
         config = api_client.configuration
         if max_message_size is ...:
             max_message_size = config.stream_max_message_size
-            check_number(_MAX_SIZE_SETTING, max_message_size, low=1, integer=True, optional=True)
+            check_number(MAX_SIZE_SETTING, max_message_size, low=1, integer=True, optional=True)
         else:
             check_number("max_message_size", max_message_size, low=1, integer=True, optional=True)
 
@@ -432,10 +440,10 @@ class IdentifiersStream:
         self._last_rx = time.monotonic()
         self._ping_sent = None
         if opcode == OP_CLOSE:
-            status = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1000
-            self._close_frame = (status, bytes(data[2:]).decode("utf-8", "replace"))
+            self._close_frame = close_status(data)
+            status = self._close_frame[0]
             self._send_close(ws, status)  # the reply echoes the server's status
-            raise _Dropped(_describe_close(bytes(data)))
+            raise _Dropped(describe_close(data))
         if opcode == OP_PING:
             try:
                 ws.pong(bytes(data))
@@ -448,13 +456,9 @@ class IdentifiersStream:
 
     def _too_large(self, ws: websocket.WebSocket, exc: MessageTooLarge) -> _Dropped:
         """Report a message over the bound and close the connection with status 1009."""
-        setting = f"max_message_size (default: {_MAX_SIZE_SETTING})"
-        error = StreamError(
-            f"A message on the identifiers stream at {self.url} is at least {exc.size} bytes, over the "
-            f"limit of {exc.limit} bytes set by {setting}; raise the limit, or set it to None to lift it."
-        )
+        error = StreamError(too_large_text(self.url, exc.size, exc.limit))
         error.__cause__ = exc
-        self._send_close(ws, _STATUS_TOO_BIG, b"message too big")
+        self._send_close(ws, STATUS_TOO_BIG, b"message too big")
         self._report(error, logging.WARNING)
         # Every connection begins with the full list: when that is what was too large, a new
         # connection would meet the same message, so the stream ends instead of looping.
@@ -491,12 +495,8 @@ class IdentifiersStream:
             self._ping_sent = now
 
     def _parse(self, ws: websocket.WebSocket, payload: bytearray) -> Optional[StreamEvent]:
-        from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers  # the model graph is big
-
         try:
-            message = StreamedIdentifiers.from_json(payload)
-            if message is None:
-                raise ValueError("the message is JSON null")
+            message = parse_message(payload)
         except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
             self._malformed(ws, exc, payload)
             return None
@@ -552,13 +552,12 @@ class IdentifiersStream:
             return
         self._policy.dropped(time.monotonic())
         if not (retry and self._reconnect_enabled):
-            why = "reconnects are turned off" if retry else "a new connection would meet the same problem"
-            final = StreamClosedError(f"The identifiers stream at {self.url} ended: {reason}; {why}.")
+            final = StreamClosedError(ended_text(self.url, reason, retry))
             final.__cause__ = cause
             self._end(final)
             raise final
         error = ApiConnectionError(
-            f"The identifiers stream at {self.url} was interrupted ({reason}); reconnecting.",
+            interrupted_text(self.url, reason),
             host=self._host, url=self.url, method="GET",
         )
         error.__cause__ = cause
@@ -577,12 +576,7 @@ class IdentifiersStream:
         while not self._link.closing.is_set():
             delay = self._policy.next_delay(random.random())
             if delay is None:
-                count = self._policy.attempts
-                detail = self._policy.give_up_reason()
-                final = StreamClosedError(
-                    f"Gave up reconnecting to the identifiers stream at {self.url} after "
-                    f"{count} failed attempt{'s' if count != 1 else ''}{'; ' + detail if detail else ''}."
-                )
+                final = StreamClosedError(gave_up_text(self.url, self._policy))
                 final.__cause__ = last
                 self._end(final)
                 raise final
@@ -678,10 +672,7 @@ class IdentifiersStream:
     def _report_malformed(self, exc: BaseException, payload: bytearray) -> None:
         """Report a bad message by a bounded prefix of it: never decode or copy all of it."""
         self._malformed_count += 1
-        error = StreamError(
-            f"Skipped a malformed message of {len(payload)} bytes on the identifiers stream at "
-            f"{self.url}: {_explain(exc)} (message: {preview(payload)!r})"
-        )
+        error = StreamError(malformed_text(self.url, exc, payload))
         error.__cause__ = exc
         self._report(error, logging.WARNING)
 
@@ -692,29 +683,6 @@ class IdentifiersStream:
             self._close_fired = True
         if self._on_close is not None:
             self._call("on_close", self._on_close)
-
-
-def _describe_close(data: bytes) -> str:
-    if len(data) >= 2:
-        code = int.from_bytes(data[:2], "big")
-        reason = data[2:].decode("utf-8", "replace")
-        return f"the server closed the connection (code {code}{', ' + reason if reason else ''})"
-    return "the server closed the connection"
-
-
-
-
-def _explain(exc: BaseException) -> str:
-    """One bounded line about a parsing error (pydantic's own text lists every error in full)."""
-    import pydantic
-
-    if isinstance(exc, pydantic.ValidationError):
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        where = ".".join(str(part) for part in errors[0]["loc"]) or "the top level"
-        count = exc.error_count()
-        more = f" (and {count - 1} more)" if count > 1 else ""
-        return one_line(f"{errors[0]['msg']} at {where}{more}", 160)
-    return one_line(str(exc)[:1000], 160)
 
 
 def _option_names() -> Iterator[str]:
