@@ -8,11 +8,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, FrozenSet, Optional, Union
 
 from pieces_os_client._core.reconnect import ReconnectPolicy
-from pieces_os_client.stream._text import one_line, preview
+from pieces_os_client._core.text import one_line, preview
 
 if TYPE_CHECKING:
-    from pieces_os_client.stream._events import MirrorUpdate, StreamEvent
     from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
+    from pieces_os_client.stream._events import MirrorUpdate, StreamEvent
 
 __all__ = [
     "MAX_SIZE_SETTING", "MirrorState", "ended_text", "explain", "gave_up_text", "interrupted_text",

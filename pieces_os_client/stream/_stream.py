@@ -16,7 +16,6 @@ from typing_extensions import Never
 
 from pieces_os_client._core.frames import STATUS_TOO_BIG, close_status, describe_close
 from pieces_os_client._core.identifiers import (
-    MAX_SIZE_SETTING,
     ended_text,
     gave_up_text,
     interrupted_text,
@@ -27,7 +26,6 @@ from pieces_os_client._core.identifiers import (
 from pieces_os_client._core.reconnect import ReconnectPolicy
 from pieces_os_client.exceptions import (
     ApiConnectionError,
-    ApiTypeError,
     StreamClosedError,
     StreamError,
 )
@@ -50,7 +48,7 @@ from pieces_os_client.stream._frames import (
     ProtocolError,
 )
 from pieces_os_client.stream._link import Link, close_ws
-from pieces_os_client.stream._options import callback_style, check_number, reject_unknown
+from pieces_os_client.stream._options import callback_style, check_stream_options, reject_unknown
 from pieces_os_client.stream._text import one_line
 
 if TYPE_CHECKING:
@@ -163,28 +161,14 @@ class IdentifiersStream:
         **unknown: Never,
     ) -> None:
         reject_unknown(unknown, _option_names())
-        if not isinstance(path, str):
-            raise ApiTypeError(f"path must be a str, not {type(path).__name__}")
-        if headers is not None and not isinstance(headers, Mapping):
-            raise ApiTypeError(f"headers must be a mapping or None, not {type(headers).__name__}")
         styles = {name: callback_style(name, callback) for name, callback in (
             ("on_message", on_message), ("on_event", on_event), ("on_error", on_error), ("on_close", on_close))}
-        if not isinstance(reconnect, bool):
-            raise ApiTypeError(f"reconnect must be True or False, not {type(reconnect).__name__} ({reconnect!r})")
-        check_number("max_reconnect_attempts", max_reconnect_attempts, integer=True, optional=True)
-        check_number("initial_backoff", initial_backoff)
-        check_number("max_backoff", max_backoff)
-        check_number("backoff_jitter", backoff_jitter, high=1.0)
-        check_number("ping_interval", ping_interval, optional=True)
-        check_number("ping_timeout", ping_timeout, strict=True)
-        check_number("connect_timeout", connect_timeout, strict=True, optional=True)
-        check_number("close_timeout", close_timeout)
-        config = api_client.configuration
-        if max_message_size is ...:
-            max_message_size = config.stream_max_message_size
-            check_number(MAX_SIZE_SETTING, max_message_size, low=1, integer=True, optional=True)
-        else:
-            check_number("max_message_size", max_message_size, low=1, integer=True, optional=True)
+        max_message_size = check_stream_options(
+            api_client.configuration.stream_max_message_size, path=path, headers=headers, reconnect=reconnect,
+            max_reconnect_attempts=max_reconnect_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff,
+            backoff_jitter=backoff_jitter, ping_interval=ping_interval, ping_timeout=ping_timeout,
+            connect_timeout=connect_timeout, close_timeout=close_timeout, max_message_size=max_message_size,
+        )
 
         self._connector = Connector(api_client, path, headers, connect_timeout)
         self.url: str = self._connector.url
