@@ -1,0 +1,589 @@
+"""The identifiers WebSocket for asyncio: :class:`AsyncIdentifiersStream`.
+
+The same stream as :class:`~pieces_os_client.stream.IdentifiersStream`, read by the task that
+iterates it: the same options and checks, the same handshake rules (no redirect followed, every
+header checked, one ``connect_timeout`` for the whole opening), the same frame rules and size
+bound, the same reconnect policy and the same error texts. Only the waiting is asyncio's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+import warnings
+from types import EllipsisType
+from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping, Optional, Tuple, Union
+
+from typing_extensions import Never
+
+from pieces_os_client._core.frames import (
+    OP_BINARY,
+    OP_CLOSE,
+    OP_PING,
+    OP_PONG,
+    OP_TEXT,
+    STATUS_TOO_BIG,
+    MessageRules,
+    MessageTooLarge,
+    PeerClosed,
+    ProtocolError,
+    close_status,
+    describe_close,
+)
+from pieces_os_client._core.identifiers import (
+    ended_text,
+    gave_up_text,
+    interrupted_text,
+    malformed_text,
+    parse_message,
+    too_large_text,
+)
+from pieces_os_client._core.reconnect import ReconnectPolicy
+from pieces_os_client._core.text import one_line
+from pieces_os_client.aio._ws import Wire, open_wire
+from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
+from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike, Connector
+from pieces_os_client.stream._events import StreamEvent
+from pieces_os_client.stream._link import reset_in_forked_child
+from pieces_os_client.stream._options import check_stream_options, reject_unknown
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
+
+__all__ = ["AsyncIdentifiersStream"]
+
+logger = logging.getLogger("pieces_os_client.stream")
+
+
+class _Dropped(Exception):
+    """Internal: the current connection is gone; ``retry=False`` when a new one would fail the same way."""
+
+    def __init__(self, reason: str, cause: Optional[BaseException] = None, *, retry: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+        self.retry = retry
+
+
+class _Closed(Exception):
+    """Internal: :meth:`AsyncIdentifiersStream.aclose` ended the step that was waiting."""
+
+
+class AsyncIdentifiersStream:
+    """A live connection to ``/conversations/stream/identifiers`` for asyncio code.
+
+    Usually obtained from ``AsyncConversationsApi.conversations_stream_identifiers()``::
+
+        async with api.conversations_stream_identifiers() as stream:
+            async for message in stream:      # StreamedIdentifiers
+                ...
+
+        stream = await api.conversations_stream_identifiers()   # opened; aclose() it
+
+    :param client: what supplies ``configuration`` and ``default_headers`` (an
+        ``AsyncApiClient`` or an ``ApiClient``).
+    :param path: the WebSocket path under the configured host.
+    :param headers: extra handshake headers (they win over the defaults).
+
+    The other options are those of the sync :class:`~pieces_os_client.stream.IdentifiersStream`,
+    checked the same way: ``reconnect``, ``max_reconnect_attempts``, ``initial_backoff``,
+    ``max_backoff``, ``backoff_jitter``, ``ping_interval``, ``ping_timeout``,
+    ``connect_timeout``, ``close_timeout`` (how long :meth:`aclose` waits for a read it ends)
+    and ``max_message_size``. There are no callbacks: iterate instead.
+
+    Opening (``await stream``, ``async with``, or the first ``async for`` step) raises
+    :class:`~pieces_os_client.exceptions.ApiConnectionError` (``ApiTimeoutError`` after
+    ``connect_timeout``) when Pieces OS cannot be reached and
+    :class:`~pieces_os_client.exceptions.StreamError` when it refuses the handshake (a redirect
+    included, never followed). Cancelling the task that waits on the stream raises
+    ``CancelledError`` as it is, at any step, and leaves no socket or task behind; the stream
+    stays open for the next iteration. One task iterates at a time.
+    """
+
+    def __init__(
+        self,
+        client: ClientLike,
+        path: str = IDENTIFIERS_PATH,
+        *,
+        headers: Optional[Mapping[str, Any]] = None,
+        reconnect: bool = True,
+        max_reconnect_attempts: Optional[int] = None,
+        initial_backoff: float = 0.25,
+        max_backoff: float = 10.0,
+        backoff_jitter: float = 0.5,
+        ping_interval: Optional[float] = 20.0,
+        ping_timeout: float = 10.0,
+        connect_timeout: Optional[float] = None,
+        close_timeout: float = 0.5,
+        max_message_size: Union[int, EllipsisType, None] = ...,
+        **unknown: Never,
+    ) -> None:
+        reject_unknown(unknown, _option_names())
+        self._max_message_size = check_stream_options(
+            client.configuration.stream_max_message_size, path=path, headers=headers, reconnect=reconnect,
+            max_reconnect_attempts=max_reconnect_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff,
+            backoff_jitter=backoff_jitter, ping_interval=ping_interval, ping_timeout=ping_timeout,
+            connect_timeout=connect_timeout, close_timeout=close_timeout, max_message_size=max_message_size,
+        )
+        self._connector = Connector(client, path, headers, connect_timeout)  # checks every header now
+        self.url: str = self._connector.url
+        """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
+        self._host = self._connector.host
+        self._reconnect_enabled = reconnect
+        self._policy = ReconnectPolicy(
+            initial_backoff=initial_backoff, max_backoff=max_backoff, jitter=backoff_jitter,
+            max_attempts=max_reconnect_attempts,
+        )
+        self._ping_interval = ping_interval or None
+        self._ping_timeout = ping_timeout
+        self._close_timeout = close_timeout
+
+        self._wire: Optional[Wire] = None  # the open connection
+        self._pending: Optional[Wire] = None  # a connection being opened
+        self._rules = MessageRules(self._max_message_size)
+        self._step: Optional[asyncio.Task[Any]] = None  # the connect or read the iterating task waits on
+        self._wake: Optional[asyncio.Future[None]] = None  # ends a backoff wait early
+        self._lock: Optional[asyncio.Lock] = None
+        self._opened = False
+        self._closing = False
+        self._ended = False
+        self._inherited = False
+        self._error: Optional[StreamClosedError] = None
+        self._awaiting_snapshot = True
+        self._last_rx = 0.0
+        self._ping_sent: Optional[float] = None
+        self._connections = 0
+        self._messages = 0
+        self._malformed_count = 0
+        self._last_event: Optional[StreamEvent] = None
+        self._last_problem: Optional[Exception] = None
+        self._close_frame: Optional[Tuple[int, str]] = None
+        reset_in_forked_child(self)
+
+    # ------------------------------------------------------------------ opening and closing
+    async def open(self) -> AsyncIdentifiersStream:
+        """Open the first connection (idempotent). Raises like the sync stream's constructor."""
+        if self._opened:
+            return self
+        self._check_usable()
+        async with self._iteration_lock():
+            if not self._opened:
+                wire = await self._open_step()  # ApiConnectionError / StreamError right here
+                self._install(wire)
+                self._opened = True
+        return self
+
+    def __await__(self) -> Generator[Any, None, AsyncIdentifiersStream]:
+        return self.open().__await__()
+
+    async def __aenter__(self) -> AsyncIdentifiersStream:
+        return await self.open()
+
+    async def __aexit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        tb: Optional[TracebackType],
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the stream: prompt and idempotent.
+
+        Ends a connect, read or backoff wait that another task is in (its iteration then ends
+        cleanly), sends a close frame without waiting on the peer, and closes the socket.
+        In a process forked from the one that opened the stream it only marks it closed.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        if self._inherited:
+            return
+        step = self._step
+        if step is not None and not step.done():
+            step.cancel()
+            await asyncio.wait({step}, timeout=self._close_timeout)
+        if self._wake is not None and not self._wake.done():
+            self._wake.set_result(None)
+        self._release(send_close=True)
+
+    def _release(self, *, send_close: bool = False) -> None:
+        wire, self._wire = self._wire, None
+        if wire is not None and not wire.closed:
+            if send_close:
+                wire.close_frame_nowait()
+            wire.close()
+
+    def __del__(self, _warn: Any = warnings.warn) -> None:
+        # Only plain socket closes here: nothing is scheduled on a loop from a finalizer.
+        open_wires = [w for w in (getattr(self, "_wire", None), getattr(self, "_pending", None))
+                      if w is not None and not w.closed]
+        if not open_wires:
+            return
+        if not getattr(self, "_inherited", False):
+            _warn(f"unclosed {self!r}; use 'async with' or await aclose()", ResourceWarning, source=self)
+        for wire in open_wires:
+            wire.forget()
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: closed, and this process's copies of the sockets dropped quietly."""
+        self._inherited = True
+        self._closing = True
+        for wire in (self._wire, self._pending):
+            if wire is not None:
+                wire.forget()
+        self._wire = self._pending = None
+        self._step = None
+        self._wake = None
+        self._lock = None
+
+    # ------------------------------------------------------------------ iteration
+    def __aiter__(self) -> AsyncIdentifiersStream:
+        return self
+
+    async def __anext__(self) -> StreamedIdentifiers:
+        event = await self._next_for_iterator()
+        if event is None:
+            raise StopAsyncIteration
+        return event.message
+
+    def events(self) -> _Events:
+        """An async iterator of :class:`~pieces_os_client.stream.StreamEvent` (message + snapshot flag).
+
+        Ends cleanly when the stream is closed; raises :class:`StreamClosedError` when it ends on
+        its own (reconnects off or given up).
+        """
+        return _Events(self)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def closed(self) -> bool:
+        """``True`` once :meth:`aclose` was called or the stream ended on its own."""
+        return self._closing or self._ended
+
+    @property
+    def connected(self) -> bool:
+        """``True`` while a connection is open (``False`` while reconnecting)."""
+        return self._wire is not None and not self._wire.closed and not self.closed
+
+    @property
+    def connections(self) -> int:
+        """How many connections were made: 1 at first, +1 per successful reconnect."""
+        return self._connections
+
+    @property
+    def reconnects(self) -> int:
+        """How many times the stream reconnected (each one followed by a resync snapshot)."""
+        return max(0, self._connections - 1)
+
+    @property
+    def messages_received(self) -> int:
+        """Valid messages received so far."""
+        return self._messages
+
+    @property
+    def malformed_messages(self) -> int:
+        """Messages skipped because they could not be parsed."""
+        return self._malformed_count
+
+    @property
+    def last_event(self) -> Optional[StreamEvent]:
+        """The most recent event delivered, if any."""
+        return self._last_event
+
+    @property
+    def error(self) -> Optional[StreamClosedError]:
+        """Why the stream ended on its own, or ``None``."""
+        return self._error
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else ("connected" if self.connected else "not connected")
+        return f"<AsyncIdentifiersStream {self.url} {state} connections={self._connections}>"
+
+    # ------------------------------------------------------------------ reading
+    def _iteration_lock(self) -> asyncio.Lock:
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        return self._lock
+
+    def _check_usable(self) -> None:
+        if self._inherited:
+            raise StreamClosedError(
+                f"the identifiers stream for {self.url} was inherited from the parent process (fork) "
+                "and is closed here; open a new stream in this process"
+            )
+
+    async def _next_for_iterator(self) -> Optional[StreamEvent]:
+        if self._inherited or self._ended or self._closing:
+            self._release()
+            return None
+        async with self._iteration_lock():  # one reader at a time: each message goes to one task, whole
+            if not self._opened:
+                if self._closing:
+                    return None
+                try:
+                    self._install(await self._open_step())
+                except _Closed:
+                    return None
+                self._opened = True
+            return await self._next_event()
+
+    async def _next_event(self) -> Optional[StreamEvent]:
+        """The next event; ``None`` once closed. Raises StreamClosedError when it ends on its own."""
+        while True:
+            if self._closing or self._ended:
+                self._release()
+                return None
+            wire = self._wire
+            if wire is None:
+                await self._reconnect()
+                continue
+            try:
+                frame = await self._recv(wire)
+            except _Closed:
+                continue
+            except _Dropped as dropped:
+                if not self._closing:
+                    self._drop(wire, dropped.reason, dropped.cause, retry=dropped.retry)
+                continue
+            if frame is None:
+                continue
+            opcode, payload = frame
+            if opcode == OP_CLOSE:
+                self._close_frame = close_status(payload)
+                wire.close_frame_nowait(self._close_frame[0])  # the reply echoes the server's status
+                self._drop(wire, describe_close(payload), None)
+                continue
+            if opcode == OP_PING:
+                try:
+                    await wire.send_frame(OP_PONG, payload)
+                except OSError as exc:
+                    self._drop(wire, one_line(f"answering a ping failed: {exc}"), exc)
+                continue
+            if opcode not in (OP_TEXT, OP_BINARY):
+                continue  # pong
+            event = self._parse(wire, payload)
+            if event is not None:
+                self._last_event = event
+                return event
+
+    async def _run_step(self, task: asyncio.Task[Any], timeout: Optional[float] = None) -> bool:
+        """Wait for ``task`` (a connect or a read), at most ``timeout``; ``False`` if that passed.
+
+        :raises _Closed: :meth:`aclose` cancelled it.
+        :raises asyncio.CancelledError: the waiting task was cancelled; ``task`` is then
+            cancelled too and has finished when this raises.
+        """
+        self._step = task
+        try:
+            await asyncio.wait({task}, timeout=timeout)
+        except asyncio.CancelledError:
+            task.cancel()
+            await asyncio.wait({task})  # let it close what it opened before this task goes on
+            if self._step is task:
+                self._step = None
+            if not task.cancelled() and task.exception() is None:
+                result = task.result()
+                if isinstance(result, Wire):
+                    result.close()
+            raise
+        if not task.done():
+            return False
+        if self._step is task:
+            self._step = None
+        if task.cancelled():
+            raise _Closed
+        return True
+
+    async def _open_step(self) -> Wire:
+        task = asyncio.get_running_loop().create_task(open_wire(self._connector, self._adopt))
+        await self._run_step(task)
+        return task.result()  # ApiConnectionError / StreamError
+
+    def _adopt(self, wire: Optional[Wire]) -> None:
+        self._pending = wire
+
+    async def _recv(self, wire: Wire) -> Optional[Tuple[int, bytes]]:
+        """One frame: ``(opcode, payload)`` of a message or control frame; ``None``: nothing yet (keep-alive)."""
+        task = self._step
+        if task is None or task.done():
+            task = asyncio.get_running_loop().create_task(wire.read_frame(self._rules))
+        if not await self._run_step(task, self._read_timeout()):
+            await self._keepalive(wire)
+            return None
+        try:
+            _fin, opcode, payload = task.result()
+        except MessageTooLarge as exc:
+            raise self._too_large(wire, exc) from exc
+        except PeerClosed as exc:
+            raise _Dropped(str(exc), exc) from exc
+        except ProtocolError as exc:
+            raise _Dropped(f"the server broke the WebSocket protocol: {exc}", exc) from exc
+        except OSError as exc:
+            raise _Dropped(one_line(f"{type(exc).__name__}: {exc}"), exc) from exc
+        self._last_rx = time.monotonic()
+        self._ping_sent = None
+        return opcode, payload
+
+    def _read_timeout(self) -> Optional[float]:
+        if self._ping_interval is None:
+            return None
+        if self._ping_sent is not None:
+            deadline = self._ping_sent + self._ping_timeout
+        else:
+            deadline = self._last_rx + self._ping_interval
+        return max(0.001, deadline - time.monotonic())
+
+    async def _keepalive(self, wire: Wire) -> None:
+        now = time.monotonic()
+        if self._ping_sent is not None:
+            if now - self._ping_sent >= self._ping_timeout:
+                self._cancel_read()
+                raise _Dropped(f"no answer to a ping within {self._ping_timeout:g} s")
+            return
+        if self._ping_interval is not None and now - self._last_rx >= self._ping_interval:
+            try:
+                await wire.send_frame(OP_PING)
+            except OSError as exc:
+                self._cancel_read()
+                raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
+            self._ping_sent = now
+
+    def _cancel_read(self) -> None:
+        step, self._step = self._step, None
+        if step is not None:
+            step.cancel()
+
+    def _too_large(self, wire: Wire, exc: MessageTooLarge) -> _Dropped:
+        error = StreamError(too_large_text(self.url, exc.size, exc.limit))
+        error.__cause__ = exc
+        wire.close_frame_nowait(STATUS_TOO_BIG, b"message too big")
+        logger.warning("%s", error)
+        # Every connection begins with the full list: when that is what was too large, a new
+        # connection would meet the same message, so the stream ends instead of looping.
+        return _Dropped(f"a message was larger than max_message_size ({exc.limit} bytes)", error,
+                        retry=not self._awaiting_snapshot)
+
+    def _parse(self, wire: Wire, payload: bytes) -> Optional[StreamEvent]:
+        try:
+            message = parse_message(payload)
+        except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
+            self._malformed_count += 1
+            error = StreamError(malformed_text(self.url, exc, payload))
+            error.__cause__ = exc
+            logger.warning("%s", error)
+            if self._awaiting_snapshot and self._reconnect_enabled:
+                # without the opening snapshot the picture would be incomplete: start over
+                self._drop(wire, "its opening snapshot was malformed", exc)
+            else:
+                self._awaiting_snapshot = False
+            return None
+        snapshot = self._awaiting_snapshot
+        self._awaiting_snapshot = False
+        if snapshot:
+            self._policy.healthy()  # a whole, valid snapshot: the backoff starts over
+        self._messages += 1
+        return StreamEvent(message, snapshot, self._connections, self._last_rx)
+
+    # ------------------------------------------------------------------ connections
+    def _install(self, wire: Wire) -> None:
+        if self._closing:
+            wire.close()
+            return
+        self._wire = wire
+        self._rules = MessageRules(self._max_message_size)
+        self._connections += 1
+        self._awaiting_snapshot = True
+        self._last_rx = time.monotonic()
+        self._close_frame = None
+        self._policy.connected(self._last_rx)
+        self._ping_sent = None
+        logger.debug("identifiers stream connected to %s (connection %d)", self.url, self._connections)
+
+    def _drop(self, wire: Wire, reason: str, cause: Optional[BaseException], *, retry: bool = True) -> None:
+        """The current connection is gone: close it and report, or end the stream."""
+        self._cancel_read()
+        if self._wire is wire:
+            self._wire = None
+        wire.close()
+        if self._closing:
+            return
+        self._policy.dropped(time.monotonic())
+        if not (retry and self._reconnect_enabled):
+            final = StreamClosedError(ended_text(self.url, reason, retry))
+            final.__cause__ = cause
+            self._end(final)
+            raise final
+        error = ApiConnectionError(interrupted_text(self.url, reason), host=self._host, url=self.url, method="GET")
+        error.__cause__ = cause
+        self._last_problem = error
+        logger.info("%s", error)  # routine: the stream recovers by itself
+
+    async def _reconnect(self) -> None:
+        """Connect again after the policy's delay; raises StreamClosedError when it gives up."""
+        last: Optional[Exception] = self._last_problem
+        while not self._closing:
+            delay = self._policy.next_delay(random.random())
+            if delay is None:
+                final = StreamClosedError(gave_up_text(self.url, self._policy))
+                final.__cause__ = last
+                self._end(final)
+                raise final
+            if await self._sleep(delay):
+                return
+            try:
+                wire = await self._open_step()
+            except _Closed:
+                return
+            except (ApiConnectionError, StreamError) as exc:
+                last = exc
+                self._policy.failed()
+                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._policy.attempts, exc)
+                continue
+            self._install(wire)
+            return
+
+    async def _sleep(self, delay: float) -> bool:
+        """Wait ``delay`` seconds; ``True`` when :meth:`aclose` ended the wait."""
+        wake = self._wake = asyncio.get_running_loop().create_future()
+        try:
+            await asyncio.wait({wake}, timeout=delay)
+        finally:
+            self._wake = None
+        return self._closing
+
+    def _end(self, error: StreamClosedError) -> None:
+        self._error = error
+        self._ended = True
+        logger.error("%s", error)
+        self._release()
+
+
+class _Events:
+    """``stream.events()``: the stream's :class:`StreamEvent` objects, as an async iterator."""
+
+    def __init__(self, stream: AsyncIdentifiersStream) -> None:
+        self._stream = stream
+
+    def __aiter__(self) -> _Events:
+        return self
+
+    async def __anext__(self) -> StreamEvent:
+        event = await self._stream._next_for_iterator()
+        if event is None:
+            raise StopAsyncIteration
+        return event
+
+
+def _option_names() -> Iterator[str]:
+    """The keyword options of :class:`AsyncIdentifiersStream` (for the unknown-option error)."""
+    import inspect
+
+    for parameter in inspect.signature(AsyncIdentifiersStream.__init__).parameters.values():
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            yield parameter.name
+
