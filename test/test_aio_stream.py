@@ -545,3 +545,26 @@ def test_a_forked_child_never_touches_the_parents_socket() -> None:
             assert event.ids == [created] and not event.snapshot and stream.reconnects == 0
 
     _run(main)
+
+
+def test_wss_through_tls_with_the_configured_ca() -> None:
+    trustme = pytest.importorskip("trustme")
+    import ssl
+
+    ca = trustme.CA()
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server)
+
+    async def main() -> None:
+        async with Emulator(port=0, ssl_context=server) as emu:
+            created = emu.create_conversation()
+            with ca.cert_pem.tempfile() as ca_file:
+                client = ApiClient(Configuration(host=emu.url, ssl_ca_cert=ca_file))
+                async with AsyncIdentifiersStream(client, PATH) as stream:
+                    assert stream.url.startswith("wss://")
+                    events = stream.events()
+                    assert (await _next(events)).ids == [created]
+                    emu.delete_conversation(created)
+                    assert (await _next(events)).deleted_ids == [created]
+
+    _run(main)

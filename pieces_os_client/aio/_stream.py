@@ -29,18 +29,9 @@ from pieces_os_client._core.frames import (
     MessageTooLarge,
     PeerClosed,
     ProtocolError,
-    close_status,
-    describe_close,
-)
-from pieces_os_client._core.identifiers import (
-    ended_text,
-    gave_up_text,
-    interrupted_text,
-    malformed_text,
-    parse_message,
-    too_large_text,
 )
 from pieces_os_client._core.reconnect import ReconnectPolicy
+from pieces_os_client._core.session import StreamSession, StreamStatus
 from pieces_os_client._core.text import one_line
 from pieces_os_client.aio._ws import Wire, open_wire
 from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
@@ -73,7 +64,7 @@ class _Closed(Exception):
     """Internal: :meth:`AsyncIdentifiersStream.aclose` ended the step that was waiting."""
 
 
-class AsyncIdentifiersStream:
+class AsyncIdentifiersStream(StreamStatus):
     """A live connection to ``/conversations/stream/identifiers`` for asyncio code.
 
     Usually obtained from ``AsyncConversationsApi.conversations_stream_identifiers()``::
@@ -132,14 +123,12 @@ class AsyncIdentifiersStream:
         self._connector = Connector(client, path, headers, connect_timeout)  # checks every header now
         self.url: str = self._connector.url
         """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
-        self._host = self._connector.host
-        self._reconnect_enabled = reconnect
-        self._policy = ReconnectPolicy(
+        policy = ReconnectPolicy(
             initial_backoff=initial_backoff, max_backoff=max_backoff, jitter=backoff_jitter,
             max_attempts=max_reconnect_attempts,
         )
-        self._ping_interval = ping_interval or None
-        self._ping_timeout = ping_timeout
+        self._session = StreamSession(self.url, self._connector.host, policy, reconnect=reconnect,
+                                      ping_interval=ping_interval, ping_timeout=ping_timeout)
         self._close_timeout = close_timeout
 
         self._wire: Optional[Wire] = None  # the open connection
@@ -150,18 +139,7 @@ class AsyncIdentifiersStream:
         self._lock: Optional[asyncio.Lock] = None
         self._opened = False
         self._closing = False
-        self._ended = False
         self._inherited = False
-        self._error: Optional[StreamClosedError] = None
-        self._awaiting_snapshot = True
-        self._last_rx = 0.0
-        self._ping_sent: Optional[float] = None
-        self._connections = 0
-        self._messages = 0
-        self._malformed_count = 0
-        self._last_event: Optional[StreamEvent] = None
-        self._last_problem: Optional[Exception] = None
-        self._close_frame: Optional[Tuple[int, str]] = None
         reset_in_forked_child(self)
 
     # ------------------------------------------------------------------ opening and closing
@@ -263,46 +241,16 @@ class AsyncIdentifiersStream:
     @property
     def closed(self) -> bool:
         """``True`` once :meth:`aclose` was called or the stream ended on its own."""
-        return self._closing or self._ended
+        return self._closing or self._session.ended
 
     @property
     def connected(self) -> bool:
         """``True`` while a connection is open (``False`` while reconnecting)."""
         return self._wire is not None and not self._wire.closed and not self.closed
 
-    @property
-    def connections(self) -> int:
-        """How many connections were made: 1 at first, +1 per successful reconnect."""
-        return self._connections
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the stream reconnected (each one followed by a resync snapshot)."""
-        return max(0, self._connections - 1)
-
-    @property
-    def messages_received(self) -> int:
-        """Valid messages received so far."""
-        return self._messages
-
-    @property
-    def malformed_messages(self) -> int:
-        """Messages skipped because they could not be parsed."""
-        return self._malformed_count
-
-    @property
-    def last_event(self) -> Optional[StreamEvent]:
-        """The most recent event delivered, if any."""
-        return self._last_event
-
-    @property
-    def error(self) -> Optional[StreamClosedError]:
-        """Why the stream ended on its own, or ``None``."""
-        return self._error
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("connected" if self.connected else "not connected")
-        return f"<AsyncIdentifiersStream {self.url} {state} connections={self._connections}>"
+        return f"<AsyncIdentifiersStream {self.url} {state} connections={self.connections}>"
 
     # ------------------------------------------------------------------ reading
     def _iteration_lock(self) -> asyncio.Lock:
@@ -318,7 +266,7 @@ class AsyncIdentifiersStream:
             )
 
     async def _next_for_iterator(self) -> Optional[StreamEvent]:
-        if self._inherited or self._ended or self._closing:
+        if self._inherited or self._session.ended or self._closing:
             self._release()
             return None
         async with self._iteration_lock():  # one reader at a time: each message goes to one task, whole
@@ -335,7 +283,7 @@ class AsyncIdentifiersStream:
     async def _next_event(self) -> Optional[StreamEvent]:
         """The next event; ``None`` once closed. Raises StreamClosedError when it ends on its own."""
         while True:
-            if self._closing or self._ended:
+            if self._closing or self._session.ended:
                 self._release()
                 return None
             wire = self._wire
@@ -354,9 +302,9 @@ class AsyncIdentifiersStream:
                 continue
             opcode, payload = frame
             if opcode == OP_CLOSE:
-                self._close_frame = close_status(payload)
-                wire.close_frame_nowait(self._close_frame[0])  # the reply echoes the server's status
-                self._drop(wire, describe_close(payload), None)
+                status, reason = self._session.server_closed(payload)
+                wire.close_frame_nowait(status)  # the reply echoes the server's status
+                self._drop(wire, reason, None)
                 continue
             if opcode == OP_PING:
                 try:
@@ -368,7 +316,6 @@ class AsyncIdentifiersStream:
                 continue  # pong
             event = self._parse(wire, payload)
             if event is not None:
-                self._last_event = event
                 return event
 
     async def _run_step(self, task: asyncio.Task[Any], timeout: Optional[float] = None) -> bool:
@@ -412,7 +359,7 @@ class AsyncIdentifiersStream:
         task = self._step
         if task is None or task.done():
             task = asyncio.get_running_loop().create_task(wire.read_frame(self._rules))
-        if not await self._run_step(task, self._read_timeout()):
+        if not await self._run_step(task, self._session.read_timeout(time.monotonic())):
             await self._keepalive(wire)
             return None
         try:
@@ -425,33 +372,22 @@ class AsyncIdentifiersStream:
             raise _Dropped(f"the server broke the WebSocket protocol: {exc}", exc) from exc
         except OSError as exc:
             raise _Dropped(one_line(f"{type(exc).__name__}: {exc}"), exc) from exc
-        self._last_rx = time.monotonic()
-        self._ping_sent = None
+        self._session.received(time.monotonic())
         return opcode, payload
-
-    def _read_timeout(self) -> Optional[float]:
-        if self._ping_interval is None:
-            return None
-        if self._ping_sent is not None:
-            deadline = self._ping_sent + self._ping_timeout
-        else:
-            deadline = self._last_rx + self._ping_interval
-        return max(0.001, deadline - time.monotonic())
 
     async def _keepalive(self, wire: Wire) -> None:
         now = time.monotonic()
-        if self._ping_sent is not None:
-            if now - self._ping_sent >= self._ping_timeout:
-                self._cancel_read()
-                raise _Dropped(f"no answer to a ping within {self._ping_timeout:g} s")
-            return
-        if self._ping_interval is not None and now - self._last_rx >= self._ping_interval:
+        action = self._session.keepalive(now)
+        if isinstance(action, str):
+            self._cancel_read()
+            raise _Dropped(action)
+        if action:
             try:
                 await wire.send_frame(OP_PING)
             except OSError as exc:
                 self._cancel_read()
                 raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
-            self._ping_sent = now
+            self._session.pinged(now)
 
     def _cancel_read(self) -> None:
         step, self._step = self._step, None
@@ -459,35 +395,20 @@ class AsyncIdentifiersStream:
             step.cancel()
 
     def _too_large(self, wire: Wire, exc: MessageTooLarge) -> _Dropped:
-        error = StreamError(too_large_text(self.url, exc.size, exc.limit))
-        error.__cause__ = exc
+        error, reason, retry = self._session.too_large(exc)
         wire.close_frame_nowait(STATUS_TOO_BIG, b"message too big")
         logger.warning("%s", error)
-        # Every connection begins with the full list: when that is what was too large, a new
-        # connection would meet the same message, so the stream ends instead of looping.
-        return _Dropped(f"a message was larger than max_message_size ({exc.limit} bytes)", error,
-                        retry=not self._awaiting_snapshot)
+        return _Dropped(reason, error, retry=retry)
 
     def _parse(self, wire: Wire, payload: bytes) -> Optional[StreamEvent]:
         try:
-            message = parse_message(payload)
+            return self._session.message(payload)
         except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
-            self._malformed_count += 1
-            error = StreamError(malformed_text(self.url, exc, payload))
-            error.__cause__ = exc
+            error, restart = self._session.malformed_message(exc, payload)
             logger.warning("%s", error)
-            if self._awaiting_snapshot and self._reconnect_enabled:
-                # without the opening snapshot the picture would be incomplete: start over
+            if restart:  # without the opening snapshot the picture would be incomplete: start over
                 self._drop(wire, "its opening snapshot was malformed", exc)
-            else:
-                self._awaiting_snapshot = False
             return None
-        snapshot = self._awaiting_snapshot
-        self._awaiting_snapshot = False
-        if snapshot:
-            self._policy.healthy()  # a whole, valid snapshot: the backoff starts over
-        self._messages += 1
-        return StreamEvent(message, snapshot, self._connections, self._last_rx)
 
     # ------------------------------------------------------------------ connections
     def _install(self, wire: Wire) -> None:
@@ -496,13 +417,8 @@ class AsyncIdentifiersStream:
             return
         self._wire = wire
         self._rules = MessageRules(self._max_message_size)
-        self._connections += 1
-        self._awaiting_snapshot = True
-        self._last_rx = time.monotonic()
-        self._close_frame = None
-        self._policy.connected(self._last_rx)
-        self._ping_sent = None
-        logger.debug("identifiers stream connected to %s (connection %d)", self.url, self._connections)
+        self._session.connected(time.monotonic())
+        logger.debug("identifiers stream connected to %s (connection %d)", self.url, self.connections)
 
     def _drop(self, wire: Wire, reason: str, cause: Optional[BaseException], *, retry: bool = True) -> None:
         """The current connection is gone: close it and report, or end the stream."""
@@ -512,27 +428,20 @@ class AsyncIdentifiersStream:
         wire.close()
         if self._closing:
             return
-        self._policy.dropped(time.monotonic())
-        if not (retry and self._reconnect_enabled):
-            final = StreamClosedError(ended_text(self.url, reason, retry))
-            final.__cause__ = cause
-            self._end(final)
-            raise final
-        error = ApiConnectionError(interrupted_text(self.url, reason), host=self._host, url=self.url, method="GET")
-        error.__cause__ = cause
-        self._last_problem = error
+        error = self._session.dropped(time.monotonic(), reason, cause, retry=retry)
+        if isinstance(error, StreamClosedError):
+            self._end(error)
+            raise error
         logger.info("%s", error)  # routine: the stream recovers by itself
 
     async def _reconnect(self) -> None:
         """Connect again after the policy's delay; raises StreamClosedError when it gives up."""
-        last: Optional[Exception] = self._last_problem
+        last: Optional[Exception] = self._session.last_problem
         while not self._closing:
-            delay = self._policy.next_delay(random.random())
-            if delay is None:
-                final = StreamClosedError(gave_up_text(self.url, self._policy))
-                final.__cause__ = last
-                self._end(final)
-                raise final
+            delay = self._session.next_delay(random.random(), last)
+            if isinstance(delay, StreamClosedError):
+                self._end(delay)
+                raise delay
             if await self._sleep(delay):
                 return
             try:
@@ -541,8 +450,8 @@ class AsyncIdentifiersStream:
                 return
             except (ApiConnectionError, StreamError) as exc:
                 last = exc
-                self._policy.failed()
-                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._policy.attempts, exc)
+                self._session.attempt_failed()
+                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._session.policy.attempts, exc)
                 continue
             self._install(wire)
             return
@@ -557,8 +466,7 @@ class AsyncIdentifiersStream:
         return self._closing
 
     def _end(self, error: StreamClosedError) -> None:
-        self._error = error
-        self._ended = True
+        self._session.end(error)
         logger.error("%s", error)
         self._release()
 
