@@ -14,16 +14,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Tu
 
 from typing_extensions import Never
 
-from pieces_os_client._core.frames import STATUS_TOO_BIG, close_status, describe_close
-from pieces_os_client._core.identifiers import (
-    ended_text,
-    gave_up_text,
-    interrupted_text,
-    malformed_text,
-    parse_message,
-    too_large_text,
-)
+from pieces_os_client._core.frames import STATUS_TOO_BIG
 from pieces_os_client._core.reconnect import ReconnectPolicy
+from pieces_os_client._core.session import StreamSession, StreamStatus
 from pieces_os_client.exceptions import (
     ApiConnectionError,
     StreamClosedError,
@@ -77,7 +70,7 @@ class _Dropped(Exception):
         self.retry = retry
 
 
-class IdentifiersStream:
+class IdentifiersStream(StreamStatus):
     """A live connection to ``/conversations/stream/identifiers``.
 
     Usually obtained from ``ConversationsApi.conversations_stream_identifiers()``.
@@ -173,7 +166,6 @@ class IdentifiersStream:
         self._connector = Connector(api_client, path, headers, connect_timeout)
         self.url: str = self._connector.url
         """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
-        self._host = self._connector.host
         self._max_message_size: Optional[int] = max_message_size
 
         self._on_message = on_message
@@ -181,13 +173,12 @@ class IdentifiersStream:
         self._on_error = on_error
         self._on_close = on_close
         self._styles = styles  # callback name -> "sdk" | "official"
-        self._reconnect_enabled = reconnect
-        self._policy = ReconnectPolicy(
+        policy = ReconnectPolicy(
             initial_backoff=initial_backoff, max_backoff=max_backoff, jitter=backoff_jitter,
             max_attempts=max_reconnect_attempts,
         )
-        self._ping_interval = ping_interval or None
-        self._ping_timeout = ping_timeout
+        self._session = StreamSession(self.url, self._connector.host, policy, reconnect=reconnect,
+                                      ping_interval=ping_interval, ping_timeout=ping_timeout)
         self._close_timeout = close_timeout
 
         self._link = Link()
@@ -198,19 +189,8 @@ class IdentifiersStream:
         self._thread: Optional[threading.Thread] = None
         self._finished = threading.Event()
         self._close_fired = False
-        self._ended = False
-        self._error: Optional[StreamClosedError] = None
-        self._awaiting_snapshot = True
-        self._last_rx = 0.0
-        self._ping_sent: Optional[float] = None
-        self._connections = 0
-        self._messages = 0
-        self._malformed_count = 0
-        self._last_event: Optional[StreamEvent] = None
         self._callback_errors = 0
         self._last_callback_error: Optional[BaseException] = None
-        self._last_problem: Optional[Exception] = None  # why the last connection dropped
-        self._close_frame: Optional[Tuple[int, str]] = None  # the last connection's close frame: (status, reason)
 
         ws = self._connect()  # eager: raises ApiConnectionError / StreamError right here
         self._install(ws)
@@ -304,38 +284,13 @@ class IdentifiersStream:
     @property
     def closed(self) -> bool:
         """``True`` once ``close()`` was called or the stream ended on its own."""
-        return self._link.closing.is_set() or self._ended
+        return self._link.closing.is_set() or self._session.ended
 
     @property
     def connected(self) -> bool:
         """``True`` while a connection is open (``False`` while reconnecting)."""
         ws = self._link.ws
         return ws is not None and bool(ws.connected) and not self.closed
-
-    @property
-    def connections(self) -> int:
-        """How many connections were made: 1 at first, +1 per successful reconnect."""
-        return self._connections
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the stream reconnected (each one followed by a resync snapshot)."""
-        return max(0, self._connections - 1)
-
-    @property
-    def messages_received(self) -> int:
-        """Valid messages received so far."""
-        return self._messages
-
-    @property
-    def malformed_messages(self) -> int:
-        """Messages skipped because they could not be parsed."""
-        return self._malformed_count
-
-    @property
-    def last_event(self) -> Optional[StreamEvent]:
-        """The most recent event delivered, if any."""
-        return self._last_event
 
     @property
     def callback_errors(self) -> int:
@@ -347,14 +302,9 @@ class IdentifiersStream:
         """The exception a callback raised most recently, or ``None``."""
         return self._last_callback_error
 
-    @property
-    def error(self) -> Optional[StreamClosedError]:
-        """Why the stream ended on its own, or ``None``."""
-        return self._error
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("connected" if self.connected else "reconnecting")
-        return f"<IdentifiersStream {self.url} {state} connections={self._connections}>"
+        return f"<IdentifiersStream {self.url} {state} connections={self.connections}>"
 
     # ------------------------------------------------------------------ reading
     def _next_for_iterator(self) -> Optional[StreamEvent]:
@@ -364,7 +314,7 @@ class IdentifiersStream:
             if self._mode == "background":
                 raise StreamError("this stream delivers to callbacks in a background thread; it cannot be iterated")
             self._mode = "iterator"
-        if self._ended:
+        if self._session.ended:
             return None  # the terminal error was raised once already
         try:
             with self._iter_lock:  # one reader at a time: each message goes to one thread, whole
@@ -377,7 +327,7 @@ class IdentifiersStream:
     def _next_event(self) -> Optional[StreamEvent]:
         """The next event; ``None`` once closed. Raises StreamClosedError when it ends on its own."""
         while True:
-            if self._link.closing.is_set() or self._ended:
+            if self._link.closing.is_set() or self._session.ended:
                 self._release()
                 return None
             ws = self._link.ws
@@ -394,7 +344,6 @@ class IdentifiersStream:
                 continue
             event = self._parse(ws, payload)
             if event is not None:
-                self._last_event = event
                 return event
 
     def _recv(self, ws: websocket.WebSocket) -> Optional[bytearray]:
@@ -421,13 +370,11 @@ class IdentifiersStream:
         finally:
             with self._link.lock:
                 self._link.reading = False
-        self._last_rx = time.monotonic()
-        self._ping_sent = None
+        self._session.received(time.monotonic())
         if opcode == OP_CLOSE:
-            self._close_frame = close_status(data)
-            status = self._close_frame[0]
+            status, reason = self._session.server_closed(data)
             self._send_close(ws, status)  # the reply echoes the server's status
-            raise _Dropped(describe_close(data))
+            raise _Dropped(reason)
         if opcode == OP_PING:
             try:
                 ws.pong(bytes(data))
@@ -440,16 +387,12 @@ class IdentifiersStream:
 
     def _too_large(self, ws: websocket.WebSocket, exc: MessageTooLarge) -> _Dropped:
         """Report a message over the bound and close the connection with status 1009."""
-        error = StreamError(too_large_text(self.url, exc.size, exc.limit))
-        error.__cause__ = exc
-        self._send_close(ws, STATUS_TOO_BIG, b"message too big")
-        self._report(error, logging.WARNING)
         # Every connection begins with the full list: when that is what was too large, a new
         # connection would meet the same message, so the stream ends instead of looping.
-        return _Dropped(
-            f"a message was larger than max_message_size ({exc.limit} bytes)", error,
-            retry=not self._awaiting_snapshot,
-        )
+        error, reason, retry = self._session.too_large(exc)
+        self._send_close(ws, STATUS_TOO_BIG, b"message too big")
+        self._report(error, logging.WARNING)
+        return _Dropped(reason, error, retry=retry)
 
     @staticmethod
     def _send_close(ws: websocket.WebSocket, status: int = 1000, reason: bytes = b"") -> None:
@@ -457,49 +400,32 @@ class IdentifiersStream:
             ws.send_close(status, reason)
 
     def _read_timeout(self) -> Optional[float]:
-        if self._ping_interval is None:
-            return None
-        if self._ping_sent is not None:
-            deadline = self._ping_sent + self._ping_timeout
-        else:
-            deadline = self._last_rx + self._ping_interval
-        return max(0.001, deadline - time.monotonic())
+        return self._session.read_timeout(time.monotonic())
 
     def _keepalive(self, ws: websocket.WebSocket) -> None:
         now = time.monotonic()
-        if self._ping_sent is not None:
-            if now - self._ping_sent >= self._ping_timeout:
-                raise _Dropped(f"no answer to a ping within {self._ping_timeout:g} s")
-            return
-        if self._ping_interval is not None and now - self._last_rx >= self._ping_interval:
+        action = self._session.keepalive(now)
+        if isinstance(action, str):
+            raise _Dropped(action)
+        if action:
             try:
                 ws.ping(b"")
             except Exception as exc:
                 raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
-            self._ping_sent = now
+            self._session.pinged(now)
 
     def _parse(self, ws: websocket.WebSocket, payload: bytearray) -> Optional[StreamEvent]:
         try:
-            message = parse_message(payload)
+            return self._session.message(payload)
         except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
-            self._malformed(ws, exc, payload)
+            # reported by a bounded prefix of the message: never decoded or copied whole
+            error, restart = self._session.malformed_message(exc, payload)
+            self._report(error, logging.WARNING)
+            if restart:
+                # Without the opening snapshot the consumer's picture would be incomplete:
+                # start over on a fresh connection, which begins with a fresh snapshot.
+                self._drop(ws, "its opening snapshot was malformed", exc)
             return None
-        snapshot = self._awaiting_snapshot
-        self._awaiting_snapshot = False
-        if snapshot:
-            self._policy.healthy()  # a whole, valid snapshot: the backoff starts over
-        self._messages += 1
-        return StreamEvent(message, snapshot, self._connections, self._last_rx)
-
-    def _malformed(self, ws: websocket.WebSocket, exc: BaseException, payload: bytearray) -> None:
-        """Report a message that could not be parsed; the stream goes on."""
-        self._report_malformed(exc, payload)
-        if self._awaiting_snapshot and self._reconnect_enabled:
-            # Without the opening snapshot the consumer's picture would be incomplete:
-            # start over on a fresh connection, which begins with a fresh snapshot.
-            self._drop(ws, "its opening snapshot was malformed", exc)
-        else:
-            self._awaiting_snapshot = False
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> websocket.WebSocket:
@@ -515,13 +441,8 @@ class IdentifiersStream:
                 return
             self._link.ws = ws
         self._reader = FrameReader(cast(socket.socket, ws.sock), self._max_message_size)
-        self._connections += 1
-        self._awaiting_snapshot = True
-        self._last_rx = time.monotonic()
-        self._close_frame = None
-        self._policy.connected(self._last_rx)
-        self._ping_sent = None
-        logger.debug("identifiers stream connected to %s (connection %d)", self.url, self._connections)
+        self._session.connected(time.monotonic())
+        logger.debug("identifiers stream connected to %s (connection %d)", self.url, self.connections)
 
     def _drop(
         self, ws: websocket.WebSocket, reason: str, cause: Optional[BaseException], *, retry: bool = True
@@ -534,18 +455,10 @@ class IdentifiersStream:
         close_ws(ws)
         if self._link.closing.is_set():
             return
-        self._policy.dropped(time.monotonic())
-        if not (retry and self._reconnect_enabled):
-            final = StreamClosedError(ended_text(self.url, reason, retry))
-            final.__cause__ = cause
-            self._end(final)
-            raise final
-        error = ApiConnectionError(
-            interrupted_text(self.url, reason),
-            host=self._host, url=self.url, method="GET",
-        )
-        error.__cause__ = cause
-        self._last_problem = error
+        error = self._session.dropped(time.monotonic(), reason, cause, retry=retry)
+        if isinstance(error, StreamClosedError):
+            self._end(error)
+            raise error
         self._report(error, logging.INFO)  # routine: the stream recovers by itself
 
     def _reconnect(self) -> None:
@@ -556,14 +469,12 @@ class IdentifiersStream:
         the WebSocket and drops it at once is not hammered, and such connections count as failed
         attempts against ``max_reconnect_attempts``.
         """
-        last: Optional[Exception] = self._last_problem
+        last: Optional[Exception] = self._session.last_problem
         while not self._link.closing.is_set():
-            delay = self._policy.next_delay(random.random())
-            if delay is None:
-                final = StreamClosedError(gave_up_text(self.url, self._policy))
-                final.__cause__ = last
-                self._end(final)
-                raise final
+            delay = self._session.next_delay(random.random(), last)
+            if isinstance(delay, StreamClosedError):
+                self._end(delay)
+                raise delay
             if self._link.closing.wait(delay):
                 return
             try:
@@ -572,8 +483,8 @@ class IdentifiersStream:
                 return
             except (ApiConnectionError, StreamError) as exc:
                 last = exc
-                self._policy.failed()
-                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._policy.attempts, exc)
+                self._session.attempt_failed()
+                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._session.policy.attempts, exc)
                 continue
             self._install(ws)
             return
@@ -587,8 +498,7 @@ class IdentifiersStream:
 
     # ------------------------------------------------------------------ ending & callbacks
     def _end(self, error: StreamClosedError) -> None:
-        self._error = error
-        self._ended = True
+        self._session.end(error)
         self._report(error, logging.ERROR)
         self._link.shutdown()
         self._finalizer.detach()
@@ -642,23 +552,17 @@ class IdentifiersStream:
 
     def _close_details(self) -> Tuple[Optional[int], Optional[str]]:
         """``(code, reason)`` for an official-style ``on_close``."""
-        if self._close_frame is not None:
-            return self._close_frame
-        if self._error is not None:
-            return None, str(self._error)
+        session = self._session
+        if session.close_frame is not None:
+            return session.close_frame
+        if session.error is not None:
+            return None, str(session.error)
         return 1000, ""  # closed by close()
 
     def _report(self, error: Exception, level: int) -> None:
         logger.log(level, "%s", error)
         if self._on_error is not None:
             self._call("on_error", self._on_error, error)
-
-    def _report_malformed(self, exc: BaseException, payload: bytearray) -> None:
-        """Report a bad message by a bounded prefix of it: never decode or copy all of it."""
-        self._malformed_count += 1
-        error = StreamError(malformed_text(self.url, exc, payload))
-        error.__cause__ = exc
-        self._report(error, logging.WARNING)
 
     def _fire_close(self) -> None:
         with self._state_lock:
