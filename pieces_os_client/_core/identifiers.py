@@ -5,7 +5,7 @@ of a conversation-ids mirror. Shared by the sync and the asyncio stream and mirr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, FrozenSet, Optional, Union
+from typing import TYPE_CHECKING, FrozenSet, Iterator, Optional, Union
 
 from pieces_os_client._core.reconnect import ReconnectPolicy
 from pieces_os_client._core.text import one_line, preview
@@ -15,7 +15,7 @@ if TYPE_CHECKING:
     from pieces_os_client.stream._events import MirrorUpdate, StreamEvent
 
 __all__ = [
-    "MAX_SIZE_SETTING", "MirrorState", "ended_text", "explain", "gave_up_text", "interrupted_text",
+    "MAX_SIZE_SETTING", "MirrorState", "MirrorView", "ended_text", "explain", "gave_up_text", "interrupted_text",
     "malformed_text", "parse_message", "too_large_text",
 ]
 
@@ -117,3 +117,49 @@ class MirrorState:
             ids=after, added=after - before, removed=before - after,
             snapshot=event.snapshot, resync=event.resync, version=self.version,
         )
+
+
+class MirrorView:
+    """What both mirrors show of their :class:`MirrorState` (``self._state``).
+
+    Each value is read in one step (the state swaps in a new frozenset, never changes one), so
+    these need no lock.
+    """
+
+    _state: MirrorState
+
+    def snapshot(self) -> FrozenSet[str]:
+        """The current set of conversation ids (an immutable copy)."""
+        return self._state.ids
+
+    @property
+    def ids(self) -> FrozenSet[str]:
+        """Same as :meth:`snapshot`."""
+        return self._state.ids
+
+    @property
+    def version(self) -> int:
+        """Increases by one with every applied change or snapshot."""
+        return self._state.version
+
+    @property
+    def ready(self) -> bool:
+        """``True`` once the first snapshot arrived (before that the set is just empty)."""
+        return self._state.snapshots > 0
+
+    @property
+    def resyncs(self) -> int:
+        """Snapshots applied after the first one, i.e. how often the set was rebuilt after a reconnect."""
+        return max(0, self._state.snapshots - 1)
+
+    def __contains__(self, conversation_id: object) -> bool:
+        return conversation_id in self._state.ids
+
+    def __len__(self) -> int:
+        return len(self._state.ids)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._state.ids))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {len(self)} ids version={self.version}>"

@@ -26,7 +26,18 @@ from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, S
 if TYPE_CHECKING:
     from pieces_os_client.stream._events import StreamEvent
 
-__all__ = ["StreamSession", "StreamStatus"]
+__all__ = ["Dropped", "StreamSession", "StreamStatus"]
+
+
+class Dropped(Exception):
+    """The current connection is gone (``reason`` says why); ``retry=False`` when a new
+    connection would fail the same way. Raised and caught inside a stream's reading loop."""
+
+    def __init__(self, reason: str, cause: Optional[BaseException] = None, *, retry: bool = True) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.cause = cause
+        self.retry = retry
 
 
 class StreamSession:
@@ -61,6 +72,25 @@ class StreamSession:
         self.close_frame: Optional[Tuple[int, str]] = None
         #: why the last connection dropped
         self.last_problem: Optional[Exception] = None
+
+    @classmethod
+    def start(
+        cls,
+        url: str,
+        host: str,
+        *,
+        reconnect: bool,
+        max_reconnect_attempts: Optional[int],
+        initial_backoff: float,
+        max_backoff: float,
+        backoff_jitter: float,
+        ping_interval: Optional[float],
+        ping_timeout: float,
+    ) -> StreamSession:
+        """A session for a stream with these (already checked) options."""
+        policy = ReconnectPolicy(initial_backoff=initial_backoff, max_backoff=max_backoff, jitter=backoff_jitter,
+                                 max_attempts=max_reconnect_attempts)
+        return cls(url, host, policy, reconnect=reconnect, ping_interval=ping_interval, ping_timeout=ping_timeout)
 
     # ------------------------------------------------------------------ a connection
     def connected(self, now: float) -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Callable, FrozenSet, Iterator, Mapping, Optional, cast
+from typing import Any, Callable, FrozenSet, Mapping, Optional, cast
 
-from pieces_os_client._core.identifiers import MirrorState
+from pieces_os_client._core.identifiers import MirrorState, MirrorView
 from pieces_os_client.aio._stream import AsyncIdentifiersStream
 from pieces_os_client.exceptions import StreamClosedError
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
@@ -19,7 +19,7 @@ __all__ = ["AsyncConversationIdsMirror"]
 logger = logging.getLogger("pieces_os_client.stream")
 
 
-class AsyncConversationIdsMirror:
+class AsyncConversationIdsMirror(MirrorView):
     """The set of conversation ids, kept current from the identifiers stream, on one event loop.
 
     ``mirror = await AsyncConversationIdsMirror.open(api)`` (or ``async with``) starts a task
@@ -129,42 +129,10 @@ class AsyncConversationIdsMirror:
             self._condition().notify_all()
 
     # ------------------------------------------------------------------ reading
-    def snapshot(self) -> FrozenSet[str]:
-        """The current set of conversation ids (an immutable copy)."""
-        return self._state.ids
-
-    @property
-    def ids(self) -> FrozenSet[str]:
-        return self._state.ids
-
-    @property
-    def version(self) -> int:
-        """Increases by one with every applied change or snapshot."""
-        return self._state.version
-
-    @property
-    def ready(self) -> bool:
-        """``True`` once the first snapshot arrived."""
-        return self._state.snapshots > 0
-
-    @property
-    def resyncs(self) -> int:
-        """Snapshots applied after the first one."""
-        return max(0, self._state.snapshots - 1)
-
     @property
     def ended(self) -> bool:
         """``True`` once the feeding stream has ended."""
         return self._ended
-
-    def __contains__(self, conversation_id: object) -> bool:
-        return conversation_id in self._state.ids
-
-    def __len__(self) -> int:
-        return len(self._state.ids)
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._state.ids))
 
     async def wait_for(self, predicate: Callable[[FrozenSet[str]], bool], timeout: Optional[float] = None) -> bool:
         """Wait until ``predicate(ids)`` is true (after the first snapshot); ``False`` on timeout
@@ -197,6 +165,3 @@ class AsyncConversationIdsMirror:
             return await asyncio.wait_for(wait(), timeout)
         except asyncio.TimeoutError:
             return False
-
-    def __repr__(self) -> str:
-        return f"<AsyncConversationIdsMirror {len(self)} ids version={self.version}>"

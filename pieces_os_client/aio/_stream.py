@@ -14,7 +14,7 @@ import random
 import time
 import warnings
 from types import EllipsisType
-from typing import TYPE_CHECKING, Any, Generator, Iterator, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Generator, Mapping, Optional, Tuple, Union
 
 from typing_extensions import Never
 
@@ -30,7 +30,7 @@ from pieces_os_client._core.frames import (
     PeerClosed,
     ProtocolError,
 )
-from pieces_os_client._core.reconnect import ReconnectPolicy
+from pieces_os_client._core.session import Dropped as _Dropped
 from pieces_os_client._core.session import StreamSession, StreamStatus
 from pieces_os_client._core.text import one_line
 from pieces_os_client.aio._ws import Wire, open_wire
@@ -38,7 +38,7 @@ from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, S
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike, Connector
 from pieces_os_client.stream._events import StreamEvent
 from pieces_os_client.stream._link import reset_in_forked_child
-from pieces_os_client.stream._options import check_stream_options, reject_unknown
+from pieces_os_client.stream._options import check_stream_options, keyword_options, reject_unknown
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -48,16 +48,6 @@ if TYPE_CHECKING:
 __all__ = ["AsyncIdentifiersStream"]
 
 logger = logging.getLogger("pieces_os_client.stream")
-
-
-class _Dropped(Exception):
-    """Internal: the current connection is gone; ``retry=False`` when a new one would fail the same way."""
-
-    def __init__(self, reason: str, cause: Optional[BaseException] = None, *, retry: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.cause = cause
-        self.retry = retry
 
 
 class _Closed(Exception):
@@ -113,7 +103,7 @@ class AsyncIdentifiersStream(StreamStatus):
         max_message_size: Union[int, EllipsisType, None] = ...,
         **unknown: Never,
     ) -> None:
-        reject_unknown(unknown, _option_names())
+        reject_unknown(unknown, keyword_options(AsyncIdentifiersStream.__init__))
         self._max_message_size = check_stream_options(
             client.configuration.stream_max_message_size, path=path, headers=headers, reconnect=reconnect,
             max_reconnect_attempts=max_reconnect_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff,
@@ -123,12 +113,11 @@ class AsyncIdentifiersStream(StreamStatus):
         self._connector = Connector(client, path, headers, connect_timeout)  # checks every header now
         self.url: str = self._connector.url
         """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
-        policy = ReconnectPolicy(
-            initial_backoff=initial_backoff, max_backoff=max_backoff, jitter=backoff_jitter,
-            max_attempts=max_reconnect_attempts,
+        self._session = StreamSession.start(
+            self.url, self._connector.host, reconnect=reconnect, max_reconnect_attempts=max_reconnect_attempts,
+            initial_backoff=initial_backoff, max_backoff=max_backoff, backoff_jitter=backoff_jitter,
+            ping_interval=ping_interval, ping_timeout=ping_timeout,
         )
-        self._session = StreamSession(self.url, self._connector.host, policy, reconnect=reconnect,
-                                      ping_interval=ping_interval, ping_timeout=ping_timeout)
         self._close_timeout = close_timeout
 
         self._wire: Optional[Wire] = None  # the open connection
@@ -485,13 +474,3 @@ class _Events:
         if event is None:
             raise StopAsyncIteration
         return event
-
-
-def _option_names() -> Iterator[str]:
-    """The keyword options of :class:`AsyncIdentifiersStream` (for the unknown-option error)."""
-    import inspect
-
-    for parameter in inspect.signature(AsyncIdentifiersStream.__init__).parameters.values():
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
-            yield parameter.name
-

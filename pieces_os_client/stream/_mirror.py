@@ -5,9 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterator, Mapping, Optional, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Mapping, Optional, Union, cast
 
-from pieces_os_client._core.identifiers import MirrorState
+from pieces_os_client._core.identifiers import MirrorState, MirrorView
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
 from pieces_os_client.stream._events import ErrorCallback, MirrorUpdate, StreamEvent
 from pieces_os_client.stream._link import reset_in_forked_child
@@ -28,7 +28,7 @@ _MIRROR_OWNS = {
 }
 
 
-class ConversationIdsMirror:
+class ConversationIdsMirror(MirrorView):
     """The set of conversation ids, kept current from the identifiers stream. Thread-safe.
 
     Either feed it yourself — ``stream = api.conversations_stream_identifiers(on_event=mirror.apply)``
@@ -118,48 +118,11 @@ class ConversationIdsMirror:
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ reading
-    def snapshot(self) -> FrozenSet[str]:
-        """The current set of conversation ids (an immutable copy)."""
-        with self._cond:
-            return self._state.ids
-
-    @property
-    def ids(self) -> FrozenSet[str]:
-        """Same as :meth:`snapshot`."""
-        return self.snapshot()
-
-    @property
-    def version(self) -> int:
-        """Increases by one with every applied change or snapshot."""
-        with self._cond:
-            return self._state.version
-
-    @property
-    def ready(self) -> bool:
-        """``True`` once the first snapshot arrived (before that the set is just empty)."""
-        with self._cond:
-            return self._state.snapshots > 0
-
-    @property
-    def resyncs(self) -> int:
-        """Snapshots applied after the first one, i.e. how often the set was rebuilt after a reconnect."""
-        with self._cond:
-            return max(0, self._state.snapshots - 1)
-
     @property
     def ended(self) -> bool:
         """``True`` once the feeding stream has ended."""
         with self._cond:
             return self._ended
-
-    def __contains__(self, conversation_id: object) -> bool:
-        return conversation_id in self.snapshot()
-
-    def __len__(self) -> int:
-        return len(self.snapshot())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self.snapshot()))
 
     def wait_for(self, predicate: Callable[[FrozenSet[str]], bool], timeout: Optional[float] = None) -> bool:
         """Block until ``predicate(ids)`` is true; ``False`` on timeout or when the stream ended first.
@@ -189,9 +152,6 @@ class ConversationIdsMirror:
                     return False
                 self._cond.wait(remaining)
             return True
-
-    def __repr__(self) -> str:
-        return f"<ConversationIdsMirror {len(self)} ids version={self.version}>"
 
     def _after_fork_in_child(self) -> None:
         """In a forked child, before any other code runs: a fresh lock (a thread of the parent

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
 from pieces_os_client._core.identifiers import MAX_SIZE_SETTING
 from pieces_os_client.exceptions import ApiTypeError, ApiValueError, unknown_names_message
 
 __all__ = [
-    "CALLBACK_SIGNATURES", "callback_style", "check_callback", "check_number", "check_stream_options", "reject_taken",
-    "reject_unknown",
+    "CALLBACK_SIGNATURES", "callback_style", "check_callback", "check_number", "check_stream_options",
+    "keyword_options",
+    "reject_taken", "reject_unknown",
 ]
 
 #: the arguments each callback is called with: (this SDK's style, the official style or None)
@@ -146,6 +147,13 @@ def check_stream_options(
         return config_max_message_size
     check_number("max_message_size", max_message_size, low=1, integer=True, optional=True)
     return max_message_size  # type: ignore[return-value]  # checked just above
+
+
+def keyword_options(function: Callable[..., object]) -> Iterator[str]:
+    """The keyword-only parameters of ``function`` (the valid names for an unknown-option error)."""
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            yield parameter.name
 
 
 def _short(value: object) -> str:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Tu
 from typing_extensions import Never
 
 from pieces_os_client._core.frames import STATUS_TOO_BIG
-from pieces_os_client._core.reconnect import ReconnectPolicy
+from pieces_os_client._core.session import Dropped as _Dropped
 from pieces_os_client._core.session import StreamSession, StreamStatus
 from pieces_os_client.exceptions import (
     ApiConnectionError,
@@ -41,7 +41,7 @@ from pieces_os_client.stream._frames import (
     ProtocolError,
 )
 from pieces_os_client.stream._link import Link, close_ws
-from pieces_os_client.stream._options import callback_style, check_stream_options, reject_unknown
+from pieces_os_client.stream._options import callback_style, check_stream_options, keyword_options, reject_unknown
 from pieces_os_client.stream._text import one_line
 
 if TYPE_CHECKING:
@@ -55,19 +55,6 @@ __all__ = ["IdentifiersStream"]
 
 logger = logging.getLogger("pieces_os_client.stream")
 
-
-
-class _Dropped(Exception):
-    """Internal: the current connection is gone (``reason`` says why).
-
-    ``retry=False`` when a new connection would fail the same way.
-    """
-
-    def __init__(self, reason: str, cause: Optional[BaseException] = None, *, retry: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.cause = cause
-        self.retry = retry
 
 
 class IdentifiersStream(StreamStatus):
@@ -153,7 +140,7 @@ class IdentifiersStream(StreamStatus):
         max_message_size: Union[int, EllipsisType, None] = ...,
         **unknown: Never,
     ) -> None:
-        reject_unknown(unknown, _option_names())
+        reject_unknown(unknown, keyword_options(IdentifiersStream.__init__))
         styles = {name: callback_style(name, callback) for name, callback in (
             ("on_message", on_message), ("on_event", on_event), ("on_error", on_error), ("on_close", on_close))}
         max_message_size = check_stream_options(
@@ -173,12 +160,11 @@ class IdentifiersStream(StreamStatus):
         self._on_error = on_error
         self._on_close = on_close
         self._styles = styles  # callback name -> "sdk" | "official"
-        policy = ReconnectPolicy(
-            initial_backoff=initial_backoff, max_backoff=max_backoff, jitter=backoff_jitter,
-            max_attempts=max_reconnect_attempts,
+        self._session = StreamSession.start(
+            self.url, self._connector.host, reconnect=reconnect, max_reconnect_attempts=max_reconnect_attempts,
+            initial_backoff=initial_backoff, max_backoff=max_backoff, backoff_jitter=backoff_jitter,
+            ping_interval=ping_interval, ping_timeout=ping_timeout,
         )
-        self._session = StreamSession(self.url, self._connector.host, policy, reconnect=reconnect,
-                                      ping_interval=ping_interval, ping_timeout=ping_timeout)
         self._close_timeout = close_timeout
 
         self._link = Link()
@@ -571,12 +557,3 @@ class IdentifiersStream(StreamStatus):
             self._close_fired = True
         if self._on_close is not None:
             self._call("on_close", self._on_close)
-
-
-def _option_names() -> Iterator[str]:
-    """The keyword options of :class:`IdentifiersStream` (for the unknown-option error)."""
-    import inspect
-
-    for parameter in inspect.signature(IdentifiersStream.__init__).parameters.values():
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
-            yield parameter.name
