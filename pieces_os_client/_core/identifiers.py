@@ -5,7 +5,8 @@ of a conversation-ids mirror. Shared by the sync and the asyncio stream and mirr
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, FrozenSet, Iterator, Optional, Union
+import logging
+from typing import TYPE_CHECKING, Callable, FrozenSet, Iterator, Optional, Union
 
 from pieces_os_client._core.reconnect import ReconnectPolicy
 from pieces_os_client._core.text import one_line, preview
@@ -15,8 +16,17 @@ if TYPE_CHECKING:
     from pieces_os_client.stream._events import MirrorUpdate, StreamEvent
 
 __all__ = [
-    "MAX_SIZE_SETTING", "MirrorState", "MirrorView", "ended_text", "explain", "gave_up_text", "interrupted_text",
-    "malformed_text", "parse_message", "too_large_text",
+    "MAX_SIZE_SETTING",
+    "MirrorState",
+    "MirrorView",
+    "ended_text",
+    "explain",
+    "gave_up_text",
+    "interrupted_text",
+    "malformed_text",
+    "notify_change",
+    "parse_message",
+    "too_large_text",
 ]
 
 MAX_SIZE_SETTING = "Configuration.stream_max_message_size"
@@ -117,6 +127,16 @@ class MirrorState:
             ids=after, added=after - before, removed=before - after,
             snapshot=event.snapshot, resync=event.resync, version=self.version,
         )
+
+
+def notify_change(callback: Optional[Callable[[MirrorUpdate], object]], update: MirrorUpdate, who: str) -> None:
+    """Call a mirror's ``on_change`` listener; what it raises is logged, never passed on."""
+    if callback is None:
+        return
+    try:
+        callback(update)
+    except Exception:
+        logging.getLogger("pieces_os_client.stream").exception("%s: the on_change callback raised", who)
 
 
 class MirrorView:

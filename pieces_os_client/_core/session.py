@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional, Tuple, Union
 
-from pieces_os_client._core.frames import MessageTooLarge, close_status, describe_close
+from pieces_os_client._core.frames import MessageTooLarge, PeerClosed, ProtocolError, close_status, describe_close
 from pieces_os_client._core.identifiers import (
     ended_text,
     gave_up_text,
@@ -21,6 +21,7 @@ from pieces_os_client._core.identifiers import (
     too_large_text,
 )
 from pieces_os_client._core.reconnect import ReconnectPolicy
+from pieces_os_client._core.text import one_line
 from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
 
 if TYPE_CHECKING:
@@ -38,6 +39,15 @@ class Dropped(Exception):
         self.reason = reason
         self.cause = cause
         self.retry = retry
+
+    @classmethod
+    def reading_failed(cls, exc: BaseException) -> Dropped:
+        """Why a read ended the connection: the peer closed, broke the protocol, or the socket failed."""
+        if isinstance(exc, PeerClosed):
+            return cls(str(exc), exc)
+        if isinstance(exc, ProtocolError):
+            return cls(f"the server broke the WebSocket protocol: {exc}", exc)
+        return cls(one_line(f"{type(exc).__name__}: {exc}"), exc)
 
 
 class StreamSession:
@@ -197,6 +207,13 @@ class StreamSession:
         final.__cause__ = last
         self.end(final)
         return final
+
+    def inherited(self) -> StreamClosedError:
+        """The error for using, in a forked child, a stream the parent opened."""
+        return StreamClosedError(
+            f"the identifiers stream for {self.url} was inherited from the parent process (fork) "
+            "and is closed here; open a new stream in this process"
+        )
 
     def attempt_failed(self) -> None:
         self.policy.failed()

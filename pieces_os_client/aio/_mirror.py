@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from typing import Any, Callable, FrozenSet, Mapping, Optional, cast
 
-from pieces_os_client._core.identifiers import MirrorState, MirrorView
+from pieces_os_client._core.identifiers import MirrorState, MirrorView, notify_change
 from pieces_os_client.aio._stream import AsyncIdentifiersStream
 from pieces_os_client.exceptions import StreamClosedError
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
@@ -15,9 +14,6 @@ from pieces_os_client.stream._events import MirrorUpdate, StreamEvent
 from pieces_os_client.stream._options import check_callback
 
 __all__ = ["AsyncConversationIdsMirror"]
-
-logger = logging.getLogger("pieces_os_client.stream")
-
 
 class AsyncConversationIdsMirror(MirrorView):
     """The set of conversation ids, kept current from the identifiers stream, on one event loop.
@@ -114,11 +110,7 @@ class AsyncConversationIdsMirror(MirrorView):
         update = self._state.apply(event)
         if update is None:
             return None
-        if self._on_change is not None:
-            try:
-                self._on_change(update)
-            except Exception:
-                logger.exception("AsyncConversationIdsMirror: the on_change callback raised")
+        notify_change(self._on_change, update, "AsyncConversationIdsMirror")
         async with self._condition():
             self._condition().notify_all()
         return update

@@ -249,10 +249,7 @@ class AsyncIdentifiersStream(StreamStatus):
 
     def _check_usable(self) -> None:
         if self._inherited:
-            raise StreamClosedError(
-                f"the identifiers stream for {self.url} was inherited from the parent process (fork) "
-                "and is closed here; open a new stream in this process"
-            )
+            raise self._session.inherited()
 
     async def _next_for_iterator(self) -> Optional[StreamEvent]:
         if self._inherited or self._session.ended or self._closing:
@@ -355,12 +352,8 @@ class AsyncIdentifiersStream(StreamStatus):
             _fin, opcode, payload = task.result()
         except MessageTooLarge as exc:
             raise self._too_large(wire, exc) from exc
-        except PeerClosed as exc:
-            raise _Dropped(str(exc), exc) from exc
-        except ProtocolError as exc:
-            raise _Dropped(f"the server broke the WebSocket protocol: {exc}", exc) from exc
-        except OSError as exc:
-            raise _Dropped(one_line(f"{type(exc).__name__}: {exc}"), exc) from exc
+        except (PeerClosed, ProtocolError, OSError) as exc:
+            raise _Dropped.reading_failed(exc) from exc
         self._session.received(time.monotonic())
         return opcode, payload
 

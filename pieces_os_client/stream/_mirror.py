@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Mapping, Optional, Union, cast
 
-from pieces_os_client._core.identifiers import MirrorState, MirrorView
+from pieces_os_client._core.identifiers import MirrorState, MirrorView, notify_change
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
 from pieces_os_client.stream._events import ErrorCallback, MirrorUpdate, StreamEvent
 from pieces_os_client.stream._link import reset_in_forked_child
@@ -19,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConversationIdsMirror"]
 
-logger = logging.getLogger("pieces_os_client.stream")
 
 _MIRROR_OWNS = {
     "on_event": "the mirror applies every event itself; pass on_change=, or feed a mirror yourself "
@@ -102,11 +100,7 @@ class ConversationIdsMirror(MirrorView):
             if update is None:
                 return None
         # Listeners first, then waiters (output of a listener comes before what a woken waiter does).
-        if self._on_change is not None:
-            try:
-                self._on_change(update)
-            except Exception:
-                logger.exception("ConversationIdsMirror: the on_change callback raised")
+        notify_change(self._on_change, update, "ConversationIdsMirror")
         with self._cond:
             self._cond.notify_all()
         return update

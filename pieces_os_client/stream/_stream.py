@@ -224,10 +224,7 @@ class IdentifiersStream(StreamStatus):
     def start(self) -> IdentifiersStream:
         """Read in a background daemon thread and deliver to the callbacks. Idempotent."""
         if self._link.inherited:
-            raise StreamClosedError(
-                f"the identifiers stream for {self.url} was inherited from the parent process (fork) "
-                "and is closed here; open a new stream in this process"
-            )
+            raise self._session.inherited()
         with self._state_lock:
             if self._link.closing.is_set():
                 raise StreamClosedError(f"the identifiers stream for {self.url} is closed")
@@ -347,12 +344,8 @@ class IdentifiersStream(StreamStatus):
             return None
         except MessageTooLarge as exc:
             raise self._too_large(ws, exc) from exc
-        except PeerClosed as exc:
-            raise _Dropped(str(exc), exc) from exc
-        except ProtocolError as exc:
-            raise _Dropped(f"the server broke the WebSocket protocol: {exc}", exc) from exc
-        except (OSError, ValueError, AttributeError) as exc:  # also the socket closed by close()
-            raise _Dropped(one_line(f"{type(exc).__name__}: {exc}"), exc) from exc
+        except (PeerClosed, ProtocolError, OSError, ValueError, AttributeError) as exc:  # also closed by close()
+            raise _Dropped.reading_failed(exc) from exc
         finally:
             with self._link.lock:
                 self._link.reading = False
