@@ -568,3 +568,43 @@ def test_wss_through_tls_with_the_configured_ca() -> None:
                     assert (await _next(events)).deleted_ids == [created]
 
     _run(main)
+
+
+def test_through_an_http_proxy_with_its_headers_and_a_refusal() -> None:
+    from stream_helpers import Relay
+
+    async def main() -> None:
+        async with Emulator(port=0) as emu:
+            created = emu.create_conversation()
+            with Relay() as relay:
+                config = Configuration(host=emu.url, proxy=f"http://u:p@127.0.0.1:{relay.port}",
+                                       proxy_headers={"X-Proxy-Token": "t"})
+                async with AsyncIdentifiersStream(ApiClient(config), PATH) as stream:
+                    assert (await _next(stream.events())).ids == [created]
+                assert relay.heads[0].startswith(f"CONNECT 127.0.0.1:{emu.port} HTTP/1.1")
+                assert "X-Proxy-Token: t" in relay.heads[0] and "Proxy-Authorization: Basic " in relay.heads[0]
+            with Relay(refuse=True) as refusing:
+                config = Configuration(host=emu.url, proxy=f"http://127.0.0.1:{refusing.port}")
+                stream = AsyncIdentifiersStream(ApiClient(config), PATH)
+                with pytest.raises(ApiConnectionError, match="refused to open a tunnel"):
+                    await stream
+                await stream.aclose()
+
+    _run(main)
+
+
+def test_aclose_while_another_task_opens() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(10)
+
+    async def main() -> None:
+        async with RawServer(silent) as server:
+            stream = _stream(server.url, connect_timeout=5)
+            opening = asyncio.ensure_future(stream.open())
+            await asyncio.sleep(0.2)
+            await stream.aclose()
+            with pytest.raises(StreamClosedError, match="closed while it was being opened"):
+                await opening
+            assert not _stream_tasks() and (stream._pending is None or stream._pending.closed)
+
+    _run(main)

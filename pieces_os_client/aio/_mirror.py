@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any, Callable, FrozenSet, Mapping, Optional, cast
 
 from pieces_os_client._core.identifiers import MirrorState, MirrorView, notify_change
@@ -95,6 +96,9 @@ class AsyncConversationIdsMirror(MirrorView):
             async for event in stream.events():
                 await self.apply(event)
         except StreamClosedError as exc:
+            self.error = exc
+        except Exception as exc:  # a bug: end visibly rather than leave an exception no one retrieves
+            logging.getLogger("pieces_os_client.stream").exception("AsyncConversationIdsMirror: feeding failed")
             self.error = exc
         finally:
             await self._mark_ended()

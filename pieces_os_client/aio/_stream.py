@@ -139,7 +139,14 @@ class AsyncIdentifiersStream(StreamStatus):
         self._check_usable()
         async with self._iteration_lock():
             if not self._opened:
-                wire = await self._open_step()  # ApiConnectionError / StreamError right here
+                if self._closing:
+                    raise StreamClosedError(f"the identifiers stream for {self.url} is closed")
+                try:
+                    wire = await self._open_step()  # ApiConnectionError / StreamError right here
+                except _Closed:
+                    raise StreamClosedError(
+                        f"the identifiers stream for {self.url} was closed while it was being opened"
+                    ) from None
                 self._install(wire)
                 self._opened = True
         return self
