@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from typing import Any, Callable, FrozenSet, Mapping, Optional, cast
 
@@ -62,7 +63,10 @@ class AsyncConversationIdsMirror(MirrorView):
         if opener is not None:
             if headers is not None:
                 stream_options["headers"] = headers
-            stream = cast(AsyncIdentifiersStream, opener(**stream_options))
+            made = opener(**stream_options)
+            if not isinstance(made, AsyncIdentifiersStream) and inspect.isawaitable(made):
+                made = await made  # an ``async def`` opener
+            stream = cast(AsyncIdentifiersStream, made)
         else:
             stream = AsyncIdentifiersStream(cast(ClientLike, api), path, headers=headers, **stream_options)
         try:
