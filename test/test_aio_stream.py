@@ -608,3 +608,56 @@ def test_aclose_while_another_task_opens() -> None:
             assert not _stream_tasks() and (stream._pending is None or stream._pending.closed)
 
     _run(main)
+
+
+def test_keepalive_pings_and_an_unanswered_ping_drops_the_connection() -> None:
+    received: List[int] = []
+
+    async def deaf(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await upgrade(reader, writer)
+        writer.write(text_frame(EMPTY_SNAPSHOT))
+        await writer.drain()
+        while True:  # read the client's frames, answer none
+            head = await reader.readexactly(2)
+            length = head[1] & 0x7F
+            await reader.readexactly(4 + length)  # mask and a short payload
+            received.append(head[0] & 0x0F)
+
+    async def main() -> None:
+        async with RawServer(deaf) as server:
+            stream = _stream(server.url, ping_interval=0.2, ping_timeout=0.2, initial_backoff=0.01)
+            async with stream:
+                events = stream.events()
+                first = await _next(events)
+                again = await _next(events)
+                # a ping after 0.2 s of silence, the drop 0.2 s later, then the reconnect
+                assert first.snapshot and again.resync and 0.35 < again.received_at - first.received_at < 3
+                assert 0x9 in received  # the ping, masked as a client's frames must be
+
+    _run(main)
+
+
+def test_malformed_messages_and_a_close_frame() -> None:
+    async def script(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await upgrade(reader, writer)
+        if server.connections == 1:
+            writer.write(text_frame(b"not json"))  # a bad snapshot: start over
+        else:
+            created = b'{"iterable": [{"conversation": {"id": "c1"}}]}'
+            writer.write(text_frame(EMPTY_SNAPSHOT) + text_frame(b"[1, 2]") + text_frame(created)
+                         + bytes([0x88, 4]) + (4000).to_bytes(2, "big") + b"ok")
+        await writer.drain()
+        await asyncio.sleep(5)
+
+    async def main() -> None:
+        async with server, _stream(server.url, initial_backoff=0.01) as stream:
+            events = stream.events()
+            first = await _next(events)
+            assert first.snapshot and first.connection == 2 and stream.malformed_messages == 1
+            change = await _next(events)
+            assert change.ids == ["c1"] and stream.malformed_messages == 2
+            resync = await _next(events)  # after the server's close frame
+            assert resync.resync and resync.connection == 3
+
+    server = RawServer(script)
+    _run(main)
