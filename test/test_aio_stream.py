@@ -519,16 +519,18 @@ def test_many_streams_on_one_loop_deliver_to_one_consumer(count: int) -> None:
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
 def test_a_forked_child_never_touches_the_parents_socket() -> None:
     async def main() -> None:
-        async with Emulator(port=0) as emu, _stream(emu.url) as stream:
+        async with Emulator(port=0) as emu, _stream(emu.url) as stream, \
+                await AsyncConversationIdsMirror.open(_client(emu.url)) as mirror:
             events = stream.events()
-            assert (await _next(events)).snapshot
+            assert (await _next(events)).snapshot and await mirror.wait_ready(5)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
                 pid = os.fork()
             if pid == 0:
                 status = 1
                 try:
-                    if stream.closed and not stream.connected and stream._wire is None:
+                    if (stream.closed and not stream.connected and stream._wire is None and mirror.ended
+                            and mirror.ready and mirror.stream is not None and mirror.stream.closed):
                         status = 0
                 finally:
                     os._exit(status)
@@ -543,6 +545,7 @@ def test_a_forked_child_never_touches_the_parents_socket() -> None:
             created = emu.create_conversation()
             event = await _next(events)
             assert event.ids == [created] and not event.snapshot and stream.reconnects == 0
+            assert await mirror.wait_for(lambda ids: created in ids, 5) and not mirror.ended
 
     _run(main)
 

@@ -13,6 +13,7 @@ from pieces_os_client.aio._stream import AsyncIdentifiersStream
 from pieces_os_client.exceptions import StreamClosedError
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
 from pieces_os_client.stream._events import MirrorUpdate, StreamEvent
+from pieces_os_client.stream._link import reset_in_forked_child
 from pieces_os_client.stream._options import check_callback
 
 __all__ = ["AsyncConversationIdsMirror"]
@@ -41,6 +42,7 @@ class AsyncConversationIdsMirror(MirrorView):
         """The stream this mirror owns (set by :meth:`open`), else ``None``."""
         self.error: Optional[BaseException] = None
         """Why the owned stream ended on its own, if it did."""
+        reset_in_forked_child(self)
 
     @classmethod
     async def open(
@@ -165,3 +167,11 @@ class AsyncConversationIdsMirror(MirrorView):
             return await asyncio.wait_for(wait(), timeout)
         except asyncio.TimeoutError:
             return False
+
+    def _after_fork_in_child(self) -> None:
+        """In a forked child: the loop and the stream are the parent's, so the mirror has ended
+        (its set stays as it was at the fork) and forgets the parent's condition and task."""
+        self._changed = None
+        self._task = None
+        if self.stream is not None:
+            self._ended = True

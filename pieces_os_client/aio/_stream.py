@@ -177,19 +177,19 @@ class AsyncIdentifiersStream(StreamStatus):
         self._closing = True
         if self._inherited:
             return
+        if self._wire is not None and not self._wire.closed:
+            self._wire.close_frame_nowait()  # first: a read that is ending may release the socket itself
         step = self._step
         if step is not None and not step.done():
             step.cancel()
             await asyncio.wait({step}, timeout=self._close_timeout)
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
-        self._release(send_close=True)
+        self._release()
 
-    def _release(self, *, send_close: bool = False) -> None:
+    def _release(self) -> None:
         wire, self._wire = self._wire, None
         if wire is not None and not wire.closed:
-            if send_close:
-                wire.close_frame_nowait()
             wire.close()
 
     def __del__(self, _warn: Any = warnings.warn) -> None:
