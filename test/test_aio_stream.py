@@ -664,3 +664,21 @@ def test_malformed_messages_and_a_close_frame() -> None:
 
     server = RawServer(script)
     _run(main)
+
+
+def test_a_silent_tls_handshake_is_bounded_and_cancellable() -> None:
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(10)
+
+    async def main() -> None:
+        async with RawServer(silent) as server:
+            url = server.url.replace("http://", "https://")
+            stream = _stream(url, connect_timeout=0.3)
+            with pytest.raises(ApiTimeoutError, match="during the TLS handshake"):
+                await stream
+            await stream.aclose()
+            stream = _stream(url, connect_timeout=5)
+            await _assert_cancelled_cleanly(stream, stream.open(), 0.2)
+            await stream.aclose()
+
+    _run(main)
