@@ -161,7 +161,8 @@ class Connector:
         parts = urlsplit(raw)
         self._target_host = parts.hostname or ""
         self._target_port = parts.port or (443 if parts.scheme == "wss" else 80)
-        self._target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        self.target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        """The path and query the upgrade request asks for."""
         self._ssl = _ssl_context(config) if parts.scheme == "wss" else None
         sni = config.tls_server_name
         if sni is None and isinstance(config.assert_hostname, str):
@@ -180,7 +181,7 @@ class Connector:
             elif lowered not in _HANDSHAKE_OWNED:
                 fields[name] = value
         self._headers = fields
-        handshake.request_head(self._target, handshake.new_key(bytes(16)), fields)  # checks every header now
+        handshake.request_head(self.target, handshake.new_key(bytes(16)), fields)  # checks every header now
 
     def open(self, link: Link) -> websocket.WebSocket:
         """One connection (TCP, proxy tunnel, TLS, handshake).
@@ -207,7 +208,7 @@ class Connector:
             if isinstance(exc, Exception) and not isinstance(
                 exc, (Closing, ApiConnectionError, StreamError, ApiValueError)
             ):
-                raise self._error(exc, attempt.phase) from exc
+                raise self.error(exc, attempt.phase) from exc
             raise
         finally:
             with link.lock:
@@ -240,17 +241,52 @@ class Connector:
         """
         key = handshake.new_key(os.urandom(16))
         sock.settimeout(attempt.left())
-        sock.sendall(handshake.request_head(self._target, key, self._headers))
+        sock.sendall(self.request(key))
         head = bytearray()
         while not handshake.head_complete(head):
-            if len(head) >= handshake.HEAD_LIMIT:
-                raise StreamError(f"The server at {self.host} sent a handshake answer over "
-                                  f"{handshake.HEAD_LIMIT} bytes for the identifiers stream at {self.url}.")
+            self.check_head_size(head)
             sock.settimeout(attempt.left())
             byte = sock.recv(1)  # one at a time: the first frame may follow the head at once
             if not byte:
                 raise OSError("the server closed the connection during the WebSocket handshake")
             head += byte
+        response, problem = self.answer(head, key)
+        if problem is not None:
+            raise self.refused(problem, response, self._refusal_body(sock, response, attempt))
+
+    # The rules of the handshake's answer, for this stream and the asyncio one.
+    # What the asyncio stream needs to open the same connection.
+    @property
+    def target_host(self) -> str:
+        return self._target_host
+
+    @property
+    def target_port(self) -> int:
+        return self._target_port
+
+    @property
+    def ssl_context(self) -> Optional[ssl.SSLContext]:
+        return self._ssl
+
+    @property
+    def server_name(self) -> str:
+        return self._server_name
+
+    @property
+    def proxy(self) -> Optional[_Proxy]:
+        return self._proxy
+
+    def check_head_size(self, head: Union[bytes, bytearray]) -> None:
+        """:raises StreamError: the answer's head grew over ``HEAD_LIMIT`` without ending."""
+        if len(head) >= handshake.HEAD_LIMIT:
+            raise StreamError(f"The server at {self.host} sent a handshake answer over "
+                              f"{handshake.HEAD_LIMIT} bytes for the identifiers stream at {self.url}.")
+
+    def answer(self, head: Union[bytes, bytearray], key: str) -> Tuple[handshake.Response, Optional[str]]:
+        """The parsed answer and what is wrong with it (``None``: accepted).
+
+        :raises StreamError: the answer is not HTTP.
+        """
         try:
             response = handshake.parse_head(bytes(head))
         except ValueError as exc:
@@ -258,22 +294,31 @@ class Connector:
                 f"The server at {self.host} did not answer the WebSocket handshake for {self.url} "
                 f"with HTTP: {one_line(str(exc))}"
             ) from exc
-        problem = handshake.refusal(response, key)
-        if problem is not None:
-            body = self._refusal_body(sock, response, attempt)
-            detail = f": {one_line(body)}" if body.strip() and response.status != 101 else ""
-            raise StreamError(
-                f"The server at {self.host} refused to open the identifiers stream at {self.url}: "
-                f"{problem}{detail}."
-            )
+        return response, handshake.refusal(response, key)
+
+    def refused(self, problem: str, response: handshake.Response, body: str) -> StreamError:
+        """The error for a refused handshake (a redirect included), with the start of its body."""
+        detail = f": {one_line(body)}" if body.strip() and response.status != 101 else ""
+        return StreamError(
+            f"The server at {self.host} refused to open the identifiers stream at {self.url}: {problem}{detail}."
+        )
+
+    def request(self, key: str) -> bytes:
+        """The upgrade request with ``key`` (every header was checked when the connector was made)."""
+        return handshake.request_head(self.target, key, self._headers)
+
+    @staticmethod
+    def body_length(response: handshake.Response) -> int:
+        """How much of a refusal's body to read for the error message."""
+        try:
+            return max(0, min(int(response.headers.get("content-length", "0")), 400))
+        except ValueError:
+            return 0
 
     @staticmethod
     def _refusal_body(sock: socket.socket, response: handshake.Response, attempt: _Attempt) -> str:
         """The start of a refusal's body, for the error message (best effort, within the deadline)."""
-        try:
-            length = min(int(response.headers.get("content-length", "0")), 400)
-        except ValueError:
-            return ""
+        length = Connector.body_length(response)
         body = b""
         try:
             while len(body) < length:
@@ -315,6 +360,30 @@ class Connector:
 
     def _tunnel(self, sock: socket.socket, proxy: _Proxy, attempt: _Attempt) -> None:
         """Ask an HTTP proxy for a CONNECT tunnel to the target, with ``proxy_headers``."""
+        sock.settimeout(attempt.left())
+        sock.sendall(self.tunnel_request(proxy))
+        response = b""
+        while b"\r\n\r\n" not in response:
+            sock.settimeout(attempt.left())
+            chunk = sock.recv(4096)
+            self.check_tunnel_answer(response, chunk, proxy)
+            response += chunk
+        self.check_tunnel_status(response)
+
+    def check_tunnel_answer(self, response: bytes, chunk: bytes, proxy: _Proxy) -> None:
+        """:raises OSError: the proxy closed the connection, or its answer is too long."""
+        if not chunk or len(response) > 65536:
+            raise OSError(f"the proxy {proxy.url} closed the connection during CONNECT")
+
+    def check_tunnel_status(self, response: bytes) -> None:
+        """:raises ApiConnectionError: the proxy did not open the tunnel."""
+        status_line = response.split(b"\r\n", 1)[0].decode("latin-1")
+        fields = status_line.split(" ", 2)
+        if len(fields) < 2 or fields[1] != "200":
+            raise self._proxy_refused(status_line)
+
+    def tunnel_request(self, proxy: _Proxy) -> bytes:
+        """The ``CONNECT`` request for a tunnel to the target, with ``proxy_headers``."""
         host = self._target_host
         authority = f"[{host}]:{self._target_port}" if ":" in host else f"{host}:{self._target_port}"
         headers = dict(proxy.headers)
@@ -323,19 +392,7 @@ class Connector:
             headers["Proxy-Authorization"] = f"Basic {token}"
         lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
         lines += [f"{name}: {value}" for name, value in headers.items()]
-        sock.settimeout(attempt.left())
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
-        response = b""
-        while b"\r\n\r\n" not in response:
-            sock.settimeout(attempt.left())
-            chunk = sock.recv(4096)
-            if not chunk or len(response) > 65536:
-                raise OSError(f"the proxy {proxy.url} closed the connection during CONNECT")
-            response += chunk
-        status_line = response.split(b"\r\n", 1)[0].decode("latin-1")
-        fields = status_line.split(" ", 2)
-        if len(fields) < 2 or fields[1] != "200":
-            raise self._proxy_refused(status_line)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
     def _proxy_refused(self, status: str) -> ApiConnectionError:
         return ApiConnectionError(
@@ -344,7 +401,7 @@ class Connector:
             host=self.host, url=self.url, method="GET",
         )
 
-    def _error(self, exc: Exception, phase: str) -> Exception:
+    def error(self, exc: Exception, phase: str) -> Exception:
         """The SDK error for a failed connection attempt that was at step ``phase``."""
         where = f"the identifiers stream at {self.url}"
         if isinstance(exc, TimeoutError):

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Iterator, Mapping, Optional, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, Mapping, Optional, Union, cast
 
+from pieces_os_client._core.identifiers import MirrorState, MirrorView, notify_change
 from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
 from pieces_os_client.stream._events import ErrorCallback, MirrorUpdate, StreamEvent
 from pieces_os_client.stream._link import reset_in_forked_child
@@ -18,7 +18,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ConversationIdsMirror"]
 
-logger = logging.getLogger("pieces_os_client.stream")
 
 _MIRROR_OWNS = {
     "on_event": "the mirror applies every event itself; pass on_change=, or feed a mirror yourself "
@@ -27,7 +26,7 @@ _MIRROR_OWNS = {
 }
 
 
-class ConversationIdsMirror:
+class ConversationIdsMirror(MirrorView):
     """The set of conversation ids, kept current from the identifiers stream. Thread-safe.
 
     Either feed it yourself — ``stream = api.conversations_stream_identifiers(on_event=mirror.apply)``
@@ -48,9 +47,7 @@ class ConversationIdsMirror:
     def __init__(self, *, on_change: Optional[Callable[[MirrorUpdate], object]] = None) -> None:
         check_callback("on_change", on_change)
         self._cond = threading.Condition()
-        self._ids: FrozenSet[str] = frozenset()
-        self._version = 0
-        self._snapshots = 0
+        self._state = MirrorState()
         self._ended = False
         self._on_change = on_change
         self.stream: Optional[IdentifiersStream] = None
@@ -99,34 +96,11 @@ class ConversationIdsMirror:
     def apply(self, event: StreamEvent) -> Optional[MirrorUpdate]:
         """Apply one stream event; returns what changed (``None`` if nothing did)."""
         with self._cond:
-            before = self._ids
-            if event.snapshot:
-                after = frozenset(event.ids)
-                self._snapshots += 1
-            else:
-                current = set(before)
-                for ident in event.message.iterable or ():
-                    if ident.conversation is None:
-                        continue
-                    if ident.deleted:
-                        current.discard(ident.conversation.id)
-                    else:
-                        current.add(ident.conversation.id)
-                after = frozenset(current)
-            if after == before and not event.snapshot:
+            update = self._state.apply(event)
+            if update is None:
                 return None
-            self._ids = after
-            self._version += 1
-            update = MirrorUpdate(
-                ids=after, added=after - before, removed=before - after,
-                snapshot=event.snapshot, resync=event.resync, version=self._version,
-            )
         # Listeners first, then waiters (output of a listener comes before what a woken waiter does).
-        if self._on_change is not None:
-            try:
-                self._on_change(update)
-            except Exception:
-                logger.exception("ConversationIdsMirror: the on_change callback raised")
+        notify_change(self._on_change, update, "ConversationIdsMirror")
         with self._cond:
             self._cond.notify_all()
         return update
@@ -138,55 +112,18 @@ class ConversationIdsMirror:
             self._cond.notify_all()
 
     # ------------------------------------------------------------------ reading
-    def snapshot(self) -> FrozenSet[str]:
-        """The current set of conversation ids (an immutable copy)."""
-        with self._cond:
-            return self._ids
-
-    @property
-    def ids(self) -> FrozenSet[str]:
-        """Same as :meth:`snapshot`."""
-        return self.snapshot()
-
-    @property
-    def version(self) -> int:
-        """Increases by one with every applied change or snapshot."""
-        with self._cond:
-            return self._version
-
-    @property
-    def ready(self) -> bool:
-        """``True`` once the first snapshot arrived (before that the set is just empty)."""
-        with self._cond:
-            return self._snapshots > 0
-
-    @property
-    def resyncs(self) -> int:
-        """Snapshots applied after the first one, i.e. how often the set was rebuilt after a reconnect."""
-        with self._cond:
-            return max(0, self._snapshots - 1)
-
     @property
     def ended(self) -> bool:
         """``True`` once the feeding stream has ended."""
         with self._cond:
             return self._ended
 
-    def __contains__(self, conversation_id: object) -> bool:
-        return conversation_id in self.snapshot()
-
-    def __len__(self) -> int:
-        return len(self.snapshot())
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self.snapshot()))
-
     def wait_for(self, predicate: Callable[[FrozenSet[str]], bool], timeout: Optional[float] = None) -> bool:
         """Block until ``predicate(ids)`` is true; ``False`` on timeout or when the stream ended first.
 
         The predicate sees the ids after each change, starting with the current set.
         """
-        return self._wait_until(lambda: bool(self._snapshots) and predicate(self._ids), timeout)
+        return self._wait_until(lambda: bool(self._state.snapshots) and predicate(self._state.ids), timeout)
 
     def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Block until the first snapshot arrived."""
@@ -194,8 +131,8 @@ class ConversationIdsMirror:
 
     def wait_for_change(self, since: Optional[int] = None, timeout: Optional[float] = None) -> bool:
         """Block until :attr:`version` exceeds ``since`` (default: the version now)."""
-        start = self._version if since is None else since
-        return self._wait_until(lambda: self._version > start, timeout)
+        start = self._state.version if since is None else since
+        return self._wait_until(lambda: self._state.version > start, timeout)
 
     def _wait_until(self, done: Callable[[], bool], timeout: Optional[float]) -> bool:
         """Wait on the mirror's condition until ``done()``; False on timeout or end of stream."""
@@ -209,9 +146,6 @@ class ConversationIdsMirror:
                     return False
                 self._cond.wait(remaining)
             return True
-
-    def __repr__(self) -> str:
-        return f"<ConversationIdsMirror {len(self)} ids version={self.version}>"
 
     def _after_fork_in_child(self) -> None:
         """In a forked child, before any other code runs: a fresh lock (a thread of the parent

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Dict, Iterable, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, Mapping, Optional, Tuple
 
+from pieces_os_client._core.identifiers import MAX_SIZE_SETTING
 from pieces_os_client.exceptions import ApiTypeError, ApiValueError, unknown_names_message
 
-__all__ = ["CALLBACK_SIGNATURES", "callback_style", "check_callback", "check_number", "reject_taken", "reject_unknown"]
+__all__ = [
+    "CALLBACK_SIGNATURES", "callback_style", "check_callback", "check_number", "check_stream_options",
+    "keyword_options",
+    "reject_taken", "reject_unknown",
+]
 
 #: the arguments each callback is called with: (this SDK's style, the official style or None)
 CALLBACK_SIGNATURES: Dict[str, Tuple[Tuple[str, ...], Optional[Tuple[str, ...]]]] = {
@@ -100,6 +105,55 @@ def check_number(
         if high is not None:
             bound += f" and <= {high:g}"
         raise ApiValueError(f"{name} must be finite and {bound}, not {value!r}")
+
+
+def check_stream_options(
+    config_max_message_size: Optional[int],
+    *,
+    path: object,
+    headers: object,
+    reconnect: object,
+    max_reconnect_attempts: object,
+    initial_backoff: object,
+    max_backoff: object,
+    backoff_jitter: object,
+    ping_interval: object,
+    ping_timeout: object,
+    connect_timeout: object,
+    close_timeout: object,
+    max_message_size: object,
+) -> Optional[int]:
+    """The checks every identifiers stream (sync or asyncio) makes of its options.
+
+    Returns the message size bound in force: ``max_message_size``, or the configuration's
+    ``config_max_message_size`` when it was left out (``...``).
+    """
+    if not isinstance(path, str):
+        raise ApiTypeError(f"path must be a str, not {type(path).__name__}")
+    if headers is not None and not isinstance(headers, Mapping):
+        raise ApiTypeError(f"headers must be a mapping or None, not {type(headers).__name__}")
+    if not isinstance(reconnect, bool):
+        raise ApiTypeError(f"reconnect must be True or False, not {type(reconnect).__name__} ({reconnect!r})")
+    check_number("max_reconnect_attempts", max_reconnect_attempts, integer=True, optional=True)
+    check_number("initial_backoff", initial_backoff)
+    check_number("max_backoff", max_backoff)
+    check_number("backoff_jitter", backoff_jitter, high=1.0)
+    check_number("ping_interval", ping_interval, optional=True)
+    check_number("ping_timeout", ping_timeout, strict=True)
+    check_number("connect_timeout", connect_timeout, strict=True, optional=True)
+    check_number("close_timeout", close_timeout)
+    if max_message_size is ...:
+        check_number(MAX_SIZE_SETTING, config_max_message_size, low=1, integer=True, optional=True)
+        return config_max_message_size
+    check_number("max_message_size", max_message_size, low=1, integer=True, optional=True)
+    return max_message_size  # type: ignore[return-value]  # checked just above
+
+
+def keyword_options(function: Callable[..., object]) -> Iterator[str]:
+    """The keyword-only parameters of ``function`` (the valid names for an unknown-option error)."""
+    for parameter in inspect.signature(function).parameters.values():
+        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
+            yield parameter.name
 
 
 def _short(value: object) -> str:

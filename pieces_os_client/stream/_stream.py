@@ -14,10 +14,11 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Tu
 
 from typing_extensions import Never
 
-from pieces_os_client._core.reconnect import ReconnectPolicy
+from pieces_os_client._core.frames import STATUS_TOO_BIG
+from pieces_os_client._core.session import Dropped as _Dropped
+from pieces_os_client._core.session import StreamSession, StreamStatus
 from pieces_os_client.exceptions import (
     ApiConnectionError,
-    ApiTypeError,
     StreamClosedError,
     StreamError,
 )
@@ -40,8 +41,8 @@ from pieces_os_client.stream._frames import (
     ProtocolError,
 )
 from pieces_os_client.stream._link import Link, close_ws
-from pieces_os_client.stream._options import callback_style, check_number, reject_unknown
-from pieces_os_client.stream._text import one_line, preview
+from pieces_os_client.stream._options import callback_style, check_stream_options, keyword_options, reject_unknown
+from pieces_os_client.stream._text import one_line
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -54,24 +55,9 @@ __all__ = ["IdentifiersStream"]
 
 logger = logging.getLogger("pieces_os_client.stream")
 
-_STATUS_TOO_BIG = 1009  # RFC 6455: "message too big"
-_MAX_SIZE_SETTING = "Configuration.stream_max_message_size"
 
 
-class _Dropped(Exception):
-    """Internal: the current connection is gone (``reason`` says why).
-
-    ``retry=False`` when a new connection would fail the same way.
-    """
-
-    def __init__(self, reason: str, cause: Optional[BaseException] = None, *, retry: bool = True) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.cause = cause
-        self.retry = retry
-
-
-class IdentifiersStream:
+class IdentifiersStream(StreamStatus):
     """A live connection to ``/conversations/stream/identifiers``.
 
     Usually obtained from ``ConversationsApi.conversations_stream_identifiers()``.
@@ -154,34 +140,19 @@ class IdentifiersStream:
         max_message_size: Union[int, EllipsisType, None] = ...,
         **unknown: Never,
     ) -> None:
-        reject_unknown(unknown, _option_names())
-        if not isinstance(path, str):
-            raise ApiTypeError(f"path must be a str, not {type(path).__name__}")
-        if headers is not None and not isinstance(headers, Mapping):
-            raise ApiTypeError(f"headers must be a mapping or None, not {type(headers).__name__}")
+        reject_unknown(unknown, keyword_options(IdentifiersStream.__init__))
         styles = {name: callback_style(name, callback) for name, callback in (
             ("on_message", on_message), ("on_event", on_event), ("on_error", on_error), ("on_close", on_close))}
-        if not isinstance(reconnect, bool):
-            raise ApiTypeError(f"reconnect must be True or False, not {type(reconnect).__name__} ({reconnect!r})")
-        check_number("max_reconnect_attempts", max_reconnect_attempts, integer=True, optional=True)
-        check_number("initial_backoff", initial_backoff)
-        check_number("max_backoff", max_backoff)
-        check_number("backoff_jitter", backoff_jitter, high=1.0)
-        check_number("ping_interval", ping_interval, optional=True)
-        check_number("ping_timeout", ping_timeout, strict=True)
-        check_number("connect_timeout", connect_timeout, strict=True, optional=True)
-        check_number("close_timeout", close_timeout)
-        config = api_client.configuration
-        if max_message_size is ...:
-            max_message_size = config.stream_max_message_size
-            check_number(_MAX_SIZE_SETTING, max_message_size, low=1, integer=True, optional=True)
-        else:
-            check_number("max_message_size", max_message_size, low=1, integer=True, optional=True)
+        max_message_size = check_stream_options(
+            api_client.configuration.stream_max_message_size, path=path, headers=headers, reconnect=reconnect,
+            max_reconnect_attempts=max_reconnect_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff,
+            backoff_jitter=backoff_jitter, ping_interval=ping_interval, ping_timeout=ping_timeout,
+            connect_timeout=connect_timeout, close_timeout=close_timeout, max_message_size=max_message_size,
+        )
 
         self._connector = Connector(api_client, path, headers, connect_timeout)
         self.url: str = self._connector.url
         """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
-        self._host = self._connector.host
         self._max_message_size: Optional[int] = max_message_size
 
         self._on_message = on_message
@@ -189,13 +160,11 @@ class IdentifiersStream:
         self._on_error = on_error
         self._on_close = on_close
         self._styles = styles  # callback name -> "sdk" | "official"
-        self._reconnect_enabled = reconnect
-        self._policy = ReconnectPolicy(
-            initial_backoff=initial_backoff, max_backoff=max_backoff, jitter=backoff_jitter,
-            max_attempts=max_reconnect_attempts,
+        self._session = StreamSession.start(
+            self.url, self._connector.host, reconnect=reconnect, max_reconnect_attempts=max_reconnect_attempts,
+            initial_backoff=initial_backoff, max_backoff=max_backoff, backoff_jitter=backoff_jitter,
+            ping_interval=ping_interval, ping_timeout=ping_timeout,
         )
-        self._ping_interval = ping_interval or None
-        self._ping_timeout = ping_timeout
         self._close_timeout = close_timeout
 
         self._link = Link()
@@ -206,19 +175,8 @@ class IdentifiersStream:
         self._thread: Optional[threading.Thread] = None
         self._finished = threading.Event()
         self._close_fired = False
-        self._ended = False
-        self._error: Optional[StreamClosedError] = None
-        self._awaiting_snapshot = True
-        self._last_rx = 0.0
-        self._ping_sent: Optional[float] = None
-        self._connections = 0
-        self._messages = 0
-        self._malformed_count = 0
-        self._last_event: Optional[StreamEvent] = None
         self._callback_errors = 0
         self._last_callback_error: Optional[BaseException] = None
-        self._last_problem: Optional[Exception] = None  # why the last connection dropped
-        self._close_frame: Optional[Tuple[int, str]] = None  # the last connection's close frame: (status, reason)
 
         ws = self._connect()  # eager: raises ApiConnectionError / StreamError right here
         self._install(ws)
@@ -266,10 +224,7 @@ class IdentifiersStream:
     def start(self) -> IdentifiersStream:
         """Read in a background daemon thread and deliver to the callbacks. Idempotent."""
         if self._link.inherited:
-            raise StreamClosedError(
-                f"the identifiers stream for {self.url} was inherited from the parent process (fork) "
-                "and is closed here; open a new stream in this process"
-            )
+            raise self._session.inherited()
         with self._state_lock:
             if self._link.closing.is_set():
                 raise StreamClosedError(f"the identifiers stream for {self.url} is closed")
@@ -312,38 +267,13 @@ class IdentifiersStream:
     @property
     def closed(self) -> bool:
         """``True`` once ``close()`` was called or the stream ended on its own."""
-        return self._link.closing.is_set() or self._ended
+        return self._link.closing.is_set() or self._session.ended
 
     @property
     def connected(self) -> bool:
         """``True`` while a connection is open (``False`` while reconnecting)."""
         ws = self._link.ws
         return ws is not None and bool(ws.connected) and not self.closed
-
-    @property
-    def connections(self) -> int:
-        """How many connections were made: 1 at first, +1 per successful reconnect."""
-        return self._connections
-
-    @property
-    def reconnects(self) -> int:
-        """How many times the stream reconnected (each one followed by a resync snapshot)."""
-        return max(0, self._connections - 1)
-
-    @property
-    def messages_received(self) -> int:
-        """Valid messages received so far."""
-        return self._messages
-
-    @property
-    def malformed_messages(self) -> int:
-        """Messages skipped because they could not be parsed."""
-        return self._malformed_count
-
-    @property
-    def last_event(self) -> Optional[StreamEvent]:
-        """The most recent event delivered, if any."""
-        return self._last_event
 
     @property
     def callback_errors(self) -> int:
@@ -355,14 +285,9 @@ class IdentifiersStream:
         """The exception a callback raised most recently, or ``None``."""
         return self._last_callback_error
 
-    @property
-    def error(self) -> Optional[StreamClosedError]:
-        """Why the stream ended on its own, or ``None``."""
-        return self._error
-
     def __repr__(self) -> str:
         state = "closed" if self.closed else ("connected" if self.connected else "reconnecting")
-        return f"<IdentifiersStream {self.url} {state} connections={self._connections}>"
+        return f"<IdentifiersStream {self.url} {state} connections={self.connections}>"
 
     # ------------------------------------------------------------------ reading
     def _next_for_iterator(self) -> Optional[StreamEvent]:
@@ -372,7 +297,7 @@ class IdentifiersStream:
             if self._mode == "background":
                 raise StreamError("this stream delivers to callbacks in a background thread; it cannot be iterated")
             self._mode = "iterator"
-        if self._ended:
+        if self._session.ended:
             return None  # the terminal error was raised once already
         try:
             with self._iter_lock:  # one reader at a time: each message goes to one thread, whole
@@ -385,7 +310,7 @@ class IdentifiersStream:
     def _next_event(self) -> Optional[StreamEvent]:
         """The next event; ``None`` once closed. Raises StreamClosedError when it ends on its own."""
         while True:
-            if self._link.closing.is_set() or self._ended:
+            if self._link.closing.is_set() or self._session.ended:
                 self._release()
                 return None
             ws = self._link.ws
@@ -402,7 +327,6 @@ class IdentifiersStream:
                 continue
             event = self._parse(ws, payload)
             if event is not None:
-                self._last_event = event
                 return event
 
     def _recv(self, ws: websocket.WebSocket) -> Optional[bytearray]:
@@ -420,22 +344,16 @@ class IdentifiersStream:
             return None
         except MessageTooLarge as exc:
             raise self._too_large(ws, exc) from exc
-        except PeerClosed as exc:
-            raise _Dropped(str(exc), exc) from exc
-        except ProtocolError as exc:
-            raise _Dropped(f"the server broke the WebSocket protocol: {exc}", exc) from exc
-        except (OSError, ValueError, AttributeError) as exc:  # also the socket closed by close()
-            raise _Dropped(one_line(f"{type(exc).__name__}: {exc}"), exc) from exc
+        except (PeerClosed, ProtocolError, OSError, ValueError, AttributeError) as exc:  # also closed by close()
+            raise _Dropped.reading_failed(exc) from exc
         finally:
             with self._link.lock:
                 self._link.reading = False
-        self._last_rx = time.monotonic()
-        self._ping_sent = None
+        self._session.received(time.monotonic())
         if opcode == OP_CLOSE:
-            status = int.from_bytes(data[:2], "big") if len(data) >= 2 else 1000
-            self._close_frame = (status, bytes(data[2:]).decode("utf-8", "replace"))
+            status, reason = self._session.server_closed(data)
             self._send_close(ws, status)  # the reply echoes the server's status
-            raise _Dropped(_describe_close(bytes(data)))
+            raise _Dropped(reason)
         if opcode == OP_PING:
             try:
                 ws.pong(bytes(data))
@@ -448,20 +366,12 @@ class IdentifiersStream:
 
     def _too_large(self, ws: websocket.WebSocket, exc: MessageTooLarge) -> _Dropped:
         """Report a message over the bound and close the connection with status 1009."""
-        setting = f"max_message_size (default: {_MAX_SIZE_SETTING})"
-        error = StreamError(
-            f"A message on the identifiers stream at {self.url} is at least {exc.size} bytes, over the "
-            f"limit of {exc.limit} bytes set by {setting}; raise the limit, or set it to None to lift it."
-        )
-        error.__cause__ = exc
-        self._send_close(ws, _STATUS_TOO_BIG, b"message too big")
-        self._report(error, logging.WARNING)
         # Every connection begins with the full list: when that is what was too large, a new
         # connection would meet the same message, so the stream ends instead of looping.
-        return _Dropped(
-            f"a message was larger than max_message_size ({exc.limit} bytes)", error,
-            retry=not self._awaiting_snapshot,
-        )
+        error, reason, retry = self._session.too_large(exc)
+        self._send_close(ws, STATUS_TOO_BIG, b"message too big")
+        self._report(error, logging.WARNING)
+        return _Dropped(reason, error, retry=retry)
 
     @staticmethod
     def _send_close(ws: websocket.WebSocket, status: int = 1000, reason: bytes = b"") -> None:
@@ -469,53 +379,32 @@ class IdentifiersStream:
             ws.send_close(status, reason)
 
     def _read_timeout(self) -> Optional[float]:
-        if self._ping_interval is None:
-            return None
-        if self._ping_sent is not None:
-            deadline = self._ping_sent + self._ping_timeout
-        else:
-            deadline = self._last_rx + self._ping_interval
-        return max(0.001, deadline - time.monotonic())
+        return self._session.read_timeout(time.monotonic())
 
     def _keepalive(self, ws: websocket.WebSocket) -> None:
         now = time.monotonic()
-        if self._ping_sent is not None:
-            if now - self._ping_sent >= self._ping_timeout:
-                raise _Dropped(f"no answer to a ping within {self._ping_timeout:g} s")
-            return
-        if self._ping_interval is not None and now - self._last_rx >= self._ping_interval:
+        action = self._session.keepalive(now)
+        if isinstance(action, str):
+            raise _Dropped(action)
+        if action:
             try:
                 ws.ping(b"")
             except Exception as exc:
                 raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
-            self._ping_sent = now
+            self._session.pinged(now)
 
     def _parse(self, ws: websocket.WebSocket, payload: bytearray) -> Optional[StreamEvent]:
-        from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers  # the model graph is big
-
         try:
-            message = StreamedIdentifiers.from_json(payload)
-            if message is None:
-                raise ValueError("the message is JSON null")
+            return self._session.message(payload)
         except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
-            self._malformed(ws, exc, payload)
+            # reported by a bounded prefix of the message: never decoded or copied whole
+            error, restart = self._session.malformed_message(exc, payload)
+            self._report(error, logging.WARNING)
+            if restart:
+                # Without the opening snapshot the consumer's picture would be incomplete:
+                # start over on a fresh connection, which begins with a fresh snapshot.
+                self._drop(ws, "its opening snapshot was malformed", exc)
             return None
-        snapshot = self._awaiting_snapshot
-        self._awaiting_snapshot = False
-        if snapshot:
-            self._policy.healthy()  # a whole, valid snapshot: the backoff starts over
-        self._messages += 1
-        return StreamEvent(message, snapshot, self._connections, self._last_rx)
-
-    def _malformed(self, ws: websocket.WebSocket, exc: BaseException, payload: bytearray) -> None:
-        """Report a message that could not be parsed; the stream goes on."""
-        self._report_malformed(exc, payload)
-        if self._awaiting_snapshot and self._reconnect_enabled:
-            # Without the opening snapshot the consumer's picture would be incomplete:
-            # start over on a fresh connection, which begins with a fresh snapshot.
-            self._drop(ws, "its opening snapshot was malformed", exc)
-        else:
-            self._awaiting_snapshot = False
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> websocket.WebSocket:
@@ -531,13 +420,8 @@ class IdentifiersStream:
                 return
             self._link.ws = ws
         self._reader = FrameReader(cast(socket.socket, ws.sock), self._max_message_size)
-        self._connections += 1
-        self._awaiting_snapshot = True
-        self._last_rx = time.monotonic()
-        self._close_frame = None
-        self._policy.connected(self._last_rx)
-        self._ping_sent = None
-        logger.debug("identifiers stream connected to %s (connection %d)", self.url, self._connections)
+        self._session.connected(time.monotonic())
+        logger.debug("identifiers stream connected to %s (connection %d)", self.url, self.connections)
 
     def _drop(
         self, ws: websocket.WebSocket, reason: str, cause: Optional[BaseException], *, retry: bool = True
@@ -550,19 +434,10 @@ class IdentifiersStream:
         close_ws(ws)
         if self._link.closing.is_set():
             return
-        self._policy.dropped(time.monotonic())
-        if not (retry and self._reconnect_enabled):
-            why = "reconnects are turned off" if retry else "a new connection would meet the same problem"
-            final = StreamClosedError(f"The identifiers stream at {self.url} ended: {reason}; {why}.")
-            final.__cause__ = cause
-            self._end(final)
-            raise final
-        error = ApiConnectionError(
-            f"The identifiers stream at {self.url} was interrupted ({reason}); reconnecting.",
-            host=self._host, url=self.url, method="GET",
-        )
-        error.__cause__ = cause
-        self._last_problem = error
+        error = self._session.dropped(time.monotonic(), reason, cause, retry=retry)
+        if isinstance(error, StreamClosedError):
+            self._end(error)
+            raise error
         self._report(error, logging.INFO)  # routine: the stream recovers by itself
 
     def _reconnect(self) -> None:
@@ -573,19 +448,12 @@ class IdentifiersStream:
         the WebSocket and drops it at once is not hammered, and such connections count as failed
         attempts against ``max_reconnect_attempts``.
         """
-        last: Optional[Exception] = self._last_problem
+        last: Optional[Exception] = self._session.last_problem
         while not self._link.closing.is_set():
-            delay = self._policy.next_delay(random.random())
-            if delay is None:
-                count = self._policy.attempts
-                detail = self._policy.give_up_reason()
-                final = StreamClosedError(
-                    f"Gave up reconnecting to the identifiers stream at {self.url} after "
-                    f"{count} failed attempt{'s' if count != 1 else ''}{'; ' + detail if detail else ''}."
-                )
-                final.__cause__ = last
-                self._end(final)
-                raise final
+            delay = self._session.next_delay(random.random(), last)
+            if isinstance(delay, StreamClosedError):
+                self._end(delay)
+                raise delay
             if self._link.closing.wait(delay):
                 return
             try:
@@ -594,8 +462,8 @@ class IdentifiersStream:
                 return
             except (ApiConnectionError, StreamError) as exc:
                 last = exc
-                self._policy.failed()
-                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._policy.attempts, exc)
+                self._session.attempt_failed()
+                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._session.policy.attempts, exc)
                 continue
             self._install(ws)
             return
@@ -609,8 +477,7 @@ class IdentifiersStream:
 
     # ------------------------------------------------------------------ ending & callbacks
     def _end(self, error: StreamClosedError) -> None:
-        self._error = error
-        self._ended = True
+        self._session.end(error)
         self._report(error, logging.ERROR)
         self._link.shutdown()
         self._finalizer.detach()
@@ -664,26 +531,17 @@ class IdentifiersStream:
 
     def _close_details(self) -> Tuple[Optional[int], Optional[str]]:
         """``(code, reason)`` for an official-style ``on_close``."""
-        if self._close_frame is not None:
-            return self._close_frame
-        if self._error is not None:
-            return None, str(self._error)
+        session = self._session
+        if session.close_frame is not None:
+            return session.close_frame
+        if session.error is not None:
+            return None, str(session.error)
         return 1000, ""  # closed by close()
 
     def _report(self, error: Exception, level: int) -> None:
         logger.log(level, "%s", error)
         if self._on_error is not None:
             self._call("on_error", self._on_error, error)
-
-    def _report_malformed(self, exc: BaseException, payload: bytearray) -> None:
-        """Report a bad message by a bounded prefix of it: never decode or copy all of it."""
-        self._malformed_count += 1
-        error = StreamError(
-            f"Skipped a malformed message of {len(payload)} bytes on the identifiers stream at "
-            f"{self.url}: {_explain(exc)} (message: {preview(payload)!r})"
-        )
-        error.__cause__ = exc
-        self._report(error, logging.WARNING)
 
     def _fire_close(self) -> None:
         with self._state_lock:
@@ -692,35 +550,3 @@ class IdentifiersStream:
             self._close_fired = True
         if self._on_close is not None:
             self._call("on_close", self._on_close)
-
-
-def _describe_close(data: bytes) -> str:
-    if len(data) >= 2:
-        code = int.from_bytes(data[:2], "big")
-        reason = data[2:].decode("utf-8", "replace")
-        return f"the server closed the connection (code {code}{', ' + reason if reason else ''})"
-    return "the server closed the connection"
-
-
-
-
-def _explain(exc: BaseException) -> str:
-    """One bounded line about a parsing error (pydantic's own text lists every error in full)."""
-    import pydantic
-
-    if isinstance(exc, pydantic.ValidationError):
-        errors = exc.errors(include_url=False, include_context=False, include_input=False)
-        where = ".".join(str(part) for part in errors[0]["loc"]) or "the top level"
-        count = exc.error_count()
-        more = f" (and {count - 1} more)" if count > 1 else ""
-        return one_line(f"{errors[0]['msg']} at {where}{more}", 160)
-    return one_line(str(exc)[:1000], 160)
-
-
-def _option_names() -> Iterator[str]:
-    """The keyword options of :class:`IdentifiersStream` (for the unknown-option error)."""
-    import inspect
-
-    for parameter in inspect.signature(IdentifiersStream.__init__).parameters.values():
-        if parameter.kind is inspect.Parameter.KEYWORD_ONLY:
-            yield parameter.name
