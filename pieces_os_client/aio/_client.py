@@ -598,6 +598,8 @@ class AsyncApiClient:
         client_timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect, sock_read=read,
                                                ceil_threshold=_NO_CEIL)
         accept_encoding = header_value(headers, "accept-encoding")
+        if accept_encoding is None:
+            headers["Accept-Encoding"] = "identity"  # as http.client sends for the sync client
         proxy = config.proxy or None
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
