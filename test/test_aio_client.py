@@ -53,12 +53,18 @@ class RawServer:
     """An HTTP/1.1 server on 127.0.0.1 that records request heads and counts connections.
 
     ``answer(head) -> bytes`` makes each whole response; ``close_after`` closes the connection
-    right after answering (without saying so), as a server whose keep-alive timer ran out.
+    right after answering (without saying so), as a server whose keep-alive timer ran out;
+    ``drop_reused`` closes a connection, unanswered, when a second request arrives on it.
     """
 
-    def __init__(self, answer: Callable[[bytes], bytes], *, close_after: bool = False, delay: float = 0.0) -> None:
+    def __init__(
+        self, answer: Callable[[bytes], bytes], *, close_after: bool = False, delay: float = 0.0,
+        drop_reused: bool = False,
+    ) -> None:
         self.answer = answer
         self.close_after = close_after
+        self.drop_reused = drop_reused
+        self.dropped = 0
         self.delay = delay
         self.heads: List[bytes] = []
         self.connections = 0
@@ -88,6 +94,7 @@ class RawServer:
         self.open += 1
         self.most_open = max(self.most_open, self.open)
         self._writers.append(writer)
+        served = 0
         try:
             while True:
                 try:
@@ -100,6 +107,10 @@ class RawServer:
                         length = int(line.split(b":")[1])
                 if length:
                     await reader.readexactly(length)
+                if self.drop_reused and served:
+                    self.dropped += 1
+                    return
+                served += 1
                 self.heads.append(head)
                 if self.delay:
                     await asyncio.sleep(self.delay)
@@ -338,13 +349,22 @@ def test_a_body_cut_short_is_retried_for_a_get_only(emu: Emulator) -> None:
 
 def test_a_stale_keep_alive_connection_is_resent_even_for_a_create() -> None:
     async def main() -> None:
-        async with RawServer(lambda head: json_answer(b"{}"), close_after=True) as server:
+        async with RawServer(lambda head: json_answer(b"{}"), drop_reused=True) as server:
             async with AsyncApiClient(config(server.url, max_retries=0)) as client:
                 for _ in range(3):
                     response = await client.request("POST", server.url + "/conversations/create", body=b"{}")
                     assert response.data == b"{}"
-                    await asyncio.sleep(0.05)  # the server's close reaches the client... or not yet
-            assert len(server.heads) == 3  # each request reached the server exactly once
+            # every create was answered once; each reuse was dropped unanswered and sent again
+            assert (len(server.heads), server.dropped, server.connections) == (3, 2, 3)
+        async with RawServer(lambda head: json_answer(b"{}"), close_after=True) as fresh_only:
+            async with AsyncApiClient(config(fresh_only.url, max_retries=0)) as client:
+                await client.request("POST", fresh_only.url + "/conversations/create", body=b"{}")
+        async with RawServer(lambda head: b"", close_after=True) as silent:
+            async with AsyncApiClient(config(silent.url, max_retries=0)) as client:
+                # a fresh connection closed without an answer: never sent again
+                with pytest.raises(ApiConnectionError, match="broke during POST"):
+                    await client.request("POST", silent.url + "/conversations/create", body=b"{}")
+            assert len(silent.heads) == 1
 
     run(main())
 
