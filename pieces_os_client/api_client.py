@@ -115,7 +115,24 @@ class Operation:
         object.__setattr__(self, "content_type_header", _prefer_json(self.content_types))
 
 
-class ApiClient:
+class DefaultHeaders:
+    """The headers every request of a client carries (User-Agent first); shared by both clients."""
+
+    default_headers: Dict[str, str]
+
+    @property
+    def user_agent(self) -> str:
+        return self.default_headers["User-Agent"]
+
+    @user_agent.setter
+    def user_agent(self, value: str) -> None:
+        self.default_headers["User-Agent"] = value
+
+    def set_default_header(self, header_name: str, header_value: str) -> None:
+        self.default_headers[header_name] = header_value
+
+
+class ApiClient(DefaultHeaders):
     """Sends requests for the API classes and manages the connection pool.
 
     Use it as a context manager (``with ApiClient(config) as client:``) or call
@@ -161,17 +178,6 @@ class ApiClient:
     def close(self) -> None:
         """Close the pooled connections. The client can still be used; it reconnects."""
         self.rest_client.close()
-
-    @property
-    def user_agent(self) -> str:
-        return self.default_headers["User-Agent"]
-
-    @user_agent.setter
-    def user_agent(self, value: str) -> None:
-        self.default_headers["User-Agent"] = value
-
-    def set_default_header(self, header_name: str, header_value: str) -> None:
-        self.default_headers[header_name] = header_value
 
     @classmethod
     def get_default(cls) -> ApiClient:

@@ -29,14 +29,11 @@ from urllib3.exceptions import (
 )
 
 from pieces_os_client._core import retry as _retry
-from pieces_os_client._core.body import BodyReader, decode_error
+from pieces_os_client._core.body import BodyTerms
 from pieces_os_client._core.exchange import may_resend_stale
 from pieces_os_client._core.failures import (
-    body_broken_error,
-    body_timeout_error,
     parse_request_timeout,
     pool_timeout_error,
-    reason_text,
     translate,
 )
 from pieces_os_client._core.headers import check_headers, header_value, redact_headers
@@ -90,11 +87,7 @@ class RESTResponse:
         self.status: int = resp.status
         self.reason: Optional[str] = resp.reason
         self.data: Optional[bytes] = None
-        self._host = host
-        self._max_size = max_size
-        self._deadline = deadline
-        self._accept_encoding = accept_encoding
-        self._request_timeout = request_timeout
+        self._terms = BodyTerms(host, max_size, accept_encoding, deadline, request_timeout)
 
     def read(self) -> bytes:
         """Read the whole body once; a body cut short raises ``ApiConnectionError``."""
@@ -103,17 +96,13 @@ class RESTResponse:
             try:
                 self.data = self._read_body()
                 complete = True
-            except OpenApiException:
-                raise
-            except DecodeError as exc:
-                raise decode_error(self.status, self.reason, self.getheaders(), reason_text(exc)) from exc
-            except (TimeoutError, ReadTimeoutError) as exc:
-                raise body_timeout_error(
-                    self._host, self.status, self._request_timeout if self._deadline is not None else None
-                ) from exc
-            except (ProtocolError, HTTPError, HTTPException, OSError, ValueError) as exc:
+            except (OpenApiException, DecodeError, TimeoutError, ReadTimeoutError, ProtocolError, HTTPError,
+                    HTTPException, OSError, ValueError) as exc:
                 # ValueError: http.client on framing it cannot follow, such as a negative chunk size
-                raise body_broken_error(self._host, self.status, exc) from exc
+                failure = self._terms.failure(exc, self.status, self.reason, self.getheaders())
+                if failure is exc:
+                    raise
+                raise failure from exc
             finally:
                 if not complete:
                     # part of the body is still unread: the connection cannot carry another request
@@ -132,11 +121,9 @@ class RESTResponse:
     # ------------------------------------------------------------------ bounded reading
     def _read_body(self) -> bytes:
         resp = self.response
-        reader = BodyReader(
-            self.status, self.reason, resp.headers, self._host, max_size=self._max_size,
-            accept_encoding=self._accept_encoding, content_length=getattr(resp, "length_remaining", None),
-        )
-        deadline = self._deadline
+        terms = self._terms
+        reader = terms.reader(self.status, self.reason, resp.headers, getattr(resp, "length_remaining", None))
+        deadline = terms.deadline
         fp = getattr(resp, "_fp", None)  # the http.client response: it undoes chunked framing
         read: Callable[[int], bytes]
         if fp is None or not hasattr(fp, "read1"):

@@ -11,14 +11,15 @@ against ``max_response_size`` and raises the SDK's ``ResponseTooLargeError`` /
 from __future__ import annotations
 
 import zlib
-from typing import Any, Iterator, List, Mapping, Optional
+from typing import Any, Iterator, List, Mapping, NamedTuple, Optional, Tuple, Type
 
-from urllib3.exceptions import DecodeError, ProtocolError
+from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
 
+from pieces_os_client._core.failures import body_broken_error, body_timeout_error, reason_text
 from pieces_os_client._core.headers import accepted_codings
-from pieces_os_client.exceptions import ResponseFormatError, ResponseTooLargeError
+from pieces_os_client.exceptions import OpenApiException, ResponseFormatError, ResponseTooLargeError
 
-__all__ = ["CHUNK", "ENCODED_CHUNK", "BodyReader", "Inflater", "decode_error", "size_text"]
+__all__ = ["CHUNK", "ENCODED_CHUNK", "BodyReader", "BodyTerms", "Inflater", "decode_error", "size_text"]
 
 #: read size while a body is counted against a limit or a deadline
 CHUNK = 1024 * 1024
@@ -195,3 +196,39 @@ class BodyReader:
             status=self.status, reason=self.reason, headers=self.headers,
             content_type=self.headers.get("Content-Type"), limit=limit, host=self._host,
         )
+
+
+class BodyTerms(NamedTuple):
+    """What one response's body is read against, fixed when the request is sent.
+
+    ``deadline``: a ``time.monotonic()`` value from a numeric ``_request_timeout`` (that many
+    ``request_timeout`` seconds), or ``None``; ``accept_encoding``: what the request allowed.
+    """
+
+    host: str
+    max_size: Optional[int]
+    accept_encoding: Optional[str]
+    deadline: Optional[float]
+    request_timeout: Optional[float]
+
+    def reader(
+        self, status: int, reason: Optional[str], headers: Mapping[str, str], content_length: Optional[int]
+    ) -> BodyReader:
+        return BodyReader(status, reason, headers, self.host, max_size=self.max_size,
+                          accept_encoding=self.accept_encoding, content_length=content_length)
+
+    def failure(
+        self, exc: BaseException, status: int, reason: Optional[str], headers: Mapping[str, str],
+        timeouts: Tuple[Type[BaseException], ...] = (TimeoutError, ReadTimeoutError),
+    ) -> BaseException:
+        """The SDK error for a body read that failed with ``exc`` (an SDK error as it is).
+
+        ``timeouts``: what the transport raises when a read waited too long.
+        """
+        if isinstance(exc, OpenApiException):
+            return exc
+        if isinstance(exc, DecodeError):
+            return decode_error(status, reason, headers, reason_text(exc))
+        if isinstance(exc, timeouts):
+            return body_timeout_error(self.host, status, self.request_timeout if self.deadline is not None else None)
+        return body_broken_error(self.host, status, exc)

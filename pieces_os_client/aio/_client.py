@@ -45,11 +45,9 @@ from urllib3.exceptions import (
 )
 
 from pieces_os_client._core import retry as _retry
-from pieces_os_client._core.body import BodyReader, decode_error
+from pieces_os_client._core.body import BodyReader, BodyTerms
 from pieces_os_client._core.exchange import may_resend_stale
 from pieces_os_client._core.failures import (
-    body_broken_error,
-    body_timeout_error,
     parse_request_timeout,
     pool_timeout_error,
     reason_text,
@@ -57,7 +55,7 @@ from pieces_os_client._core.failures import (
 )
 from pieces_os_client._core.headers import check_headers, header_value, redact_headers
 from pieces_os_client._core.urls import origin_of
-from pieces_os_client.api_client import USER_AGENT, ApiClient, Operation
+from pieces_os_client.api_client import USER_AGENT, ApiClient, DefaultHeaders, Operation
 from pieces_os_client.api_response import ApiResponse
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import ApiConnectionError, ApiValueError, OpenApiException
@@ -70,6 +68,8 @@ logger = logging.getLogger("pieces_os_client")
 _SLICE = 0.25
 #: timeouts are never rounded up to whole seconds (aiohttp rounds those above 5 s by default)
 _NO_CEIL = 1e12
+#: what a read that waited too long raises (asyncio's is not the builtin TimeoutError on 3.10)
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, ReadTimeoutError)
 #: aiohttp headers it would add on its own; the sync client sends none of them unasked
 _SKIP_AUTO = frozenset({hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs.CONTENT_TYPE})
 
@@ -311,9 +311,8 @@ class AsyncResponse:
     """
 
     def __init__(
-        self, response: aiohttp.ClientResponse, slot: _Slot, host: str, *, max_size: Optional[int],
-        accept_encoding: Optional[str], deadline: Optional[float], request_timeout: Optional[float],
-        headers: HTTPHeaderDict, no_body: bool = False,
+        self, response: aiohttp.ClientResponse, slot: _Slot, terms: BodyTerms, headers: HTTPHeaderDict, *,
+        no_body: bool = False,
     ) -> None:
         self.response = response
         self.status: int = response.status
@@ -321,11 +320,7 @@ class AsyncResponse:
         self.headers = headers
         self.data: Optional[bytes] = None
         self._slot = slot
-        self._host = host
-        self._max_size = max_size
-        self._accept_encoding = accept_encoding
-        self._deadline = deadline
-        self._request_timeout = request_timeout
+        self._terms = terms
         self._done = False
         self._no_body = no_body
 
@@ -344,30 +339,23 @@ class AsyncResponse:
             raise ApiValueError("this response was released before its body was read")
         complete = False
         try:
-            reader = BodyReader(
-                self.status, self.reason, self.headers, self._host, max_size=self._max_size,
-                accept_encoding=self._accept_encoding,
-                content_length=0 if self._no_body else self.response.content_length,
-            )
+            terms = self._terms
+            reader = terms.reader(self.status, self.reason, self.headers,
+                                  0 if self._no_body else self.response.content_length)
             self.data = await self._read_into(reader)
             complete = True
-        except OpenApiException:
-            raise
-        except urllib3.exceptions.DecodeError as exc:
-            raise decode_error(self.status, self.reason, self.headers, reason_text(exc)) from exc
-        except asyncio.TimeoutError as exc:
-            raise body_timeout_error(
-                self._host, self.status, self._request_timeout if self._deadline is not None else None
-            ) from exc
-        except (aiohttp.ClientError, HTTPError, OSError, ValueError) as exc:
-            raise body_broken_error(self._host, self.status, exc) from exc
+        except (OpenApiException, aiohttp.ClientError, HTTPError, OSError, ValueError, asyncio.TimeoutError) as exc:
+            failure = terms.failure(exc, self.status, self.reason, self.headers, _TIMEOUTS)
+            if failure is exc:
+                raise
+            raise failure from exc
         finally:
             self._finish(reuse=complete)
         return self.data
 
     async def _read_into(self, reader: BodyReader) -> bytes:
         content = self.response.content
-        deadline = self._deadline
+        deadline = self._terms.deadline
         bounded = deadline is not None
         async with _Deadline(deadline):
             while True:
@@ -433,7 +421,7 @@ def _close_socket_of(transport: Any) -> None:
 
 
 # ---------------------------------------------------------------------------- the client
-class AsyncApiClient:
+class AsyncApiClient(DefaultHeaders):
     """The asyncio counterpart of :class:`~pieces_os_client.ApiClient`.
 
     ``async with AsyncApiClient(configuration) as client:`` or ``await client.aclose()``. The
@@ -472,17 +460,6 @@ class AsyncApiClient:
         if session is not None and self._pid == os.getpid():
             await session.close()
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
-
-    @property
-    def user_agent(self) -> str:
-        return self.default_headers["User-Agent"]
-
-    @user_agent.setter
-    def user_agent(self, value: str) -> None:
-        self.default_headers["User-Agent"] = value
-
-    def set_default_header(self, header_name: str, header_value: str) -> None:
-        self.default_headers[header_name] = header_value
 
     def _start_fresh_after_fork(self) -> None:
         """In a forked child: forget the parent's session without touching it."""
@@ -660,8 +637,7 @@ class AsyncApiClient:
                 await asyncio.sleep(delay)
                 continue
             result = AsyncResponse(
-                resp, slot, host, max_size=config.max_response_size, accept_encoding=accept_encoding,
-                deadline=deadline_at, request_timeout=total, headers=header_map,
+                resp, slot, BodyTerms(host, config.max_response_size, accept_encoding, deadline_at, total), header_map,
                 no_body=method == "HEAD" or resp.status in (204, 304),
             )
             if not preload_content:
