@@ -682,3 +682,22 @@ def test_a_forked_child_starts_fresh(emu: Emulator) -> None:
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
 
+
+
+def test_uvloop_works_when_installed() -> None:
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        async with Emulator(port=0) as emu, AsyncApiClient(config(emu.url, connection_pool_maxsize=2)) as client:
+            api = AsyncConversationsApi(client)
+            created = await api.conversations_create_specific_conversation()
+            assert [c.id for c in (await api.conversations_snapshot()).iterable] == [created.id]
+            emu.delay_next(2.0, path=IDENTIFIERS)
+            await cancelled_after(0.2, api.conversations_identifiers_snapshot())
+            assert client._slots.free == 2
+
+    loop = uvloop.new_event_loop()
+    try:
+        loop.run_until_complete(asyncio.wait_for(main(), 30))
+    finally:
+        loop.close()
