@@ -32,10 +32,10 @@ from typing import Any, Awaitable, Callable, Dict, List
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from run import EmulatorProcess  # noqa: E402
+from run import EmulatorProcess
 
-import pieces_os_client  # noqa: E402
-from pieces_os_client.aio import AsyncApiClient, AsyncConversationsApi  # noqa: E402
+import pieces_os_client
+from pieces_os_client.aio import AsyncApiClient, AsyncConversationsApi
 
 IDS = "/conversations/identifiers"
 
@@ -117,11 +117,11 @@ async def snapshot_rows(url: str, rounds: int) -> Dict[str, float]:
         size = len((await api.conversations_snapshot_with_http_info()).raw_data)
         samples = []
         for _ in range(rounds):
-            stop = False
+            stop = asyncio.Event()
 
-            async def ticker() -> float:
+            async def ticker(stop: asyncio.Event = stop) -> float:
                 longest, last = 0.0, time.perf_counter()
-                while not stop:
+                while not stop.is_set():
                     await asyncio.sleep(0.001)
                     now = time.perf_counter()
                     longest, last = max(longest, now - last), now
@@ -132,7 +132,7 @@ async def snapshot_rows(url: str, rounds: int) -> Dict[str, float]:
             started = time.perf_counter()
             await api.conversations_snapshot()
             samples.append(time.perf_counter() - started)
-            stop = True
+            stop.set()
             worst = max(worst, await tick)
         out["async client"] = median_of(samples)
     with pieces_os_client.ApiClient(cfg) as sync_client:

@@ -356,9 +356,10 @@ def test_a_stale_keep_alive_connection_is_resent_even_for_a_create() -> None:
                     assert response.data == b"{}"
             # every create was answered once; each reuse was dropped unanswered and sent again
             assert (len(server.heads), server.dropped, server.connections) == (3, 2, 3)
-        async with RawServer(lambda head: json_answer(b"{}"), close_after=True) as fresh_only:
-            async with AsyncApiClient(config(fresh_only.url, max_retries=0)) as client:
-                await client.request("POST", fresh_only.url + "/conversations/create", body=b"{}")
+        async with RawServer(lambda head: json_answer(b"{}"), close_after=True) as fresh_only, AsyncApiClient(
+            config(fresh_only.url, max_retries=0)
+        ) as client:
+            await client.request("POST", fresh_only.url + "/conversations/create", body=b"{}")
         async with RawServer(lambda head: b"", close_after=True) as silent:
             async with AsyncApiClient(config(silent.url, max_retries=0)) as client:
                 # a fresh connection closed without an answer: never sent again
