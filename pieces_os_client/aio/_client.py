@@ -54,11 +54,12 @@ from pieces_os_client._core.failures import (
     translate,
 )
 from pieces_os_client._core.headers import check_headers, header_value, redact_headers
-from pieces_os_client._core.urls import origin_of
+from pieces_os_client._core.urls import mask_userinfo, origin_of
 from pieces_os_client.api_client import USER_AGENT, ApiClient, DefaultHeaders, Operation
 from pieces_os_client.api_response import ApiResponse
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import ApiConnectionError, ApiValueError, OpenApiException
+from pieces_os_client.rest import is_socks_proxy_url
 
 __all__ = ["AsyncApiClient", "AsyncResponse"]
 
@@ -82,13 +83,14 @@ class _Deadline:
     with ``expired`` set; a cancellation from outside still comes out as ``CancelledError``.
     """
 
-    __slots__ = ("_handle", "_loop", "_task", "_when", "expired")
+    __slots__ = ("_cancelling", "_handle", "_loop", "_task", "_when", "expired")
 
     def __init__(self, when: Optional[float]) -> None:
         self._when = when
         self._handle: Optional[asyncio.TimerHandle] = None
         self._task: Optional[asyncio.Task[Any]] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._cancelling = 0
         self.expired = False
 
     def reschedule(self, when: Optional[float]) -> None:
@@ -112,6 +114,8 @@ class _Deadline:
     async def __aenter__(self) -> _Deadline:
         self._loop = asyncio.get_running_loop()
         self._task = asyncio.current_task()
+        if sys.version_info >= (3, 11) and self._task is not None:
+            self._cancelling = self._task.cancelling()
         self.reschedule(self._when)
         return self
 
@@ -122,9 +126,14 @@ class _Deadline:
             self._handle.cancel()
             self._handle = None
         task, self._task = self._task, None
-        if self.expired and kind is asyncio.CancelledError:
-            if sys.version_info >= (3, 11) and task is not None and task.uncancel() > 0:
-                return None  # cancelled from outside as well: that wins
+        if not self.expired:
+            return None
+        outside = False
+        if sys.version_info >= (3, 11) and task is not None:
+            outside = task.uncancel() > self._cancelling  # cancelled from outside as well: that wins
+        # (Python 3.10 cannot tell the two apart: an outside cancel at the very moment the
+        # deadline passes comes out as the timeout)
+        if kind is asyncio.CancelledError and not outside:
             raise asyncio.TimeoutError from exc
         return None
 
@@ -455,8 +464,16 @@ class AsyncApiClient(DefaultHeaders):
 
     async def aclose(self) -> None:
         """Close the session and its connections; the client can be used again afterwards."""
-        session, self._session = self._session, None
-        self._loop = None
+        session, loop = self._session, self._loop
+        if session is not None and self._pid == os.getpid() and loop is not asyncio.get_running_loop():
+            if not (loop is None or loop.is_closed()):
+                raise ApiValueError(
+                    "aclose() must run in the event loop that uses this AsyncApiClient (its connections "
+                    "belong to that loop)"
+                )
+            _forget(session, close_sockets=True)  # its loop is gone: close the sockets directly
+            session = None
+        self._session, self._loop = None, None
         if session is not None and self._pid == os.getpid():
             await session.close()
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
@@ -578,6 +595,11 @@ class AsyncApiClient(DefaultHeaders):
         if accept_encoding is None:
             headers["Accept-Encoding"] = "identity"  # as http.client sends for the sync client
         proxy = config.proxy or None
+        if proxy is not None and is_socks_proxy_url(proxy):
+            raise ApiValueError(
+                f"the async client supports http:// and https:// proxies only, not {mask_userinfo(proxy)!r}; "
+                "use the sync ApiClient for a SOCKS proxy"
+            )
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
                          len(body or b""))
@@ -599,12 +621,12 @@ class AsyncApiClient(DefaultHeaders):
                     resp = await session.request(
                         method, url, data=body, headers=headers, timeout=client_timeout, allow_redirects=False,
                         proxy=proxy, proxy_headers=config.proxy_headers if proxy else None,
+                        server_hostname=config.tls_server_name or None,
                     )
-            except asyncio.CancelledError:
+            except BaseException as exc:
                 slot.release()
-                raise
-            except (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError) as exc:
-                slot.release()
+                if not isinstance(exc, (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError)):
+                    raise  # cancellation, or a bug: as it is
                 failure = _classify(exc, attempt, deadline.expired, url)
                 try:
                     retries, delay = _retry.after_error(retries, method, url, failure)
