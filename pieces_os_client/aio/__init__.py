@@ -1,6 +1,6 @@
 """The asyncio client: ``AsyncApiClient`` and ``AsyncConversationsApi`` (aiohttp inside).
 
-Needs the ``async`` extra (``pip install "pieces_os_client[async]"``). Every name is loaded on
+Needs the ``async`` extra (``pip install ".[async]"`` in a clone: aiohttp). Every name is loaded on
 first use, so ``import pieces_os_client.aio`` costs nothing and imports no aiohttp; see
 docs/async.md.
 """
