@@ -742,3 +742,21 @@ def test_uvloop_works_when_installed() -> None:
         loop.run_until_complete(asyncio.wait_for(main(), 30))
     finally:
         loop.close()
+
+
+def test_the_stream_method_hands_its_options_to_the_async_stream(monkeypatch: pytest.MonkeyPatch) -> None:
+    import types
+
+    made: List[Any] = []
+    fake = types.ModuleType("pieces_os_client.aio._stream")
+
+    class AsyncIdentifiersStream:
+        def __init__(self, client: Any, path: str, **options: Any) -> None:
+            made.append((client, path, options))
+
+    fake.AsyncIdentifiersStream = AsyncIdentifiersStream  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "pieces_os_client.aio._stream", fake)
+    client = AsyncApiClient(Configuration(host="http://127.0.0.1:9"))
+    stream = AsyncConversationsApi(client).conversations_stream_identifiers(headers={"X-A": "1"}, max_attempts=2)
+    assert isinstance(stream, AsyncIdentifiersStream)
+    assert made == [(client, "/conversations/stream/identifiers", {"headers": {"X-A": "1"}, "max_attempts": 2})]
