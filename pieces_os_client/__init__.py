@@ -15,6 +15,12 @@ from typing import TYPE_CHECKING, Any, Dict, List
 from pieces_os_client._version import __version__
 
 if TYPE_CHECKING:
+    from pieces_os_client.aio._api import (
+        AsyncConversationsApi as AsyncConversationsApi,
+    )
+    from pieces_os_client.aio._client import (
+        AsyncApiClient as AsyncApiClient,
+    )
     from pieces_os_client.api.conversations_api import (
         ConversationsApi as ConversationsApi,
     )
@@ -112,6 +118,9 @@ _EXCEPTIONS = (
 #: public name -> module that defines it (models are resolved through pieces_os_client.models)
 _LOCATIONS: Dict[str, str] = {
     "ConversationsApi": "pieces_os_client.api.conversations_api",
+    # the asyncio client (the "async" extra: aiohttp), imported only when asked for
+    "AsyncApiClient": "pieces_os_client.aio._client",
+    "AsyncConversationsApi": "pieces_os_client.aio._api",
     "ApiClient": "pieces_os_client.api_client",
     "ApiResponse": "pieces_os_client.api_response",
     "Configuration": "pieces_os_client.configuration",

@@ -32,6 +32,7 @@ from urllib3.exceptions import ClosedPoolError, EmptyPoolError
 from urllib3.util.connection import is_connection_dropped
 
 from pieces_os_client._core.exchange import MAX_INTERIM_HEADER_LINES, MAX_LINE, head_deadline, is_interim
+from pieces_os_client._core.failures import HeadTimeout
 
 __all__ = ["HeadTimeout", "StaleConnection", "close_when_collected", "pool_classes", "watch_of"]
 
@@ -45,15 +46,6 @@ _WEDGED_AFTER = 2.0
 
 class StaleConnection(ConnectionResetError):
     """A reused keep-alive connection failed before any byte of an answer: the server had closed it."""
-
-
-class HeadTimeout(TimeoutError):
-    """The response head (or the body, under an attempt deadline) did not arrive in time."""
-
-    def __init__(self, phase: str, received: int) -> None:
-        super().__init__(f"timed out reading the response {phase}")
-        self.phase = phase
-        self.received = received
 
 
 class _Watch:

@@ -52,6 +52,8 @@ if TYPE_CHECKING:
 __all__ = ["ApiClient", "Operation", "RequestOptions", "RequestSerialized"]
 
 RequestSerialized = Tuple[str, str, Dict[str, str], Optional[Any], List[Tuple[str, Any]]]
+#: (method, url, headers, body, the call's _request_timeout): what ApiClient.build_request returns
+PreparedRequest = Tuple[str, str, Dict[str, str], Optional[bytes], Any]
 
 USER_AGENT = f"pieces-os-client-python/{__version__}"
 _JSON_MIME = re.compile(r"^application/(?:[\w.+-]+\+)?json\s*(?:;|$)", re.IGNORECASE)
@@ -113,7 +115,24 @@ class Operation:
         object.__setattr__(self, "content_type_header", _prefer_json(self.content_types))
 
 
-class ApiClient:
+class DefaultHeaders:
+    """The headers every request of a client carries (User-Agent first); shared by both clients."""
+
+    default_headers: Dict[str, str]
+
+    @property
+    def user_agent(self) -> str:
+        return self.default_headers["User-Agent"]
+
+    @user_agent.setter
+    def user_agent(self, value: str) -> None:
+        self.default_headers["User-Agent"] = value
+
+    def set_default_header(self, header_name: str, header_value: str) -> None:
+        self.default_headers[header_name] = header_value
+
+
+class ApiClient(DefaultHeaders):
     """Sends requests for the API classes and manages the connection pool.
 
     Use it as a context manager (``with ApiClient(config) as client:``) or call
@@ -160,17 +179,6 @@ class ApiClient:
         """Close the pooled connections. The client can still be used; it reconnects."""
         self.rest_client.close()
 
-    @property
-    def user_agent(self) -> str:
-        return self.default_headers["User-Agent"]
-
-    @user_agent.setter
-    def user_agent(self, value: str) -> None:
-        self.default_headers["User-Agent"] = value
-
-    def set_default_header(self, header_name: str, header_value: str) -> None:
-        self.default_headers[header_name] = header_value
-
     @classmethod
     def get_default(cls) -> ApiClient:
         """The process-wide default client, made once whichever thread asks first."""
@@ -204,6 +212,30 @@ class ApiClient:
         Returns the ``ApiResponse`` or, with ``preload_content=False``, the urllib3 response
         (unread; the caller reads and releases it).
         """
+        method, url, header_map, payload, timeout = self.build_request(
+            op, options, path_params=path_params, query_params=query_params, body=body
+        )
+        response = self.rest_client.request(
+            method, url, headers=header_map, body=payload, _request_timeout=timeout, preload_content=preload_content,
+        )
+        if not preload_content:
+            return response.response
+        return self.response_deserialize(response, op.responses, request_line=f"{method} {op.path}")
+
+    def build_request(
+        self,
+        op: Operation,
+        options: Mapping[str, Any],
+        *,
+        path_params: Optional[Dict[str, Any]] = None,
+        query_params: Optional[List[Tuple[str, Any]]] = None,
+        body: Any = None,
+    ) -> PreparedRequest:
+        """The I/O-free first half of a call: options checked, request serialized.
+
+        Returns (method, url, headers, body bytes or None, the call's ``_request_timeout``);
+        the sync and async transports both send what this returns.
+        """
         if options:  # most calls pass none: nothing to check then
             _check_options(options)
             headers = options.get("_headers")
@@ -227,17 +259,7 @@ class ApiClient:
             auth_settings=list(op.auth),
             _request_auth=options.get("_request_auth") if options else None,
         )
-        response = self.rest_client.request(
-            method,
-            url,
-            headers=header_map,
-            body=payload,
-            _request_timeout=options.get("_request_timeout") if options else None,
-            preload_content=preload_content,
-        )
-        if not preload_content:
-            return response.response
-        return self.response_deserialize(response, op.responses, request_line=f"{method} {op.path}")
+        return method, url, header_map, payload, options.get("_request_timeout") if options else None
 
     # ------------------------------------------------------------------ official building blocks
     def param_serialize(
@@ -312,7 +334,20 @@ class ApiClient:
         request_line: str = "",
     ) -> ApiResponse[Any]:
         """Parse a response into an ``ApiResponse``, or raise the fitting ``ApiException``."""
-        raw = response_data.read()
+        return self.finish_response(response_data, response_data.read(), response_types_map, request_line=request_line)
+
+    def finish_response(
+        self,
+        response_data: Any,
+        raw: bytes,
+        response_types_map: Optional[Mapping[str, Optional[str]]] = None,
+        *,
+        request_line: str = "",
+    ) -> ApiResponse[Any]:
+        """The I/O-free second half of a call: a body already read, parsed or raised as an error.
+
+        ``response_data`` gives ``status``, ``reason``, ``getheader()`` and ``getheaders()``.
+        """
         status = response_data.status
         types = response_types_map or {}
         response_type = types.get(str(status))
@@ -558,7 +593,7 @@ def _decode(raw: bytes, content_type: Optional[str]) -> str:
 
 def _format_error(
     exc: Exception,
-    response: rest.RESTResponse,
+    response: Any,
     raw: bytes,
     content_type: Optional[str],
     response_type: str,

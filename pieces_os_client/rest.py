@@ -11,45 +11,40 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import math
 import os
-import random
-import re
 import ssl
 import time
 import weakref
-import zlib
 from http.client import HTTPException
-from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple, Union
 
 import urllib3
 from urllib3.exceptions import (
-    ConnectTimeoutError,
     DecodeError,
     EmptyPoolError,
     HTTPError,
     MaxRetryError,
-    NewConnectionError,
     ProtocolError,
-    ProxyError,
     ReadTimeoutError,
-    SSLError,
 )
-from urllib3.util.retry import Retry
 
+from pieces_os_client._core import retry as _retry
+from pieces_os_client._core.body import BodyTerms
 from pieces_os_client._core.exchange import may_resend_stale
-from pieces_os_client._core.headers import accepted_codings, check_headers, header_value, redact_headers
+from pieces_os_client._core.failures import (
+    parse_request_timeout,
+    pool_timeout_error,
+    translate,
+)
+from pieces_os_client._core.headers import check_headers, header_value, redact_headers
 from pieces_os_client._core.urls import origin_of
-from pieces_os_client._wire import HeadTimeout, StaleConnection, close_when_collected, pool_classes, watch_of
+from pieces_os_client._wire import StaleConnection, close_when_collected, pool_classes, watch_of
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import (
     ApiConnectionError,
     ApiException,
-    ApiTimeoutError,
     ApiValueError,
     OpenApiException,
-    ResponseFormatError,
-    ResponseTooLargeError,
 )
 
 __all__ = ["ApiException", "RESTClientObject", "RESTResponse", "RESTResponseType", "is_socks_proxy_url"]
@@ -57,18 +52,9 @@ __all__ = ["ApiException", "RESTClientObject", "RESTResponse", "RESTResponseType
 logger = logging.getLogger("pieces_os_client")
 
 RESTResponseType = urllib3.HTTPResponse
-_E = TypeVar("_E", bound=BaseException)
 RequestTimeout = Union[None, float, int, Tuple[float, float], urllib3.Timeout]
 
 SUPPORTED_SOCKS_PROXIES = frozenset({"socks5", "socks5h", "socks4", "socks4a"})
-# "HTTPConnection(host='127.0.0.1', port=39300): " at the start of urllib3 2 messages
-_CONNECTION_PREFIX = re.compile(r"^\w+\(host=[^)]*\): ")
-#: read size while a body is counted against a limit or a deadline
-_CHUNK = 1024 * 1024
-#: compressed bytes handed to the decompressor at a time
-_ENCODED_CHUNK = 64 * 1024
-#: zlib window settings per content coding (47: a gzip header, detected automatically)
-_INFLATE_WBITS = {"gzip": 47, "x-gzip": 47, "deflate": zlib.MAX_WBITS}
 
 
 def is_socks_proxy_url(url: Optional[str]) -> bool:
@@ -101,11 +87,7 @@ class RESTResponse:
         self.status: int = resp.status
         self.reason: Optional[str] = resp.reason
         self.data: Optional[bytes] = None
-        self._host = host
-        self._max_size = max_size
-        self._deadline = deadline
-        self._accept_encoding = accept_encoding
-        self._request_timeout = request_timeout
+        self._terms = BodyTerms(host, max_size, accept_encoding, deadline, request_timeout)
 
     def read(self) -> bytes:
         """Read the whole body once; a body cut short raises ``ApiConnectionError``."""
@@ -114,35 +96,13 @@ class RESTResponse:
             try:
                 self.data = self._read_body()
                 complete = True
-            except OpenApiException:
-                raise
-            except DecodeError as exc:
-                encoding = self.response.headers.get("Content-Encoding", "(none)")
-                raise ResponseFormatError(
-                    f"Pieces OS answered {self.status} with a body that could not be decoded "
-                    f"(Content-Encoding: {encoding}): {_reason_text(exc)}",
-                    status=self.status, reason=self.reason, body=None, headers=self.getheaders(),
-                    content_type=self.response.headers.get("Content-Type"),
-                ) from exc
-            except (TimeoutError, ReadTimeoutError) as exc:
-                if self._deadline is not None:
-                    raise ApiTimeoutError(
-                        f"Pieces OS at {self._host} did not send the whole response body (status "
-                        f"{self.status}) within _request_timeout={self._request_timeout:g} s, which bounds the "
-                        "whole attempt, body included",
-                        host=self._host,
-                    ) from exc
-                raise ApiTimeoutError(
-                    f"Pieces OS at {self._host} stopped sending the response body before the read timeout",
-                    host=self._host,
-                ) from exc
-            except (ProtocolError, HTTPError, HTTPException, OSError, ValueError) as exc:
+            except (OpenApiException, DecodeError, TimeoutError, ReadTimeoutError, ProtocolError, HTTPError,
+                    HTTPException, OSError, ValueError) as exc:
                 # ValueError: http.client on framing it cannot follow, such as a negative chunk size
-                raise ApiConnectionError(
-                    f"The connection to {self._host} broke while reading the response body "
-                    f"(status {self.status}): {_reason_text(exc)}",
-                    host=self._host,
-                ) from exc
+                failure = self._terms.failure(exc, self.status, self.reason, self.getheaders())
+                if failure is exc:
+                    raise
+                raise failure from exc
             finally:
                 if not complete:
                     # part of the body is still unread: the connection cannot carry another request
@@ -161,12 +121,9 @@ class RESTResponse:
     # ------------------------------------------------------------------ bounded reading
     def _read_body(self) -> bytes:
         resp = self.response
-        inflater = self._inflater()
-        length: Optional[int] = getattr(resp, "length_remaining", None)
-        limit = self._max_size
-        if limit is not None and length is not None and length > limit:
-            raise self._too_large(f"its Content-Length is {length} bytes")
-        deadline = self._deadline
+        terms = self._terms
+        reader = terms.reader(self.status, self.reason, resp.headers, getattr(resp, "length_remaining", None))
+        deadline = terms.deadline
         fp = getattr(resp, "_fp", None)  # the http.client response: it undoes chunked framing
         read: Callable[[int], bytes]
         if fp is None or not hasattr(fp, "read1"):
@@ -174,19 +131,12 @@ class RESTResponse:
         else:
             # read1 waits for the socket at most once, so the deadline is checked between waits
             read = fp.read1 if deadline is not None else fp.read
-        if inflater is not None:
-            size = _ENCODED_CHUNK
-        elif length is not None and deadline is None:
-            size = max(length, 1)  # the common case: the whole body in one read
-        else:
-            size = _CHUNK
         watch = watch_of(resp) if deadline is not None else None
         if watch is not None:
             watch.deadline = deadline  # the reader stops at it, however the server paces its bytes
         sock = _socket_of(resp) if deadline is not None and watch is None else None
         saved_timeout = sock.gettimeout() if sock is not None else None
-        parts: List[bytes] = []
-        held = received = 0
+        bounded_time = deadline is not None
         while True:
             if deadline is not None:
                 left = deadline - time.monotonic()
@@ -194,104 +144,14 @@ class RESTResponse:
                     raise TimeoutError("the attempt's deadline passed")
                 if sock is not None:
                     sock.settimeout(left)
-            want = size if inflater is not None or limit is None else min(size, limit - held + 1)
-            chunk = read(want)
+            chunk = read(reader.read_size(bounded_time=bounded_time))
             if not chunk:
                 break
-            received += len(chunk)
-            for piece in inflater.feed(chunk) if inflater is not None else (chunk,):
-                held += len(piece)
-                if limit is not None and held > limit:
-                    raise self._too_large(
-                        f"it decompresses ({inflater.coding}) to more than that" if inflater is not None
-                        else "more than that arrived, and the client stopped reading"
-                    )
-                parts.append(piece)
-        if length is not None and received < length:
-            raise ProtocolError(
-                f"Connection broken: IncompleteRead({received} bytes read, {length - received} more expected)"
-            )
-        if inflater is not None:
-            inflater.finish()
+            reader.feed(chunk)
+        data = reader.finish()
         if sock is not None:
             sock.settimeout(saved_timeout)
-        return parts[0] if len(parts) == 1 else b"".join(parts)
-
-    def _inflater(self) -> Optional[_Inflater]:
-        """A decoder for the body's content coding; ResponseFormatError for one not asked for."""
-        header = self.response.headers.get("Content-Encoding")
-        if not header:
-            return None
-        codings = [c.strip().lower() for c in header.split(",") if c.strip().lower() not in ("", "identity")]
-        if not codings:
-            return None
-        accepted = accepted_codings(self._accept_encoding)
-        sent = self._accept_encoding or "identity"
-        if any(c not in accepted and "*" not in accepted for c in codings):
-            problem = (
-                f"in Content-Encoding {header!r}, which the client did not ask for (it sent "
-                f"Accept-Encoding: {sent}); it was not decoded. To accept gzip, send the header "
-                "_headers={'Accept-Encoding': 'gzip'}"
-            )
-        elif len(codings) > 1 or codings[0] not in _INFLATE_WBITS:
-            problem = (
-                f"in Content-Encoding {header!r}; the client decodes only gzip and deflate (one "
-                "coding); read it with a *_without_preload_content method"
-            )
-        else:
-            return _Inflater(codings[0])
-        raise ResponseFormatError(
-            f"Pieces OS at {self._host} answered {self.status} with a body {problem}.",
-            status=self.status, reason=self.reason, body=None, headers=self.getheaders(),
-            content_type=self.response.headers.get("Content-Type"),
-        )
-
-    def _too_large(self, detail: str) -> ResponseTooLargeError:
-        limit = self._max_size or 0
-        return ResponseTooLargeError(
-            f"The response from {self._host} (status {self.status}) is larger than "
-            f"max_response_size allows ({_size_text(limit)}): {detail}. Raise "
-            "Configuration.max_response_size, or set it to None to lift the limit.",
-            status=self.status, reason=self.reason, headers=self.getheaders(),
-            content_type=self.response.headers.get("Content-Type"), limit=limit, host=self._host,
-        )
-
-
-class _Inflater:
-    """Undoes gzip or deflate in steps of at most _CHUNK bytes, so the caller can stop at a limit."""
-
-    def __init__(self, coding: str) -> None:
-        self.coding = coding
-        self._wbits = _INFLATE_WBITS[coding]
-        self._zlib: Optional[Any] = None
-        self._pending = False
-
-    def feed(self, data: bytes) -> Iterator[bytes]:
-        while data or self._pending:
-            if self._zlib is None or self._zlib.eof:
-                if self._zlib is not None and self.coding == "deflate":
-                    return  # bytes after the end of a deflate stream are not part of it
-                # (gzip allows several members, one after another)
-                wbits = self._wbits
-                if wbits == zlib.MAX_WBITS and not _has_zlib_header(data):
-                    wbits = -zlib.MAX_WBITS  # "deflate" sent as a raw stream, as some servers do
-                self._zlib = zlib.decompressobj(wbits)
-            try:
-                out = self._zlib.decompress(data, _CHUNK)
-            except zlib.error as exc:
-                raise self._error(exc) from exc
-            if out:
-                yield out
-            # a full output step may leave output inside zlib with no input left: ask again
-            self._pending = len(out) == _CHUNK and not self._zlib.eof
-            data = self._zlib.unused_data if self._zlib.eof else self._zlib.unconsumed_tail
-
-    def finish(self) -> None:
-        if self._zlib is not None and not self._zlib.eof:
-            raise self._error(zlib.error("the compressed stream ended early"))
-
-    def _error(self, exc: BaseException) -> DecodeError:
-        return DecodeError(f"the {self.coding} body could not be decompressed: {exc}")
+        return data
 
 
 class _AttemptClock(urllib3.Timeout):
@@ -427,7 +287,7 @@ class RESTClientObject:
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
                          len(payload or b""))
-        body_retries = _body_retries(self.retries, method) if preload_content else 0
+        body_retries = _retry.body_retries(self.retries, method) if preload_content else 0
         resends = 0
         attempt = 0
         while True:
@@ -437,13 +297,7 @@ class RESTClientObject:
                     redirect=False, retries=self.retries, pool_timeout=self.configuration.pool_timeout,
                 )
             except EmptyPoolError as exc:
-                raise ApiTimeoutError(
-                    f"{method} {url}: no connection became free within "
-                    f"pool_timeout={self.configuration.pool_timeout:g} s "
-                    f"(all connection_pool_maxsize={self._pool_size} connections were busy); "
-                    "raise Configuration.pool_timeout or connection_pool_maxsize, or make fewer calls at once",
-                    host=host, url=url, method=method,
-                ) from exc
+                raise pool_timeout_error(method, url, host, self.configuration.pool_timeout, self._pool_size) from exc
             except (MaxRetryError, HTTPError, OSError, ValueError) as exc:
                 # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
                 if may_resend_stale(reused=_is_stale(exc), response_bytes=0, resends=resends,
@@ -452,7 +306,7 @@ class RESTClientObject:
                     logger.debug("%s %s: the server had closed the reused connection; sending again on "
                                  "another (%d)", method, url, resends)
                     continue
-                raise _translate(exc, method, url, host, timeout,
+                raise translate(exc, method, url, host, timeout,
                                  searched=not self.configuration.host_was_given) from exc
             clock = timeout if isinstance(timeout, _AttemptClock) else None
             result = RESTResponse(
@@ -473,7 +327,7 @@ class RESTClientObject:
                     raise
                 logger.info("%s %s: response body cut short; retrying (%d of %d)", method, url,
                             attempt + 1, body_retries)
-                time.sleep(_backoff(self.retries, attempt))
+                time.sleep(_retry.backoff(self.retries, attempt))
                 attempt += 1
         if logger.isEnabledFor(logging.DEBUG):
             logger.debug("response %s %s -> %s in %.1f ms", method, url, resp.status,
@@ -487,24 +341,15 @@ class RESTClientObject:
                 pair = (config.connect_timeout, config.read_timeout)
                 self._default_timeout = (pair, urllib3.Timeout(connect=pair[0], read=pair[1]))
             return self._default_timeout[1]
-        if isinstance(value, urllib3.Timeout):
-            if value.total is None:
-                return value
-            return _AttemptClock(value._connect, value._read, value.total, [time.monotonic()])
-        if isinstance(value, bool):
-            raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
-        if isinstance(value, (int, float)):
-            if not value > 0 or not math.isfinite(value):
-                raise ApiValueError(f"_request_timeout must be positive, not {value!r}")
-            return _AttemptClock(urllib3.Timeout.DEFAULT_TIMEOUT, urllib3.Timeout.DEFAULT_TIMEOUT, float(value),
+        if isinstance(value, urllib3.Timeout) and value.total is None:
+            return value
+        connect, read, total = parse_request_timeout(value)
+        if total is not None:
+            if isinstance(value, urllib3.Timeout):
+                return _AttemptClock(value._connect, value._read, total, [time.monotonic()])
+            return _AttemptClock(urllib3.Timeout.DEFAULT_TIMEOUT, urllib3.Timeout.DEFAULT_TIMEOUT, total,
                                  [time.monotonic()])
-        if isinstance(value, tuple) and len(value) == 2:
-            connect, read = value
-            for part in value:
-                if isinstance(part, bool) or not isinstance(part, (int, float)) or not 0 < part < math.inf:
-                    raise ApiValueError(f"_request_timeout pair must hold two positive numbers, not {value!r}")
-            return urllib3.Timeout(connect=float(connect), read=float(read))
-        raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
+        return urllib3.Timeout(connect=connect, read=read)
 
 
 #: every client of this process, so a forked child can give each one fresh pools
@@ -520,20 +365,6 @@ if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _has_zlib_header(data: bytes) -> bool:
-    return len(data) >= 2 and data[0] & 0x0F == 8 and (data[0] << 8 | data[1]) % 31 == 0
-
-
-def _cause_of_type(exc: Optional[BaseException], kind: type[_E]) -> Optional[_E]:
-    """``exc`` or the first exception of type ``kind`` in its chain of causes."""
-    seen = 0
-    while exc is not None and seen < 8:
-        if isinstance(exc, kind):
-            return exc
-        exc, seen = exc.__cause__ or exc.__context__, seen + 1
-    return None
-
-
 def _is_stale(exc: BaseException) -> bool:
     """True when urllib3 gave up on a request because its reused connection had gone stale."""
     reason = exc.reason if isinstance(exc, MaxRetryError) else exc
@@ -544,117 +375,3 @@ def _is_stale(exc: BaseException) -> bool:
 def _socket_of(resp: urllib3.BaseHTTPResponse) -> Any:
     connection = getattr(resp, "connection", None)
     return getattr(connection, "sock", None)
-
-
-def _size_text(size: int) -> str:
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
-        if size >= scale:
-            return f"{size} bytes, {size / scale:g} {unit}"
-    return f"{size} bytes"
-
-
-def _body_retries(retries: Retry, method: str) -> int:
-    """How many times a request whose response body broke off may be sent again."""
-    allowed = retries.allowed_methods
-    if allowed is not None and method not in allowed:
-        return 0
-    budgets = [b for b in (retries.total, retries.read) if isinstance(b, int) and not isinstance(b, bool)]
-    return max(0, min(budgets)) if budgets else 0
-
-
-def _backoff(retries: Retry, attempt: int) -> float:
-    delay = min(float(retries.backoff_max), float(retries.backoff_factor) * (2.0**attempt))
-    jitter = float(getattr(retries, "backoff_jitter", 0.0))
-    return delay + (random.uniform(0, jitter) if jitter else 0.0)
-
-
-def _reason_text(exc: BaseException) -> str:
-    reason = getattr(exc, "reason", None)
-    inner = reason if isinstance(reason, BaseException) else exc
-    args = inner.args
-    if len(args) == 2 and isinstance(args[0], str) and isinstance(args[1], BaseException):
-        # ProtocolError("Connection aborted.", ConnectionResetError(...)): a sentence, then its cause
-        head, cause = args
-        text = head if str(cause) in head else f"{head} ({type(cause).__name__}: {cause})"
-    else:
-        text = str(inner)
-    # urllib3 prefixes messages with the connection: keep the human part.
-    if ">: " in text:
-        text = text.split(">: ", 1)[1]
-    text = _CONNECTION_PREFIX.sub("", text)
-    return text or type(inner).__name__
-
-
-def _seconds(timeout: urllib3.Timeout, which: str) -> str:
-    """Describe a timeout without touching urllib3's timer (which raises for total timeouts)."""
-    if timeout.total is not None:
-        return f"{timeout.total} s in total per attempt"
-    value = timeout.connect_timeout if which == "connect" else timeout._read
-    return f"{value} s"
-
-
-def _translate(
-    exc: BaseException, method: str, url: str, host: str, timeout: urllib3.Timeout, *, searched: bool = False
-) -> ApiConnectionError:
-    """The SDK error for a transport failure; ``searched``: the host came from discovery."""
-    reason = exc.reason if isinstance(exc, MaxRetryError) and exc.reason is not None else exc
-    # NewConnectionError subclasses ConnectTimeoutError in urllib3 2: test for it first, so a
-    # refused connection is not reported as a timeout.
-    if isinstance(reason, (NewConnectionError, ConnectionRefusedError)):
-        if searched:
-            from pieces_os_client.discovery import searched_places
-
-            advice = (
-                f"No running Pieces OS was found either (looked at {searched_places()}). Start Pieces OS, or "
-                "`python -m pieces_os_client.emulator` for a local stand-in, or pass `host=` if it listens elsewhere."
-            )
-        else:
-            advice = (
-                "Start Pieces OS (or `python -m pieces_os_client.emulator` for a local stand-in) "
-                "and check the host: Pieces OS 11 and later listen on a port in 39300-39333; "
-                "leave `host` unset to let the client find it."
-            )
-        return ApiConnectionError(
-            f"Could not connect to Pieces OS at {host}: {_reason_text(reason)}. {advice}",
-            host=host, url=url, method=method,
-        )
-    if isinstance(reason, ConnectTimeoutError):
-        return ApiTimeoutError(
-            f"Timed out connecting to Pieces OS at {host} (connect timeout {_seconds(timeout, 'connect')}). "
-            "Is Pieces OS running and is this the right host?",
-            host=host, url=url, method=method,
-        )
-    head = _cause_of_type(reason, HeadTimeout)
-    if head is not None and head.received:
-        limit = (f"_request_timeout={timeout.total:g} s, which bounds the whole attempt" if timeout.total is not None
-                 else f"the read timeout ({_seconds(timeout, 'read')}; it bounds the whole response head)")
-        return ApiTimeoutError(
-            f"Pieces OS at {host} began answering {method} {url} but did not finish the status line and "
-            f"headers within {limit} ({head.received} bytes arrived)",
-            host=host, url=url, method=method,
-        )
-    if isinstance(reason, ReadTimeoutError):
-        return ApiTimeoutError(
-            f"Pieces OS at {host} accepted the connection but sent no response to {method} {url} "
-            f"within the read timeout ({_seconds(timeout, 'read')})",
-            host=host, url=url, method=method,
-        )
-    if isinstance(reason, SSLError):
-        return ApiConnectionError(
-            f"TLS handshake with {host} failed: {_reason_text(reason)}. Check verify_ssl / ssl_ca_cert.",
-            host=host, url=url, method=method,
-        )
-    if isinstance(reason, ProxyError):
-        return ApiConnectionError(
-            f"Could not reach {host} through the proxy: {_reason_text(reason)}",
-            host=host, url=url, method=method,
-        )
-    if isinstance(reason, (ProtocolError, OSError)):
-        return ApiConnectionError(
-            f"The connection to {host} broke during {method} {url}: {_reason_text(reason)}",
-            host=host, url=url, method=method,
-        )
-    return ApiConnectionError(
-        f"Request {method} {url} to {host} failed: {_reason_text(reason)}",
-        host=host, url=url, method=method,
-    )

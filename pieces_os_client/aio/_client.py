@@ -1,0 +1,714 @@
+"""AsyncApiClient: the asyncio transport (aiohttp) over the same I/O-free core as the sync client.
+
+What this module does itself is only I/O: the session, the bound on connections, the
+deadlines, the reads and the sleeps. Every rule comes from elsewhere and is shared with the
+sync client: requests are built and responses parsed by ``ApiClient.build_request`` /
+``ApiClient.finish_response``, bodies are read through ``_core.body.BodyReader``, failures
+become SDK errors through ``_core.failures.translate``, retries follow ``_core.retry`` driving
+the configuration's ``urllib3.Retry``, and stale keep-alive connections follow
+``_core.exchange.may_resend_stale``.
+
+aiohttp's own behaviours that differ from the sync client are switched off: no automatic
+``Accept``/``Accept-Encoding``, no decompression, no redirects, no proxies from the
+environment, no built-in resend of idempotent requests, no rounding of timeouts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import contextvars
+import logging
+import os
+import ssl
+import sys
+import time
+import warnings
+import weakref
+from collections import deque
+from types import TracebackType
+from typing import Any, Deque, Dict, List, Optional, Tuple, Type, Union
+
+import aiohttp
+import urllib3
+from aiohttp import hdrs
+from urllib3._collections import HTTPHeaderDict
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    MaxRetryError,
+    NewConnectionError,
+    ProtocolError,
+    ProxyError,
+    ReadTimeoutError,
+    SSLError,
+)
+
+from pieces_os_client._core import retry as _retry
+from pieces_os_client._core.body import BodyReader, BodyTerms
+from pieces_os_client._core.exchange import may_resend_stale
+from pieces_os_client._core.failures import (
+    parse_request_timeout,
+    pool_timeout_error,
+    reason_text,
+    translate,
+)
+from pieces_os_client._core.headers import check_headers, header_value, redact_headers
+from pieces_os_client._core.urls import mask_userinfo, origin_of
+from pieces_os_client.api_client import USER_AGENT, ApiClient, DefaultHeaders, Operation
+from pieces_os_client.api_response import ApiResponse
+from pieces_os_client.configuration import Configuration
+from pieces_os_client.exceptions import ApiConnectionError, ApiValueError, OpenApiException
+from pieces_os_client.rest import is_socks_proxy_url
+
+__all__ = ["AsyncApiClient", "AsyncResponse"]
+
+logger = logging.getLogger("pieces_os_client")
+
+#: how often a caller waiting for a pool slot looks for slots freed by garbage collection
+_SLICE = 0.25
+#: timeouts are never rounded up to whole seconds (aiohttp rounds those above 5 s by default)
+_NO_CEIL = 1e12
+#: what a read that waited too long raises (asyncio's is not the builtin TimeoutError on 3.10)
+_TIMEOUTS = (TimeoutError, asyncio.TimeoutError, ReadTimeoutError)
+#: aiohttp headers it would add on its own; the sync client sends none of them unasked
+_SKIP_AUTO = frozenset({hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs.CONTENT_TYPE})
+
+
+# ---------------------------------------------------------------------------- deadlines
+class _Deadline:
+    """A deadline for the awaits inside ``async with``, movable while it runs (Python 3.10 too).
+
+    When it passes, the task is cancelled and ``asyncio.TimeoutError`` comes out of the block,
+    with ``expired`` set; a cancellation from outside still comes out as ``CancelledError``.
+    """
+
+    __slots__ = ("_cancelling", "_handle", "_loop", "_task", "_when", "expired")
+
+    def __init__(self, when: Optional[float]) -> None:
+        self._when = when
+        self._handle: Optional[asyncio.TimerHandle] = None
+        self._task: Optional[asyncio.Task[Any]] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._cancelling = 0
+        self.expired = False
+
+    def reschedule(self, when: Optional[float]) -> None:
+        self._when = when
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        if when is not None and self._loop is not None and not self.expired:
+            self._handle = self._loop.call_at(self._loop_time(when), self._fire)
+
+    def _loop_time(self, when: float) -> float:
+        assert self._loop is not None
+        return self._loop.time() + (when - time.monotonic())
+
+    def _fire(self) -> None:
+        self._handle = None
+        self.expired = True
+        if self._task is not None:
+            self._task.cancel()
+
+    async def __aenter__(self) -> _Deadline:
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        if sys.version_info >= (3, 11) and self._task is not None:
+            self._cancelling = self._task.cancelling()
+        self.reschedule(self._when)
+        return self
+
+    async def __aexit__(
+        self, kind: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
+    ) -> Optional[bool]:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        task, self._task = self._task, None
+        if not self.expired:
+            return None
+        outside = False
+        if sys.version_info >= (3, 11) and task is not None:
+            outside = task.uncancel() > self._cancelling  # cancelled from outside as well: that wins
+        # (Python 3.10 cannot tell the two apart: an outside cancel at the very moment the
+        # deadline passes comes out as the timeout)
+        if kind is asyncio.CancelledError and not outside:
+            raise asyncio.TimeoutError from exc
+        return None
+
+
+# ---------------------------------------------------------------------------- pool slots
+class _Slots:
+    """A bound on the requests (so connections) in flight, with a timed wait for a free slot.
+
+    A slot freed by garbage collection (a response dropped unread) cannot touch the event loop
+    from ``__del__``: it is counted in ``orphans`` and taken back by the next caller that looks.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self.orphans = 0
+        self._waiters: Deque[asyncio.Future[None]] = deque()
+
+    def _reclaim(self) -> None:
+        while self.orphans > 0:
+            self.orphans -= 1
+            self.release()
+
+    async def acquire(self, timeout: Optional[float]) -> bool:
+        """Take a slot; False when none became free within ``timeout`` seconds."""
+        self._reclaim()
+        if self.free > 0 and not self._waiters:
+            self.free -= 1
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiters.append(waiter)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not waiter.done():
+                left = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
+                if left <= 0:
+                    break
+                await asyncio.wait((waiter,), timeout=left)
+                self._reclaim()
+        except BaseException:
+            self._give_up(waiter)
+            raise
+        if waiter.done() and not waiter.cancelled():
+            return True
+        self._give_up(waiter)
+        return False
+
+    def _give_up(self, waiter: asyncio.Future[None]) -> None:
+        if waiter.done() and not waiter.cancelled():
+            self.release()  # a slot was handed over as the wait ended: pass it on
+        else:
+            waiter.cancel()
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(waiter)
+
+    def release(self) -> None:
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+                return
+        self.free += 1
+
+
+class _Slot:
+    """One taken slot, given back exactly once."""
+
+    __slots__ = ("_slots",)
+
+    def __init__(self, slots: _Slots) -> None:
+        self._slots: Optional[_Slots] = slots
+
+    def release(self) -> None:
+        slots, self._slots = self._slots, None
+        if slots is not None:
+            slots.release()
+
+    def orphan(self) -> None:
+        """Give the slot back from a finalizer: no loop call, counted for the next caller."""
+        slots, self._slots = self._slots, None
+        if slots is not None:
+            slots.orphans += 1
+
+
+# ---------------------------------------------------------------------------- one attempt
+class _Attempt:
+    """What the connector learns about the attempt running in this task."""
+
+    __slots__ = ("connected", "deadline", "head_timeout", "reused")
+
+    def __init__(self, deadline: Optional[_Deadline], head_timeout: Optional[float]) -> None:
+        self.deadline = deadline
+        self.head_timeout = head_timeout
+        self.connected = False
+        self.reused = False
+
+
+_ATTEMPT: contextvars.ContextVar[Optional[_Attempt]] = contextvars.ContextVar("pieces_os_client_attempt", default=None)
+
+
+class _Connector(aiohttp.TCPConnector):
+    """Tells the attempt whether its connection is new or reused, and starts the head deadline."""
+
+    async def connect(self, req: Any, traces: Any, timeout: Any) -> aiohttp.connector.Connection:
+        conn = await super().connect(req, traces, timeout)
+        attempt = _ATTEMPT.get()
+        protocol = conn.protocol
+        if attempt is not None and protocol is not None:
+            attempt.connected = True
+            attempt.reused = getattr(protocol, "_pieces_used", False)
+            protocol._pieces_used = True  # type: ignore[attr-defined]
+            if attempt.deadline is not None and attempt.head_timeout is not None:
+                # the whole head within the read timeout (or what is left of the attempt)
+                bound = time.monotonic() + attempt.head_timeout
+                current = attempt.deadline._when
+                attempt.deadline.reschedule(bound if current is None else min(current, bound))
+        return conn
+
+
+class _AsyncConnection:
+    """Stands in for urllib3's connection in the messages of classified failures."""
+
+    def __str__(self) -> str:
+        return "<aiohttp connection>"
+
+
+def _new_connection_error(message: str) -> NewConnectionError:
+    return NewConnectionError(_AsyncConnection(), message)  # type: ignore[arg-type]
+
+
+def _classify(exc: BaseException, attempt: _Attempt, expired: bool, url: str) -> Exception:
+    """The urllib3 exception meaning what aiohttp (or our deadline) raised."""
+    if expired:
+        if not attempt.connected:
+            return ConnectTimeoutError(_AsyncConnection(), "timed out while connecting")
+        return ReadTimeoutError(None, url, "Read timed out.")  # type: ignore[arg-type]
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return ConnectTimeoutError(_AsyncConnection(), f"Connection timed out: {exc}")
+    if isinstance(exc, aiohttp.ClientProxyConnectionError):
+        return ProxyError("Unable to connect to proxy", exc)
+    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientConnectorSSLError,
+                        aiohttp.ClientSSLError, ssl.SSLError)):
+        return SSLError(exc)
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return _new_connection_error(f"Failed to establish a new connection: {exc.os_error}")
+    if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
+        return ReadTimeoutError(None, url, "Read timed out.")  # type: ignore[arg-type]
+    return ProtocolError("Connection aborted.", exc)
+
+
+class _RetryView:
+    """The parts of a response a ``urllib3.Retry`` looks at."""
+
+    __slots__ = ("_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, headers: HTTPHeaderDict) -> None:
+        self._response = response
+        self.status = response.status
+        self.headers = headers
+
+    def get_redirect_location(self) -> bool:
+        return False  # redirects are never followed
+
+    def close(self) -> None:
+        self._response.close()
+
+
+def _header_dict(response: aiohttp.ClientResponse) -> HTTPHeaderDict:
+    headers = HTTPHeaderDict()
+    for name, value in response.raw_headers:
+        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    return headers
+
+
+# ---------------------------------------------------------------------------- the response
+class AsyncResponse:
+    """An HTTP response whose body is read once with ``await read()``, within the client's limits.
+
+    The ``*_without_preload_content`` methods return one unread: read it (``await
+    resp.read()``), then ``resp.release()``; reading to the end gives the connection back by
+    itself, and ``release()`` on one not read to the end closes its connection. A response
+    dropped unread is closed when it is garbage collected.
+    """
+
+    def __init__(
+        self, response: aiohttp.ClientResponse, slot: _Slot, terms: BodyTerms, headers: HTTPHeaderDict, *,
+        no_body: bool = False,
+    ) -> None:
+        self.response = response
+        self.status: int = response.status
+        self.reason: Optional[str] = response.reason
+        self.headers = headers
+        self.data: Optional[bytes] = None
+        self._slot = slot
+        self._terms = terms
+        self._done = False
+        self._no_body = no_body
+
+    def getheaders(self) -> HTTPHeaderDict:
+        return self.headers
+
+    def getheader(self, name: str, default: Optional[str] = None) -> Optional[str]:
+        value = self.headers.get(name, default)
+        return value if value is None else str(value)
+
+    async def read(self) -> bytes:
+        """The whole body (read once); a body cut short raises ``ApiConnectionError``."""
+        if self.data is not None:
+            return self.data
+        if self._done:
+            raise ApiValueError("this response was released before its body was read")
+        complete = False
+        try:
+            terms = self._terms
+            reader = terms.reader(self.status, self.reason, self.headers,
+                                  0 if self._no_body else self.response.content_length)
+            self.data = await self._read_into(reader)
+            complete = True
+        except (OpenApiException, aiohttp.ClientError, HTTPError, OSError, ValueError, asyncio.TimeoutError) as exc:
+            failure = terms.failure(exc, self.status, self.reason, self.headers, _TIMEOUTS)
+            if failure is exc:
+                raise
+            raise failure from exc
+        finally:
+            self._finish(reuse=complete)
+        return self.data
+
+    async def _read_into(self, reader: BodyReader) -> bytes:
+        content = self.response.content
+        deadline = self._terms.deadline
+        bounded = deadline is not None
+        async with _Deadline(deadline):
+            while True:
+                chunk = await content.read(reader.read_size(bounded_time=bounded))
+                if not chunk:
+                    break
+                reader.feed(chunk)
+        return reader.finish()
+
+    def release(self) -> None:
+        """Give the connection back (closed unless the body was read to the end) and the pool slot."""
+        self._finish(reuse=self.data is not None)
+
+    close = release
+
+    def _finish(self, *, reuse: bool) -> None:
+        if self._done:
+            return
+        self._done = True
+        if reuse:
+            self.response.release()
+        else:
+            self.response.close()  # part of the body is unread: the connection cannot be reused
+        self._slot.release()
+
+    async def __aenter__(self) -> AsyncResponse:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        if getattr(self, "_done", True):
+            return
+        self._done = True
+        try:
+            loop = self.response._loop
+            if not loop.is_closed():
+                self.response.close()
+            else:
+                _drop_connection(self.response)
+        except Exception:  # a finalizer never raises
+            pass
+        self._slot.orphan()
+
+
+def _drop_connection(response: aiohttp.ClientResponse) -> None:
+    """Close a response's socket after its loop closed, without touching the loop."""
+    connection = response._connection
+    protocol = connection.protocol if connection is not None else None
+    _close_socket_of(protocol.transport if protocol is not None else None)
+    response._closed = True
+    response._connection = None
+
+
+def _close_socket_of(transport: Any) -> None:
+    sock = getattr(transport, "_sock", None)
+    if sock is not None:
+        try:
+            sock.close()
+        finally:
+            transport._sock = None
+
+
+# ---------------------------------------------------------------------------- the client
+class AsyncApiClient(DefaultHeaders):
+    """The asyncio counterpart of :class:`~pieces_os_client.ApiClient`.
+
+    ``async with AsyncApiClient(configuration) as client:`` or ``await client.aclose()``. The
+    aiohttp session is made in the event loop of the first call; after ``aclose()`` the client
+    may be used again, in that loop or another one. While its session is open, it is used from
+    that one loop only.
+    """
+
+    def __init__(self, configuration: Optional[Configuration] = None) -> None:
+        self.configuration = configuration if configuration is not None else Configuration.get_default()
+        # the request building and response parsing of the sync client, whose pool is never used
+        self._builder = ApiClient.__new__(ApiClient)
+        self._builder.configuration = self.configuration
+        self._builder.default_headers = {"User-Agent": USER_AGENT}
+        self._builder.cookie = None
+        self._builder.client_side_validation = self.configuration.client_side_validation
+        self.default_headers: Dict[str, str] = self._builder.default_headers
+        self.retries = self.configuration.retry_policy()
+        self._session: Optional[aiohttp.ClientSession] = None
+        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._slots = _Slots(self.configuration.connection_pool_maxsize)
+        self._pid = os.getpid()
+        _LIVE_CLIENTS.add(self)
+
+    # ------------------------------------------------------------------ lifecycle
+    async def __aenter__(self) -> AsyncApiClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the session and its connections; the client can be used again afterwards."""
+        session, loop = self._session, self._loop
+        if session is not None and self._pid == os.getpid() and loop is not asyncio.get_running_loop():
+            if not (loop is None or loop.is_closed()):
+                raise ApiValueError(
+                    "aclose() must run in the event loop that uses this AsyncApiClient (its connections "
+                    "belong to that loop)"
+                )
+            _forget(session, close_sockets=True)  # its loop is gone: close the sockets directly
+            session = None
+        self._session, self._loop = None, None
+        if session is not None and self._pid == os.getpid():
+            await session.close()
+        self._slots = _Slots(self.configuration.connection_pool_maxsize)
+
+    def _start_fresh_after_fork(self) -> None:
+        """In a forked child: forget the parent's session without touching it."""
+        session, self._session = self._session, None
+        self._loop = None
+        self._pid = os.getpid()
+        self._slots = _Slots(self.configuration.connection_pool_maxsize)
+        if session is not None:
+            _forget(session, close_sockets=False)
+
+    def __del__(self) -> None:
+        session = getattr(self, "_session", None)
+        if session is None or session.closed:
+            return
+        self._session = None
+        if getattr(self, "_pid", None) == os.getpid():
+            warnings.warn(
+                f"AsyncApiClient {id(self):#x} was never closed: use `async with AsyncApiClient(...)` or "
+                "`await client.aclose()`", ResourceWarning, stacklevel=2,
+            )
+        _forget(session, close_sockets=getattr(self, "_pid", None) == os.getpid())
+
+    def _session_for_this_loop(self) -> aiohttp.ClientSession:
+        if self._pid != os.getpid():  # forked without the at-fork hook
+            self._start_fresh_after_fork()
+        loop = asyncio.get_running_loop()
+        session = self._session
+        if session is not None and not session.closed:
+            if self._loop is loop:
+                return session
+            raise ApiValueError(
+                "this AsyncApiClient's connections belong to another event loop: a client is used from "
+                "one event loop at a time. Call `await client.aclose()` in the loop that used it before "
+                "using it in another (or give each loop its own AsyncApiClient)"
+            )
+        config = self.configuration
+        ssl_context: Union[bool, ssl.SSLContext] = False
+        if config.verify_ssl:
+            ssl_context = ssl.create_default_context(cafile=config.ssl_ca_cert, cadata=config.ca_cert_data)
+            if config.cert_file:
+                ssl_context.load_cert_chain(config.cert_file, config.key_file)
+            if config.assert_hostname is False:
+                ssl_context.check_hostname = False
+        connector = _Connector(
+            limit=0, limit_per_host=0, ssl=ssl_context, timeout_ceil_threshold=_NO_CEIL,
+        )
+        session = aiohttp.ClientSession(
+            connector=connector, auto_decompress=False, trust_env=False, skip_auto_headers=_SKIP_AUTO,
+            timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None,
+                                          ceil_threshold=_NO_CEIL),
+        )
+        # aiohttp resends an idempotent request once after any connection failure; the SDK's
+        # rule (_core.exchange) resends only on a reused connection, and creates too
+        session._retry_connection = False
+        self._session, self._loop = session, loop
+        return session
+
+    # ------------------------------------------------------------------ the one request path
+    async def call_operation(
+        self,
+        op: Operation,
+        options: Any,
+        *,
+        path_params: Optional[Dict[str, Any]] = None,
+        query_params: Optional[List[Tuple[str, Any]]] = None,
+        body: Any = None,
+        preload_content: bool = True,
+    ) -> Union[ApiResponse[Any], AsyncResponse]:
+        """Serialize, send and parse one operation call (see ``ApiClient.call_operation``)."""
+        config = self.configuration
+        if not config.host_was_given and config._resolved_host is None:
+            # discovery probes ports and reads files: off the event loop, once
+            await asyncio.to_thread(lambda: config.host)
+        method, url, headers, payload, timeout = self._builder.build_request(
+            op, options, path_params=path_params, query_params=query_params, body=body
+        )
+        response = await self.request(method, url, headers=headers, body=payload, _request_timeout=timeout,
+                                      preload_content=preload_content)
+        if not preload_content:
+            return response
+        assert response.data is not None
+        return self._builder.finish_response(response, response.data, op.responses,
+                                             request_line=f"{method} {op.path}")
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        headers: Optional[Dict[str, str]] = None,
+        body: Optional[bytes] = None,
+        _request_timeout: Any = None,
+        *,
+        preload_content: bool = True,
+    ) -> AsyncResponse:
+        """Send one request (with the configured retries); with ``preload_content`` the body is read."""
+        session = self._session_for_this_loop()
+        method = method.upper()
+        headers = dict(headers or {})
+        host = origin_of(url)
+        check_headers(headers)
+        config = self.configuration
+        connect: Optional[float]
+        read: Optional[float]
+        total: Optional[float]
+        if _request_timeout is None:
+            connect, read, total = config.connect_timeout, config.read_timeout, None
+        else:
+            connect, read, total = parse_request_timeout(_request_timeout)
+            if total is None:
+                connect = config.connect_timeout if connect is None else connect
+                read = config.read_timeout if read is None else read
+        shown_timeout = urllib3.Timeout(connect=connect, read=read, total=total)
+        client_timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect, sock_read=read,
+                                               ceil_threshold=_NO_CEIL)
+        accept_encoding = header_value(headers, "accept-encoding")
+        if accept_encoding is None:
+            headers["Accept-Encoding"] = "identity"  # as http.client sends for the sync client
+        proxy = config.proxy or None
+        if proxy is not None and is_socks_proxy_url(proxy):
+            raise ApiValueError(
+                f"the async client supports http:// and https:// proxies only, not {mask_userinfo(proxy)!r}; "
+                "use the sync ApiClient for a SOCKS proxy"
+            )
+        if logger.isEnabledFor(logging.DEBUG):
+            logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
+                         len(body or b""))
+        retries = self.retries
+        body_retries = _retry.body_retries(retries, method) if preload_content else 0
+        resends = body_attempt = 0
+        slots = self._slots
+        while True:
+            if not await slots.acquire(config.pool_timeout):
+                raise pool_timeout_error(method, url, host, config.pool_timeout, slots.size)
+            slot = _Slot(slots)
+            started = time.monotonic()
+            deadline_at = None if total is None else started + total
+            deadline = _Deadline(deadline_at)
+            attempt = _Attempt(deadline, read if total is None else None)
+            token = _ATTEMPT.set(attempt)
+            try:
+                async with deadline:
+                    resp = await session.request(
+                        method, url, data=body, headers=headers, timeout=client_timeout, allow_redirects=False,
+                        proxy=proxy, proxy_headers=config.proxy_headers if proxy else None,
+                        server_hostname=config.tls_server_name or None,
+                    )
+            except BaseException as exc:
+                slot.release()
+                if not isinstance(exc, (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError)):
+                    raise  # cancellation, or a bug: as it is
+                failure = _classify(exc, attempt, deadline.expired, url)
+                try:
+                    retries, delay = _retry.after_error(retries, method, url, failure)
+                except (MaxRetryError, HTTPError) as final:
+                    if may_resend_stale(reused=attempt.reused and isinstance(failure, ProtocolError),
+                                        response_bytes=0, resends=resends, pool_size=slots.size):
+                        resends += 1
+                        logger.debug("%s %s: the server had closed the reused connection; sending again on "
+                                     "another (%d)", method, url, resends)
+                        continue
+                    raise translate(final, method, url, host, shown_timeout,
+                                    searched=not config.host_was_given) from exc
+                logger.info("%s %s: %s; retrying in %.2f s", method, url, reason_text(failure), delay)
+                await asyncio.sleep(delay)
+                continue
+            finally:
+                _ATTEMPT.reset(token)
+            try:
+                header_map = _header_dict(resp)
+                decision = _retry.after_status(retries, method, url, _RetryView(resp, header_map))
+            except BaseException:
+                resp.close()
+                slot.release()
+                raise
+            if decision is not None:
+                resp.close()
+                slot.release()
+                retries, delay = decision
+                logger.info("%s %s: answered %d; retrying in %.2f s", method, url, resp.status, delay)
+                await asyncio.sleep(delay)
+                continue
+            result = AsyncResponse(
+                resp, slot, BodyTerms(host, config.max_response_size, accept_encoding, deadline_at, total), header_map,
+                no_body=method == "HEAD" or resp.status in (204, 304),
+            )
+            if not preload_content:
+                return result
+            try:
+                await result.read()
+            except ApiConnectionError:
+                if body_attempt >= body_retries:
+                    raise
+                logger.info("%s %s: response body cut short; retrying (%d of %d)", method, url,
+                            body_attempt + 1, body_retries)
+                await asyncio.sleep(_retry.backoff(retries, body_attempt))
+                body_attempt += 1
+                continue
+            if logger.isEnabledFor(logging.DEBUG):
+                logger.debug("response %s %s -> %s in %.1f ms", method, url, result.status,
+                             (time.monotonic() - started) * 1000)
+            return result
+
+
+def _forget(session: aiohttp.ClientSession, *, close_sockets: bool) -> None:
+    """Drop a session that can no longer be closed in its loop, so aiohttp does not warn about it.
+
+    ``close_sockets``: close its sockets here (this process owns them); in a forked child they
+    are left to the parent.
+    """
+    connector = session._connector
+    session._connector = None
+    if connector is None:
+        return
+    if close_sockets:
+        for protocols in list(connector._conns.values()):
+            for protocol, _ in protocols:
+                _close_socket_of(protocol.transport)
+        for protocol in list(connector._acquired):
+            _close_socket_of(protocol.transport)
+    connector._conns.clear()
+    connector._acquired.clear()
+    connector._closed = True
+
+
+#: every async client of this process, so a forked child can forget each one's session
+_LIVE_CLIENTS: weakref.WeakSet[AsyncApiClient] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE_CLIENTS):
+        client._start_fresh_after_fork()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
