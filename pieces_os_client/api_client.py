@@ -35,6 +35,7 @@ from typing_extensions import TypedDict
 
 from pieces_os_client import rest
 from pieces_os_client._core.interrupts import interrupt_within
+from pieces_os_client._core.urls import without_userinfo
 from pieces_os_client._version import __version__
 from pieces_os_client.api_response import ApiResponse
 from pieces_os_client.configuration import Configuration
@@ -302,7 +303,7 @@ class ApiClient(DefaultHeaders):
         query: List[Tuple[str, Any]] = list(query_params or [])
         self.update_params_for_auth(headers, query, auth_settings, resource_path, method, body, _request_auth)
 
-        url = (_host or config.host) + path
+        url = without_userinfo(_host or config.host) + path
         if query:
             url += "?" + self.parameters_to_url_query(query, collection_formats)
 

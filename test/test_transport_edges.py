@@ -366,3 +366,18 @@ def test_user_and_password_in_the_host_are_never_shown() -> None:
     with pytest.raises(ApiValueError) as info:
         Configuration(host="http://me:secret@127.0.0.1:99999")
     assert "secret" not in str(info.value)
+
+
+def test_user_and_password_in_the_host_reach_no_request_or_error(emulator: Emulator) -> None:
+    from pieces_os_client import ApiConnectionError
+
+    port = emulator.url.rsplit(":", 1)[1]
+    api = api_for(f"http://me:secret@127.0.0.1:{port}")
+    assert create(api, "with-userinfo") == "with-userinfo"  # the request goes to the host, without them
+    api.api_client.close()
+    refused = api_for("http://me:secret@127.0.0.1:9", max_retries=0)
+    with pytest.raises(ApiConnectionError) as info:
+        refused.conversations_identifiers_snapshot()
+    assert "secret" not in str(info.value)
+    assert "secret" not in str(info.value.url)
+    refused.api_client.close()

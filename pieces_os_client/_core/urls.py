@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import re
 
-__all__ = ["checked_origin", "mask_userinfo", "origin_of"]
+__all__ = ["checked_origin", "mask_userinfo", "origin_of", "without_userinfo"]
 
 # scheme://user:password@ -> the user:password part
 _USERINFO = re.compile(r"^([A-Za-z][A-Za-z0-9+.-]*://)([^/?#@]*)@")
@@ -18,6 +18,18 @@ def mask_userinfo(url: str) -> str:
     'http://***@127.0.0.1:39300/x'
     """
     return _USERINFO.sub(r"\1***@", url) if "@" in url else url
+
+
+def without_userinfo(url: str) -> str:
+    """``url`` with any ``user:password@`` left out: what a request is made to.
+
+    Pieces OS takes no credentials in the URL and the transports never send them, so the part
+    is dropped before the URL reaches a request, a message, a log line or an exception.
+
+    >>> without_userinfo("http://me:secret@127.0.0.1:39300/x")
+    'http://127.0.0.1:39300/x'
+    """
+    return _USERINFO.sub(r"\1", url) if "@" in url else url
 
 
 def origin_of(url: str) -> str:
