@@ -314,3 +314,95 @@ def test_docs_snippets_run() -> None:
             exec(compile(block, str(page), "exec"), {})
             ran += 1
     assert ran == 256
+
+
+_FOREIGN_BUNDLED_CHILD = r"""
+import json
+from pydantic import TypeAdapter
+from pieces_os_client.models import _bundle
+from pieces_os_client.models.flattened_anchor_point import FlattenedAnchorPoint
+hooked = "__get_pydantic_core_schema__" in FlattenedAnchorPoint.__dict__
+moment = {"value": "2024-01-01T00:00:00Z"}
+point = TypeAdapter(FlattenedAnchorPoint).validate_python(
+    {"id": "p", "fullpath": "/x", "created": moment, "updated": moment, "anchor": {"id": "a"}})
+print(json.dumps({
+    "hooked": hooked,
+    "hook_left": [name for name, cls in vars(_bundle).items()
+                  if isinstance(cls, type) and "__get_pydantic_core_schema__" in cls.__dict__],
+    "anchor": type(point.anchor).__name__,
+    "complete": FlattenedAnchorPoint.__pydantic_complete__,
+}))
+"""
+
+
+@needs_spec
+def test_a_schema_built_outside_the_package_finds_the_names_a_bundled_class_quotes() -> None:
+    """A ``TypeAdapter`` of a bundled class that quotes a later one, before any build of ours:
+    pydantic resolves the quotes in the class's public module, which the class's hook imports."""
+    _, _, incomplete, _ = _bundle()
+    assert "FlattenedAnchorPoint" in incomplete
+    done = subprocess.run([sys.executable, "-c", _FOREIGN_BUNDLED_CHILD], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"hooked": True, "hook_left": [], "anchor": "ReferencedAnchor", "complete": False}
+
+
+def test_tiny_spec_bundles_what_the_first_build_adds(tmp_path: Path) -> None:
+    """``Conversations`` and ``Conversation`` keep their own modules; the rest of their cycle (and
+    what only it uses) goes into the bundle, in an order that quotes only later classes."""
+    ref = "#/components/schemas/"
+    schemas = {
+        "Conversations": {"type": "object", "properties": {
+            "iterable": {"type": "array", "items": {"$ref": ref + "Conversation"}}}},
+        "Conversation": {"type": "object", "properties": {
+            "messages": {"type": "array", "items": {"$ref": ref + "Message"}}}},
+        "Message": {"type": "object", "required": ["role"], "properties": {
+            "conversation": {"$ref": ref + "Conversation"},
+            "attachment": {"$ref": ref + "Attachment"},
+            "role": {"$ref": ref + "RoleEnum"}}},
+        "Attachment": {"type": "object", "properties": {"message": {"$ref": ref + "Message"}}},
+        "RoleEnum": {"type": "string", "enum": ["USER"]},
+    }
+    files = generate(_tiny_spec(tmp_path, schemas))
+    bundle = files["pieces_os_client/models/_bundle.py"]
+    assert re.findall(r"^class (\w+)", bundle, flags=re.M) == ["Attachment", "RoleEnum", "Message"]
+    assert 'message: Optional["Message"] = None' in bundle  # defined later: quoted
+    assert "attachment: Optional[Attachment] = None" in bundle  # defined earlier: not quoted
+    assert "from pieces_os_client.models.conversation import Conversation" in bundle
+    assert '"Message": "_bundle"' in files["pieces_os_client/models/conversation.py"]
+    assert "from pieces_os_client.models._bundle import Attachment, Message" in files[
+        "pieces_os_client/models/attachment.py"]
+    package = tmp_path / "pkg"
+    for rel, text in files.items():
+        if rel.startswith("pieces_os_client/models/"):
+            target = package / "tinymodels" / Path(rel).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text.replace("pieces_os_client.models", "tinymodels"))
+    (package / "tinymodels" / "_base.py").write_text((ROOT / "pieces_os_client/models/_base.py").read_text())
+    parse = textwrap.dedent(
+        """
+        import json, pickle, sys
+        from tinymodels import Conversations
+        doc = '{"iterable": [{"messages": [{"role": "USER", "attachment": {"message": {"role": "NEW"}}}]}]}'
+        result = Conversations.from_json(doc)
+        message = result.iterable[0].messages[0]
+        assert type(message).__module__ == "tinymodels.message", type(message).__module__
+        assert "tinymodels.message" not in sys.modules and "tinymodels._bundle" in sys.modules
+        assert json.loads(result.to_json()) == json.loads(doc)
+        assert pickle.loads(pickle.dumps(result)) == result
+        """
+    )
+    foreign = textwrap.dedent(
+        """
+        from pydantic import TypeAdapter
+        from tinymodels.attachment import Attachment
+        value = TypeAdapter(Attachment).validate_python({"message": {"role": "USER", "attachment": {}}})
+        assert type(value.message.attachment) is Attachment
+        """
+    )
+    for code in (parse, foreign):
+        result = subprocess.run(
+            [sys.executable, "-c", code], cwd=package, capture_output=True, text=True, timeout=60, check=False
+        )
+        assert result.returncode == 0, result.stderr
