@@ -160,50 +160,92 @@ def official_cli(home: str) -> Tuple[Optional[List[str]], str]:
     return [command, "--version"], done.stdout.strip().splitlines()[-1]
 
 
+# Runs a CLI (``-ours``: our console script's main; a path: a console script such as the
+# official ``pieces``; ``-``: nothing) and writes its peak RSS (VmHWM) at exit to the file named
+# by PIECES_BENCH_HWM. VmHWM belongs to the process's own address space, which exec starts
+# afresh; ru_maxrss would also count the RSS of run.py, which the child was forked from.
+HWM_WRAPPER = """
+import atexit, os, runpy, sys
+def report():
+    try:
+        with open("/proc/self/status") as status:
+            kib = next(line for line in status if line.startswith("VmHWM:")).split()[1]
+        with open(os.environ["PIECES_BENCH_HWM"], "w") as out:
+            out.write(kib)
+    except Exception:
+        pass
+atexit.register(report)
+target = sys.argv[1]
+sys.argv = sys.argv[1:]
+if target == "-ours":
+    from pieces_os_client.cli import main
+    sys.exit(main())
+elif target != "-":
+    runpy.run_path(target, run_name="__main__")
+"""
+
+
 def timed_command(args: List[str], env: Dict[str, str], cwd: str) -> Dict[str, Any]:
-    """Wall time and peak RSS of one fresh process (``os.wait4`` gives that child's own peak)."""
+    """Wall time of one fresh process."""
     started = time.perf_counter()
     try:
-        proc = subprocess.Popen(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.PIPE)
-    except OSError as exc:
+        done = subprocess.run(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=WORKER_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
         return {"error": f"{args[0]}: {exc}"}
-    if not hasattr(os, "wait4"):  # Windows: wall time only
-        _, err = proc.communicate(timeout=WORKER_TIMEOUT_S)
-        wall, peak = time.perf_counter() - started, None
-        status = proc.returncode
-    else:
-        assert proc.stderr is not None
-        err = proc.stderr.read()
-        _, raw_status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - started
-        proc.returncode = status = os.waitstatus_to_exitcode(raw_status)
-        # ru_maxrss: KiB on Linux, bytes on macOS
-        peak = usage.ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    if status != 0:
-        tail = (err.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
-        return {"error": f"{' '.join(args[-3:])} exited with {status}: {tail[:200]}"}
-    return {"wall_s": wall, "peak_rss": peak}
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        tail = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        return {"error": f"{' '.join(args[-3:])} exited with {done.returncode}: {tail[:200]}"}
+    return {"wall_s": wall}
+
+
+def peak_rss(args: List[str], env: Dict[str, str], cwd: str) -> Dict[str, Any]:
+    """Peak RSS of one fresh process run through HWM_WRAPPER (Linux only: ``None`` elsewhere)."""
+    if not Path("/proc/self/status").exists():
+        return {"peak_rss": None}
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch, "hwm")
+        done = timed_command(args, {**env, "PIECES_BENCH_HWM": str(report)}, cwd)
+        if "error" in done:
+            return done
+        try:
+            return {"peak_rss": int(report.read_text()) * 1024}
+        except (OSError, ValueError):
+            return {"peak_rss": None}
 
 
 def measure_cli(samples: int, url: str, official: Optional[List[str]], home: str, workdir: str) -> Dict[str, Any]:
     """Fresh processes, alternating: our CLI's ``--help`` and ``conversations list`` (against the
-    10-conversation emulator), the official CLI's ``pieces --version``, and a bare interpreter."""
+    10-conversation emulator), the official CLI's ``pieces --version``, and a bare interpreter.
+    Then the peak RSS of each, three runs apiece through HWM_WRAPPER."""
     ours_env = _clean_env(PYTHONPATH=str(ROOT))
     main = "import sys; from pieces_os_client.cli import main; sys.exit(main())"  # as the console script
+    ours_list = ["conversations", "list", "--host", url]
     commands: Dict[str, Tuple[List[str], Dict[str, str], str]] = {
         "ours_help": ([sys.executable, "-c", main, "--help"], ours_env, workdir),
-        "ours_list": ([sys.executable, "-c", main, "conversations", "list", "--host", url], ours_env, workdir),
+        "ours_list": ([sys.executable, "-c", main, *ours_list], ours_env, workdir),
         "floor": ([sys.executable, "-I", "-c", "pass"], _clean_env(), workdir),
+    }
+    wrapped: Dict[str, List[str]] = {
+        "ours_help": [sys.executable, "-c", HWM_WRAPPER, "-ours", "--help"],
+        "ours_list": [sys.executable, "-c", HWM_WRAPPER, "-ours", *ours_list],
+        "floor": [sys.executable, "-I", "-c", HWM_WRAPPER, "-"],
     }
     if official is not None:
         commands["official"] = (official, _clean_env(HOME=home, USERPROFILE=home), home)
+        python = str(Path(official[0]).with_name("python.exe" if os.name == "nt" else "python"))
+        wrapped["official"] = [python, "-c", HWM_WRAPPER, official[0], *official[1:]]
     results: Dict[str, List[Dict[str, Any]]] = {name: [] for name in commands}
     names = list(commands)
     for index in range(samples):
         for name in names if index % 2 == 0 else reversed(names):  # alternate the order as well
             args, env, cwd = commands[name]
             results[name].append(timed_command(args, env, cwd))
+    for _ in range(3):
+        for name in names:
+            _, env, cwd = commands[name]
+            results[name].append(peak_rss(wrapped[name], env, cwd))
     return results
 
 
@@ -520,7 +562,8 @@ def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str], big: int = 10
                     "fresh process, wall, median of alternating runs; floor: python -I -c pass"))
     rows.append(Row(CLI_LIST, "ms", "lower", cli_values("ours_list", "wall_s", ms),
                     "ours: against the 10-conversation emulator"))
-    rows.append(Row(CLI_HELP_RSS, "MB", "lower", cli_values("ours_help", "peak_rss", mb), "ru_maxrss of the child"))
+    rows.append(Row(CLI_HELP_RSS, "MB", "lower", cli_values("ours_help", "peak_rss", mb),
+                    "VmHWM of the process at exit, median of 3 runs (Linux only)"))
     rows.append(Row(CLI_LIST_RSS, "MB", "lower", cli_values("ours_list", "peak_rss", mb)))
     rows.append(Row("RSS peak while parsing", "MB", "lower", mem("rss_peak_parse"), "above the RSS before parsing"))
     rows.append(Row("RSS held by the parsed result", "MB", "lower", mem("rss_held")))
