@@ -4,7 +4,7 @@
     python benchmarks/run.py --quick    # smoke run, 1-2 minutes; writes results/quick.{md,json}
 
 Everything runs against the bundled emulator on 127.0.0.1 (three of them, holding 10, 100
-and 1000 conversations), started in a process of its own. The goals of issue 9 are printed
+and 1000 conversations), started in a process of its own. The goals of issues 9 and 13 are printed
 first, each as met or missed in this run. Each
 measurement runs in a fresh interpreter (``_worker.py``): both SDKs are importable as
 ``pieces_os_client``, so they never share a process, and import costs are really cold.
@@ -24,6 +24,7 @@ import json
 import os
 import platform
 import queue
+import shutil
 import statistics
 import subprocess
 import sys
@@ -41,6 +42,8 @@ WORKER = BENCH / "_worker.py"
 EMULATOR = BENCH / "_emulator.py"
 OFFICIAL_VENV = BENCH / ".venv-official"
 OFFICIAL_REQUIREMENT = "pieces-os-client==5.0.1"
+OFFICIAL_CLI_VENV = BENCH / ".venv-official-cli"
+OFFICIAL_CLI_REQUIREMENT = "pieces-cli==1.20.1"
 CONTENDERS = ("ours", "official", "floor")
 
 FULL = {
@@ -51,6 +54,7 @@ FULL = {
     "snapshot_runs": 200, "snapshot_budget_s": 5.0,
     "write_runs": 1000, "write_budget_s": 3.0,
     "body_runs": 5000, "body_budget_s": 0.6,
+    "cli_samples": 9,
 }
 QUICK = {
     "cold_samples": 3, "rounds": 1,
@@ -60,6 +64,7 @@ QUICK = {
     "snapshot_runs": 50, "snapshot_budget_s": 1.0,
     "write_runs": 300, "write_budget_s": 0.7,
     "body_runs": 2000, "body_budget_s": 0.2,
+    "cli_samples": 3,
 }
 WORKER_TIMEOUT_S = 120
 
@@ -123,6 +128,125 @@ def official_python(explicit: Optional[str]) -> Tuple[Optional[str], str]:
     if done.returncode != 0:
         return None, f"the official SDK does not import: {(done.stderr.strip().splitlines() or ['?'])[-1]}"
     return python, done.stdout.strip()
+
+
+def official_cli(home: str) -> Tuple[Optional[List[str]], str]:
+    """The official CLI's command (``pieces``), from benchmarks/.venv-official-cli (made when needed).
+
+    ``home`` becomes its HOME: a first run there answers its onboarding question ("skip"),
+    so that the measured runs only print the version.
+    """
+    bindir = OFFICIAL_CLI_VENV / ("Scripts" if os.name == "nt" else "bin")
+    command = str(bindir / ("pieces.exe" if os.name == "nt" else "pieces"))
+    if not Path(command).exists():
+        log(f"creating {OFFICIAL_CLI_VENV.relative_to(ROOT)} with {OFFICIAL_CLI_REQUIREMENT} (one-time setup) ...")
+        python = str(bindir / ("python.exe" if os.name == "nt" else "python"))
+        try:
+            subprocess.run([sys.executable, "-m", "venv", str(OFFICIAL_CLI_VENV)], check=True, timeout=300)
+            subprocess.run([python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
+                            OFFICIAL_CLI_REQUIREMENT], check=True, timeout=900)
+        except (OSError, subprocess.SubprocessError) as exc:
+            return None, f"could not install {OFFICIAL_CLI_REQUIREMENT}: {exc}"
+    env = _clean_env(HOME=home, USERPROFILE=home)
+    try:
+        subprocess.run([command, "--version"], input="skip\n", env=env, cwd=home, capture_output=True, text=True,
+                       timeout=120, check=False)
+        done = subprocess.run([command, "--version"], stdin=subprocess.DEVNULL, env=env, cwd=home,
+                              capture_output=True, text=True, timeout=120, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return None, f"cannot run the official CLI: {exc}"
+    if done.returncode != 0 or not done.stdout.strip():
+        return None, f"the official CLI does not run: {(done.stderr.strip().splitlines() or ['?'])[-1][:200]}"
+    return [command, "--version"], done.stdout.strip().splitlines()[-1]
+
+
+# Runs a CLI (``-ours``: our console script's main; a path: a console script such as the
+# official ``pieces``; ``-``: nothing) and writes its peak RSS (VmHWM) at exit to the file named
+# by PIECES_BENCH_HWM. VmHWM belongs to the process's own address space, which exec starts
+# afresh; ru_maxrss would also count the RSS of run.py, which the child was forked from.
+HWM_WRAPPER = """
+import atexit, os, runpy, sys
+def report():
+    try:
+        with open("/proc/self/status") as status:
+            kib = next(line for line in status if line.startswith("VmHWM:")).split()[1]
+        with open(os.environ["PIECES_BENCH_HWM"], "w") as out:
+            out.write(kib)
+    except Exception:
+        pass
+atexit.register(report)
+target = sys.argv[1]
+sys.argv = sys.argv[1:]
+if target == "-ours":
+    from pieces_os_client.cli import main
+    sys.exit(main())
+elif target != "-":
+    runpy.run_path(target, run_name="__main__")
+"""
+
+
+def timed_command(args: List[str], env: Dict[str, str], cwd: str) -> Dict[str, Any]:
+    """Wall time of one fresh process."""
+    started = time.perf_counter()
+    try:
+        done = subprocess.run(args, env=env, cwd=cwd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.PIPE, timeout=WORKER_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"error": f"{args[0]}: {exc}"}
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        tail = (done.stderr.decode(errors="replace").strip().splitlines() or ["no output"])[-1]
+        return {"error": f"{' '.join(args[-3:])} exited with {done.returncode}: {tail[:200]}"}
+    return {"wall_s": wall}
+
+
+def peak_rss(args: List[str], env: Dict[str, str], cwd: str) -> Dict[str, Any]:
+    """Peak RSS of one fresh process run through HWM_WRAPPER (Linux only: ``None`` elsewhere)."""
+    if not Path("/proc/self/status").exists():
+        return {"peak_rss": None}
+    with tempfile.TemporaryDirectory() as scratch:
+        report = Path(scratch, "hwm")
+        done = timed_command(args, {**env, "PIECES_BENCH_HWM": str(report)}, cwd)
+        if "error" in done:
+            return done
+        try:
+            return {"peak_rss": int(report.read_text()) * 1024}
+        except (OSError, ValueError):
+            return {"peak_rss": None}
+
+
+def measure_cli(samples: int, url: str, official: Optional[List[str]], home: str, workdir: str) -> Dict[str, Any]:
+    """Fresh processes, alternating: our CLI's ``--help`` and ``conversations list`` (against the
+    10-conversation emulator), the official CLI's ``pieces --version``, and a bare interpreter.
+    Then the peak RSS of each, three runs apiece through HWM_WRAPPER."""
+    ours_env = _clean_env(PYTHONPATH=str(ROOT))
+    main = "import sys; from pieces_os_client.cli import main; sys.exit(main())"  # as the console script
+    ours_list = ["conversations", "list", "--host", url]
+    commands: Dict[str, Tuple[List[str], Dict[str, str], str]] = {
+        "ours_help": ([sys.executable, "-c", main, "--help"], ours_env, workdir),
+        "ours_list": ([sys.executable, "-c", main, *ours_list], ours_env, workdir),
+        "floor": ([sys.executable, "-I", "-c", "pass"], _clean_env(), workdir),
+    }
+    wrapped: Dict[str, List[str]] = {
+        "ours_help": [sys.executable, "-c", HWM_WRAPPER, "-ours", "--help"],
+        "ours_list": [sys.executable, "-c", HWM_WRAPPER, "-ours", *ours_list],
+        "floor": [sys.executable, "-I", "-c", HWM_WRAPPER, "-"],
+    }
+    if official is not None:
+        commands["official"] = (official, _clean_env(HOME=home, USERPROFILE=home), home)
+        python = str(Path(official[0]).with_name("python.exe" if os.name == "nt" else "python"))
+        wrapped["official"] = [python, "-c", HWM_WRAPPER, official[0], *official[1:]]
+    results: Dict[str, List[Dict[str, Any]]] = {name: [] for name in commands}
+    names = list(commands)
+    for index in range(samples):
+        for name in names if index % 2 == 0 else reversed(names):  # alternate the order as well
+            args, env, cwd = commands[name]
+            results[name].append(timed_command(args, env, cwd))
+    for _ in range(3):
+        for name in names:
+            _, env, cwd = commands[name]
+            results[name].append(peak_rss(wrapped[name], env, cwd))
+    return results
 
 
 # ---------------------------------------------------------------------------- emulator
@@ -257,6 +381,10 @@ GET100 = "GET /conversations, 100 conversations"
 CREATE = "POST create (seeded)"
 DELETE = "POST delete"
 PAIRED = " - paired with the floor"
+CLI_HELP = "CLI: pieces-os-client --help (official: pieces --version)"
+CLI_LIST = "CLI: pieces-os-client conversations list, 10 conversations (official: pieces --version)"
+CLI_HELP_RSS = "CLI peak RSS: --help (official: pieces --version)"
+CLI_LIST_RSS = "CLI peak RSS: conversations list (official: pieces --version)"
 
 
 def big_labels(big: int) -> Tuple[str, str]:
@@ -265,7 +393,7 @@ def big_labels(big: int) -> Tuple[str, str]:
 
 
 def goals(big: int) -> List[Tuple[str, str, Optional[float]]]:
-    """The goals of issue 9: (row label, contender compared with, highest ratio allowed)."""
+    """The goals of issues 9 and 13: (row label, contender compared with, highest ratio allowed)."""
     parse_gc, get_big = big_labels(big)
     return [
         (parse_gc, "floor", 2.2),
@@ -279,6 +407,8 @@ def goals(big: int) -> List[Tuple[str, str, Optional[float]]]:
         (FIRST_GET, "official", None),
         (PEAK_READY, "official", 0.50),
         (SEED_JSON + PAIRED, "floor", 1.0),
+        (CLI_HELP, "official", 0.15),
+        (CLI_LIST, "official", 0.40),
     ]
 
 
@@ -408,6 +538,33 @@ def build_rows(data: Dict[str, Dict[str, Any]], errors: List[str], big: int = 10
                 values[name] = "error"
         return values
 
+    cli = data.get("cli", {})
+
+    def cli_values(ours_key: str, key: str, scale: float) -> Dict[str, Any]:
+        values: Dict[str, Any] = {}
+        for column, name in (("ours", ours_key), ("official", "official"), ("floor", "floor")):
+            samples = cli.get(name)
+            if not samples:
+                values[column] = None
+                continue
+            broken = next((s for s in samples if "error" in s), None)
+            if broken is not None:
+                message = f"CLI, {name}: {broken['error']}"
+                if message not in errors:
+                    errors.append(message)
+                values[column] = "error"
+                continue
+            found = [s[key] for s in samples if _num(s.get(key)) is not None]
+            values[column] = statistics.median(found) * scale if found else None
+        return values
+
+    rows.append(Row(CLI_HELP, "ms", "lower", cli_values("ours_help", "wall_s", ms),
+                    "fresh process, wall, median of alternating runs; floor: python -I -c pass"))
+    rows.append(Row(CLI_LIST, "ms", "lower", cli_values("ours_list", "wall_s", ms),
+                    "ours: against the 10-conversation emulator"))
+    rows.append(Row(CLI_HELP_RSS, "MB", "lower", cli_values("ours_help", "peak_rss", mb),
+                    "VmHWM of the process at exit, median of 3 runs (Linux only)"))
+    rows.append(Row(CLI_LIST_RSS, "MB", "lower", cli_values("ours_list", "peak_rss", mb)))
     rows.append(Row("RSS peak while parsing", "MB", "lower", mem("rss_peak_parse"), "above the RSS before parsing"))
     rows.append(Row("RSS held by the parsed result", "MB", "lower", mem("rss_held")))
     rows.append(Row("tracemalloc peak while parsing", "MB", "lower", mem("traced_peak_parse")))
@@ -448,14 +605,15 @@ def render(rows: List[Row], meta: Dict[str, Any], errors: List[str]) -> str:
         f"- date: {meta['date']}; total run time {meta['run_seconds']:.0f} s",
         f"- machine: {meta['cpus']} CPUs, {meta['platform']}, Python {meta['python']}",
         f"- ours: pieces_os_client {meta['ours_version']} (this checkout); "
-        f"official: pieces-os-client {meta['official_version']}; floor: urllib3 {meta['urllib3']} + json",
+        f"official: pieces-os-client {meta['official_version']}; floor: urllib3 {meta['urllib3']} + json; "
+        f"official CLI: pieces-cli {meta.get('official_cli_version', 'unavailable')}",
         f"- document: Conversations snapshot, {meta['conversations']} conversations, "
         f"{meta['doc_bytes'] / 1e6:.2f} MB ({meta['doc_bytes']:,} bytes); 10 conversations: "
         f"{meta['doc10_bytes']:,} bytes; identifiers (10): {meta['ids_bytes']:,} bytes",
         "- ratios are ours / other: below 1.00x is better for ours where lower is better, "
         "above 1.00x where higher is better",
         "",
-        "Goals (issue 9), from this run:",
+        "Goals (issues 9 and 13), from this run:",
         "",
         *goal_lines(rows, meta["conversations"]),
         "",
@@ -521,6 +679,11 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     import urllib3
 
+    cli_home = tempfile.mkdtemp(prefix="pieces-bench-cli-home-")
+    official_cli_command, official_cli_version = official_cli(cli_home)
+    if official_cli_command is None:
+        log(f"official CLI unavailable, its rows are skipped: {official_cli_version}")
+
     data: Dict[str, Dict[str, Any]] = {name: {} for name in CONTENDERS}
     errors: List[str] = []
     if official is None:
@@ -568,8 +731,13 @@ def main(argv: Optional[List[str]] = None) -> int:
             for name in names:
                 log(f"memory: {name} ...")
                 data[name]["memory"] = interpreters[name].run("memory", cfg, workdir)
+            log(f"CLI: {budgets['cli_samples']} fresh processes per command ...")
+            data["cli"] = measure_cli(int(budgets["cli_samples"]), urls["10"], official_cli_command, cli_home, workdir)
     finally:
         emulator.stop()
+        shutil.rmtree(cli_home, ignore_errors=True)
+    if official_cli_command is None:
+        errors.append(f"official CLI: not measured ({official_cli_version})")
 
     for name in names:  # make sure each contender measured the package it claims to be
         where = next((s.get("package_file") for s in data[name]["cold"] if s.get("package_file")), None)
@@ -598,6 +766,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         "ours_version": next((s.get("package_version") for s in data["ours"].get("cold", [])), None),
         "official_version": official_version if official else "unavailable",
         "urllib3": urllib3.__version__,
+        "official_cli_version": official_cli_version if official_cli_command else "unavailable",
         "conversations": emulator.conversations[str(args.conversations)],
         "doc_bytes": len(doc),
         "doc10_bytes": len(doc10),

@@ -41,6 +41,21 @@ or builds it early to speed up a cold start, must keep them.
    pydantic's error as ``__cause__``; a raw pydantic error never reaches the caller.
 6. **Fork.** A child process gets a fresh, unheld lock (a thread that held it in the parent
    does not exist in the child); a build cut short by the fork is simply done again.
+
+The bundle
+----------
+The models the first build of ``Conversations`` needs beyond the few an application imports
+itself are defined in one generated module, ``models._bundle`` (one module loads much faster
+than a hundred and fifty). Each such class keeps its public module: :func:`bundle_models`, at
+the bottom of the bundle, sets ``__module__`` to it, and that module re-exports the class, so
+imports, pickling and ``repr`` are as before. The bundle imports nothing that could import
+it back (only ``_base`` and the modules of models loaded before it) and takes no lock.
+
+A bundled class that names a later one in quotes (a reference cycle) is resolved by pydantic
+in the namespace of its ``__module__``. The package's own builds pass the bundle's namespace
+instead (:func:`types_namespace`), so the public modules need not be imported at all; a
+schema pydantic generates outside our builds imports them first (the class's
+``__get_pydantic_core_schema__``, removed once they are imported, as for :func:`link_models`).
 """
 
 from __future__ import annotations
@@ -50,9 +65,18 @@ import importlib
 import os
 import sys
 import threading
-from typing import Any, Dict, List, Mapping, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
 
-__all__ = ["BUILD_LOCK", "finish_links", "link_models", "load", "settle_imports"]
+__all__ = [
+    "BUILD_LOCK",
+    "bundle_models",
+    "finish_links",
+    "link_models",
+    "load",
+    "own_build",
+    "settle_imports",
+    "types_namespace",
+]
 
 #: Held while anything in the package is built on first use (see the module docstring).
 BUILD_LOCK = threading.RLock()
@@ -146,23 +170,101 @@ def finish_links() -> None:
     """
     with _link_lock:
         while True:
+            # Once per pass, not once per entry: the entries noted while this pass imports are
+            # those of modules this thread imported whole (or waited for). It returns only
+            # when a settle finds nothing pending.
             for package in list(_model_packages):
                 settle_imports(package + ".")
             with _pending_lock:
                 if not _pending_links:
                     return
-                entry = _pending_links[0]
-            # An entry leaves the list only once it is linked, so an interrupt (Ctrl-C) anywhere
-            # in here leaves it for the next attempt; linking one twice is harmless.
-            namespace, links, classes = entry
-            for name, module in links.items():
-                namespace[name] = getattr(importlib.import_module(module), name)
+            while True:
+                with _pending_lock:
+                    if not _pending_links:
+                        break
+                    entry = _pending_links[0]
+                # An entry leaves the list only once it is linked, so an interrupt (Ctrl-C)
+                # anywhere in here leaves it for the next attempt; linking one twice is harmless.
+                namespace, links, classes = entry
+                for name, module in links.items():
+                    namespace[name] = getattr(importlib.import_module(module), name)
+                for cls in classes:
+                    if cls.__dict__.get("__get_pydantic_core_schema__") is _LINK_FIRST:
+                        delattr(cls, "__get_pydantic_core_schema__")
+                with _pending_lock:
+                    if _pending_links and _pending_links[0] is entry:
+                        del _pending_links[0]
+                    else:
+                        with contextlib.suppress(ValueError):
+                            _pending_links.remove(entry)
+
+
+# ------------------------------------------------------------------ the bundle
+
+# Bundles loaded: (namespace, public modules of its classes named in quotes, those classes).
+_bundles: List[Tuple[Dict[str, Any], Tuple[str, ...], List[type]]] = []
+# ``depth`` > 0 in a thread while the package's own build runs (PiecesModel.model_rebuild).
+own_build = threading.local()
+
+
+def bundle_models(namespace: Dict[str, Any], modules: Mapping[str, str], incomplete: Iterable[str] = ()) -> None:
+    """Give each class of a bundle its public module; note the classes that name others in quotes.
+
+    Called at the bottom of the generated bundle with ``{class name: public module}`` and the
+    classes whose annotations name a model defined after them. Runs at import time: imports
+    nothing and takes no lock but the leaf ``_pending_lock`` (contract rule 3).
+    """
+    package = namespace["__name__"].rpartition(".")[0]
+    _model_packages[package] = None
+    for name, module in modules.items():
+        namespace[name].__module__ = f"{package}.{module}"
+    classes = [namespace[name] for name in incomplete]
+    publics = tuple(f"{package}.{modules[name]}" for name in incomplete)
+    for cls in classes:
+        cls.__get_pydantic_core_schema__ = _BUNDLE_FIRST
+    with _pending_lock:
+        _bundles.append((namespace, publics, classes))
+
+
+def types_namespace() -> Optional[Dict[str, Any]]:
+    """The names the bundled classes quote (the bundle's namespace), or ``None`` before it loads."""
+    with _pending_lock:
+        found = [namespace for namespace, _, _ in _bundles]
+    if not found:
+        return None
+    if len(found) == 1:
+        return found[0]
+    merged: Dict[str, Any] = {}
+    for namespace in found:
+        merged.update(namespace)
+    return merged
+
+
+def _bundle_first(cls: type, source: Any, handler: Any) -> Any:
+    # In the package's own build the names come from types_namespace(); a schema generated
+    # elsewhere resolves them in the public modules, imported here first.
+    if not getattr(own_build, "depth", 0):
+        import_public_modules()
+    return handler(source)
+
+
+_BUNDLE_FIRST: classmethod[Any, Any, Any] = classmethod(_bundle_first)
+
+
+def import_public_modules() -> None:
+    """Import the public modules of the bundled classes that name others in quotes; unhook them.
+
+    The hooks go only once every module is imported, so an interrupt leaves them for the next
+    attempt. Safe from any thread, inside pydantic or not (takes only the links' own lock).
+    """
+    with _link_lock:
+        with _pending_lock:
+            bundles = list(_bundles)
+        for _, publics, classes in bundles:
+            if not any(cls.__dict__.get("__get_pydantic_core_schema__") is _BUNDLE_FIRST for cls in classes):
+                continue
+            for module in publics:
+                importlib.import_module(module)
             for cls in classes:
-                if cls.__dict__.get("__get_pydantic_core_schema__") is _LINK_FIRST:
+                if cls.__dict__.get("__get_pydantic_core_schema__") is _BUNDLE_FIRST:
                     delattr(cls, "__get_pydantic_core_schema__")
-            with _pending_lock:
-                if _pending_links and _pending_links[0] is entry:
-                    del _pending_links[0]
-                else:
-                    with contextlib.suppress(ValueError):
-                        _pending_links.remove(entry)

@@ -187,10 +187,19 @@ class PiecesModel(BaseModel):
                     # model imports other threads are still running
                     if attempt or _lazy._pending_links:
                         _lazy.finish_links()
-                    return super().model_rebuild(
-                        force=force, raise_errors=True,
-                        _parent_namespace_depth=depth, _types_namespace=_types_namespace,
-                    )
+                    namespace = _types_namespace
+                    if namespace is None and cls.__module__.startswith(_MODELS_PREFIX):
+                        # the names the bundled models quote (see pieces_os_client._lazy)
+                        namespace = _lazy.types_namespace()
+                    outer = getattr(_lazy.own_build, "depth", 0)
+                    try:
+                        _lazy.own_build.depth = outer + 1
+                        return super().model_rebuild(
+                            force=force, raise_errors=True,
+                            _parent_namespace_depth=depth, _types_namespace=namespace,
+                        )
+                    finally:
+                        _lazy.own_build.depth = outer
                 except PydanticUndefinedAnnotation as exc:  # a name not linked yet: try again
                     failure = exc
                 except Exception as exc:  # PydanticUserError, or a model module that does not import

@@ -26,6 +26,6 @@ link_models(
     globals(),
     {
         "FlattenedConversationMessages": "flattened_conversation_messages",
-        "TemporalRangeGrounding": "temporal_range_grounding",
+        "TemporalRangeGrounding": "_bundle",
     },
 )

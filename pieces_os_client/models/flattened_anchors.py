@@ -29,6 +29,6 @@ class FlattenedAnchors(PiecesModel):
 link_models(
     globals(),
     {
-        "ReferencedAnchor": "referenced_anchor",
+        "ReferencedAnchor": "_bundle",
     },
 )

@@ -29,6 +29,6 @@ class FlattenedAnnotations(PiecesModel):
 link_models(
     globals(),
     {
-        "ReferencedAnnotation": "referenced_annotation",
+        "ReferencedAnnotation": "_bundle",
     },
 )

@@ -29,6 +29,6 @@ class FlattenedAssets(PiecesModel):
 link_models(
     globals(),
     {
-        "ReferencedAsset": "referenced_asset",
+        "ReferencedAsset": "_bundle",
     },
 )

@@ -29,6 +29,6 @@ class FlattenedConversationMessages(PiecesModel):
 link_models(
     globals(),
     {
-        "ReferencedConversationMessage": "referenced_conversation_message",
+        "ReferencedConversationMessage": "_bundle",
     },
 )

@@ -29,6 +29,6 @@ class FlattenedWebsites(PiecesModel):
 link_models(
     globals(),
     {
-        "ReferencedWebsite": "referenced_website",
+        "ReferencedWebsite": "_bundle",
     },
 )

@@ -29,6 +29,6 @@ class FlattenedWorkstreamSummaries(PiecesModel):
 link_models(
     globals(),
     {
-        "ReferencedWorkstreamSummary": "referenced_workstream_summary",
+        "ReferencedWorkstreamSummary": "_bundle",
     },
 )

@@ -24,6 +24,6 @@ class ReferencedConversation(PiecesModel):
 link_models(
     globals(),
     {
-        "FlattenedConversation": "flattened_conversation",
+        "FlattenedConversation": "_bundle",
     },
 )

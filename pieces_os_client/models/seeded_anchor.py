@@ -34,7 +34,7 @@ class SeededAnchor(PiecesModel):
 link_models(
     globals(),
     {
-        "FlattenedPersons": "flattened_persons",
+        "FlattenedPersons": "_bundle",
         "SeededAnnotation": "seeded_annotation",
     },
 )

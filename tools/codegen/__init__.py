@@ -25,5 +25,8 @@ def generate(spec_path: Path) -> Dict[str, str]:
         files[f"{MODELS_DIR}/{model.module}.py"] = render_models.render_module(info, model)
         files[f"{DOCS_DIR}/{model.name}.md"] = render_docs.render_doc(info, model)
     files[f"{MODELS_DIR}/__init__.py"] = render_models.render_init(info)
+    bundle = render_models.render_bundle(info)
+    if bundle is not None:
+        files[f"{MODELS_DIR}/{render_models.BUNDLE}.py"] = bundle
     files[f"{DOCS_DIR}/README.md"] = render_docs.render_index(info)
     return files

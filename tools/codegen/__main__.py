@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from tools.codegen import DEFAULT_SPEC, generate
+from tools.codegen import DEFAULT_SPEC, generate, render_models
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -57,7 +57,8 @@ def stale_files(root: Path, files: dict[str, str]) -> List[str]:
     for folder, pattern in (("pieces_os_client/models", "*.py"), ("docs/models", "*.md")):
         for path in sorted((root / folder).glob(pattern)):
             rel = path.relative_to(root).as_posix()
-            if rel not in files and not path.name.startswith("_"):
+            generated = not path.name.startswith("_") or path.name == f"{render_models.BUNDLE}.py"
+            if rel not in files and generated:
                 out.append(rel)
     return out
 

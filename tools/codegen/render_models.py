@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Dict, FrozenSet, List, Set, Tuple
+from typing import Dict, FrozenSet, List, Optional, Set, Tuple
 
 from tools.codegen.pysource import LINE_LENGTH, docstring, literal, split_literal
 from tools.codegen.spec import FieldSpec, ModelSpec, SpecInfo
@@ -18,25 +18,207 @@ def header(spec: SpecInfo) -> List[str]:
 
 
 def render_module(spec: SpecInfo, model: ModelSpec) -> str:
+    if model.name in bundle_plan(spec)[0]:
+        return _render_entry(spec, model)
     if model.kind == "enum":
         return _render_enum(spec, model)
     return _render_object(spec, model)
 
 
-def _render_enum(spec: SpecInfo, model: ModelSpec) -> str:
+# ------------------------------------------------------------------ the first build's bundle
+#: The models an application meets first: importing these loads their modules one by one
+#: (the "ready" import stays small); every other model the first build of ``Conversations``
+#: needs is defined in one module, ``_bundle``, loaded once at that build.
+FIRST_BUILD: Tuple[str, ...] = ("Conversations", "Conversation", "SeededConversation", "FlattenedConversations")
+BUNDLE = "_bundle"
+
+_PLANS: Dict[int, Tuple[SpecInfo, Tuple[List[str], FrozenSet[str]]]] = {}
+
+
+def _refs(model: ModelSpec) -> List[str]:
+    return sorted({ref for f in model.fields for ref in f.type.model_refs | f.type.enum_refs})
+
+
+def bundle_plan(spec: SpecInfo) -> Tuple[List[str], FrozenSet[str]]:
+    """(models defined in the bundle, in definition order; models loaded by their own modules).
+
+    The second set is what importing the ``FIRST_BUILD`` modules loads (their early
+    imports: enums and the models outside their reference cycles); the bundle holds the
+    rest of everything those models reach. Its order puts a model after the models it
+    refers to, except within a reference cycle, where a model named before its definition
+    is named in quotes.
+    """
+    key = id(spec)
+    if _PLANS.get(key, (None,))[0] is not spec:
+        _PLANS[key] = (spec, _plan(spec))
+    return _PLANS[key][1]
+
+
+def _plan(spec: SpecInfo) -> Tuple[List[str], FrozenSet[str]]:
+    entries = [name for name in FIRST_BUILD if name in spec.models]
+    own: Set[str] = set()
+    stack = list(entries)
+    while stack:
+        name = stack.pop()
+        if name in own:
+            continue
+        own.add(name)
+        cycle = _cycle_of(spec, name) if spec.models[name].kind == "object" else frozenset({name})
+        stack.extend(ref for ref in _refs(spec.models[name]) if ref not in cycle)
+    order: List[str] = []
+    seen: Set[str] = set()
+
+    def visit(name: str) -> None:  # depth-first, each model after what it refers to
+        seen.add(name)
+        for ref in _refs(spec.models[name]):
+            if ref not in seen:
+                visit(ref)
+        if name not in own:
+            order.append(name)
+
+    for name in entries:
+        if name not in seen:
+            visit(name)
+    return order, frozenset(own)
+
+
+def _render_entry(spec: SpecInfo, model: ModelSpec) -> str:
+    """The public module of a bundled model: re-exports the class (and the names it quotes)."""
+    order, _ = bundle_plan(spec)
+    quoted = _quoted_in_bundle(spec, model.name, order) - {model.name}
+    names = sorted({model.name} | quoted, key=_isort_key)
+    lines = header(spec)
+    lines.append("# Defined in the bundle with the other models of the first build; see pieces_os_client._lazy.")
+    if quoted:
+        lines.append("# Also imported: the names the class quotes, for pydantic to find in its module.")
+        lines.append("# ruff: noqa: F401")
+    lines.append("")
+    line = f"from {PACKAGE}.{BUNDLE} import {', '.join(names)}"
+    if len(line) <= LINE_LENGTH:
+        lines.append(line)
+    else:
+        lines += [f"from {PACKAGE}.{BUNDLE} import (", *(f"    {name}," for name in names), ")"]
+    lines += ["", f"__all__ = [{literal(model.name)}]"]
+    return "\n".join(lines) + "\n"
+
+
+def _quoted_in_bundle(spec: SpecInfo, name: str, order: List[str]) -> Set[str]:
+    """The bundled models that ``name``'s class names in quotes (defined after it, or itself)."""
+    model = spec.models[name]
+    if model.kind != "object":
+        return set()
+    position = order.index(name)
+    later = set(order[position:])
+    return {ref for f in model.fields for ref in f.type.model_refs if ref in later}
+
+
+def render_bundle(spec: SpecInfo) -> Optional[str]:
+    """``models/_bundle.py``: every model of ``bundle_plan``, in one module; ``None`` if there are none."""
+    order, own = bundle_plan(spec)
+    if not order:
+        return None
+    typing_names: Set[str] = set()
+    base_names: Set[str] = set()
+    needs_datetime = needs_field = False
+    outside: Set[str] = set()
+    classes: List[str] = []
+    incomplete: List[str] = []
+    for name in order:
+        model = spec.models[name]
+        classes += ["", ""]
+        if model.kind == "enum":
+            base_names.add("PiecesEnum")
+            classes += _enum_lines(model)
+            continue
+        quoted = _quoted_in_bundle(spec, name, order)
+        if quoted:
+            incomplete.append(name)
+        outside |= {ref for f in model.fields for ref in f.type.model_refs | f.type.enum_refs if ref in own}
+        body, info = _class_lines(model, {ref for f in model.fields for ref in f.type.model_refs} - quoted)
+        typing_names |= info[0]
+        base_names |= info[1]
+        needs_datetime |= info[2]
+        needs_field |= info[3]
+        classes += body
     lines = header(spec)
     lines += [
+        '"""The models the first build of ``Conversations`` needs beyond those already imported, in one module.',
         "",
-        f"from {PACKAGE}._base import PiecesEnum",
+        "One module loads faster than a hundred and fifty. Each class is public under its own",
+        "module (``__module__`` says so), which re-exports it from here; see ``pieces_os_client._lazy``.",
+        '"""',
         "",
-        "",
+    ]
+    stdlib: List[str] = []
+    if needs_datetime:
+        stdlib.append("from datetime import datetime")
+    if typing_names:
+        stdlib.append(f"from typing import {', '.join(sorted(typing_names, key=_isort_key))}")
+    if stdlib:
+        lines += [*stdlib, ""]
+    if needs_field:
+        lines += ["from pydantic import Field", ""]
+    blocks: List[List[str]] = [
+        ["from pieces_os_client._lazy import bundle_models"],
+        [f"from {PACKAGE}._base import {', '.join(sorted(base_names, key=_isort_key))}"],
+    ]
+    for name in sorted(outside, key=lambda n: _module_of(spec, n)):
+        blocks.append(_import_lines(_module_of(spec, name), name))
+    for block in sorted(blocks, key=lambda block: block[0].split(" import ")[0]):
+        lines += block
+    lines += classes
+    lines += ["", "", "bundle_models(", "    globals(),", "    {"]
+    for name in order:
+        entry = f"        {literal(name)}: {literal(_module_of(spec, name))},"
+        lines.append(entry if len(entry) <= LINE_LENGTH else entry + "  # noqa: E501")
+    lines += ["    },", "    ["]
+    lines += [f"        {literal(name)}," for name in incomplete]
+    lines += ["    ],", ")"]
+    return "\n".join(lines) + "\n"
+
+
+def _render_enum(spec: SpecInfo, model: ModelSpec) -> str:
+    lines = header(spec)
+    lines += ["", f"from {PACKAGE}._base import PiecesEnum", "", "", *_enum_lines(model)]
+    return "\n".join(lines) + "\n"
+
+
+def _enum_lines(model: ModelSpec) -> List[str]:
+    lines = [
         f"class {model.name}(PiecesEnum):",
         docstring(f"Values of ``{model.name}``; values not listed here are kept as they are.", "    "),
         "",
     ]
     for member, value in model.members:
         lines.append(f"    {member} = {literal(value)}")
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def _class_lines(model: ModelSpec, unquoted: Set[str]) -> Tuple[List[str], Tuple[Set[str], Set[str], bool, bool]]:
+    """A model's class statement, and (typing names, ``_base`` names, needs datetime, needs Field)."""
+    typing_names: Set[str] = set()
+    base_class = "PiecesNullableModel" if model.has_nullable else "PiecesModel"
+    base_names: Set[str] = {base_class}
+    needs_datetime = needs_field = False
+    body: List[str] = []
+    for field in model.fields:
+        typing_names |= field.type.typing_names
+        base_names |= field.type.base_names
+        needs_datetime |= field.type.needs_datetime
+        if not field.required or field.nullable:
+            typing_names.add("Optional")
+        if field.nullable:
+            base_names.add("NULLABLE")
+        decl, uses_field = _field_lines(field, unquoted)
+        needs_field |= uses_field
+        body.extend(decl)
+    lines = [
+        f"class {model.name}({base_class}):",
+        docstring(f"The ``{model.name}`` object of the Pieces OS API.", "    "),
+        "",
+        *body,
+    ]
+    return lines, (typing_names, base_names, needs_datetime, needs_field)
 
 
 def _cycle_of(spec: SpecInfo, name: str) -> FrozenSet[str]:
@@ -169,8 +351,9 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
         # Loaded after the class so that models referring to each other in a cycle can be
         # imported in any order, from any number of threads (see pieces_os_client._lazy).
         lines += ["", "", "link_models(", "    globals(),", "    {"]
+        bundled = set(bundle_plan(spec)[0])
         for ref in ordered_refs:
-            entry = f"        {literal(ref)}: {literal(_module_of(spec, ref))},"
+            entry = f"        {literal(ref)}: {literal(BUNDLE if ref in bundled else _module_of(spec, ref))},"
             lines.append(entry if len(entry) <= LINE_LENGTH else entry + "  # noqa: E501")
         lines += ["    },", ")"]
     return "\n".join(lines) + "\n"
