@@ -40,6 +40,8 @@ logger = logging.getLogger("pieces_os_client")
 
 #: how long a waiting caller sleeps between looks for a lost slot
 _SLICE = 0.25
+#: how far the socket's per-read timeout may outlast the head's deadline before it is shortened
+_SLACK = 0.05
 #: the longest wait for the slot queue's lock when putting a connection back (then it is closed)
 _WEDGED_AFTER = 2.0
 
@@ -79,8 +81,11 @@ class _HeadReader(io.RawIOBase):
             left = watch.deadline - time.monotonic()
             if left <= 0:
                 raise HeadTimeout(watch.phase, watch.received)
-            self._sock.settimeout(left if watch.timeout is None else min(left, watch.timeout))
-            self._shortened = True
+            if watch.timeout is None or left < watch.timeout - _SLACK:
+                # the socket's own timeout would outlast the deadline: shorten it (a syscall,
+                # so not on the usual first read, where the two are the same)
+                self._sock.settimeout(left)
+                self._shortened = True
         elif self._shortened:
             self._sock.settimeout(watch.timeout)
             self._shortened = False
@@ -341,7 +346,9 @@ class _SlotKeeping:
 
 
 def _acquire(lock: Any, timeout: float) -> bool:
-    return bool(lock.acquire(timeout=timeout) if timeout > 0 else lock.acquire(blocking=False))
+    if lock.acquire(blocking=False):  # the usual case, and the cheapest call
+        return True
+    return bool(lock.acquire(timeout=timeout)) if timeout > 0 else False
 
 
 class _Pool(_SlotKeeping, HTTPConnectionPool):
