@@ -281,33 +281,15 @@ def _strongly_connected(spec: SpecInfo) -> Dict[str, FrozenSet[str]]:
 
 
 def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
-    typing_names: Set[str] = set()
-    base_class = "PiecesNullableModel" if model.has_nullable else "PiecesModel"
-    base_names: Set[str] = {base_class}
-    enum_refs: Set[str] = set()
-    model_refs: Set[str] = set()
-    needs_datetime = False
-    needs_field = False
-    body: List[str] = []
     # Models outside this one's reference cycle are imported first, like any module, and
     # named unquoted, so the class gets their types as they are: no forward reference for
     # typing to compile and pydantic to evaluate again. Only the models of the cycle are
     # named in quotes and wait until after the class (see the comment at the bottom).
     cycle = _cycle_of(spec, model.name)
     early_refs = {ref for field in model.fields for ref in field.type.model_refs if ref not in cycle}
-    for field in model.fields:
-        typing_names |= field.type.typing_names
-        base_names |= field.type.base_names
-        enum_refs |= field.type.enum_refs
-        model_refs |= field.type.model_refs
-        needs_datetime |= field.type.needs_datetime
-        if not field.required or field.nullable:
-            typing_names.add("Optional")
-        if field.nullable:
-            base_names.add("NULLABLE")
-        decl, uses_field = _field_lines(field, early_refs)
-        needs_field |= uses_field
-        body.extend(decl)
+    class_lines, (typing_names, base_names, needs_datetime, needs_field) = _class_lines(model, early_refs)
+    enum_refs: Set[str] = {ref for field in model.fields for ref in field.type.enum_refs}
+    model_refs: Set[str] = {ref for field in model.fields for ref in field.type.model_refs}
     model_refs.discard(model.name)
     model_refs -= early_refs
 
@@ -339,14 +321,7 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
         lines += ["", "if TYPE_CHECKING:"]
         for ref in ordered_refs:
             lines.extend("    " + line for line in _import_lines(_module_of(spec, ref), ref, LINE_LENGTH - 4))
-    lines += [
-        "",
-        "",
-        f"class {model.name}({base_class}):",
-        docstring(f"The ``{model.name}`` object of the Pieces OS API.", "    "),
-        "",
-        *body,
-    ]
+    lines += ["", "", *class_lines]
     if model_refs:
         # Loaded after the class so that models referring to each other in a cycle can be
         # imported in any order, from any number of threads (see pieces_os_client._lazy).
