@@ -149,15 +149,7 @@ def render_bundle(spec: SpecInfo) -> Optional[str]:
         '"""',
         "",
     ]
-    stdlib: List[str] = []
-    if needs_datetime:
-        stdlib.append("from datetime import datetime")
-    if typing_names:
-        stdlib.append(f"from typing import {', '.join(sorted(typing_names, key=_isort_key))}")
-    if stdlib:
-        lines += [*stdlib, ""]
-    if needs_field:
-        lines += ["from pydantic import Field", ""]
+    lines += _outside_imports(typing_names, needs_datetime, needs_field)
     blocks: List[List[str]] = [
         ["from pieces_os_client._lazy import bundle_models"],
         [f"from {PACKAGE}._base import {', '.join(sorted(base_names, key=_isort_key))}"],
@@ -297,15 +289,7 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
     lines.append("")
     if model_refs:
         typing_names.add("TYPE_CHECKING")
-    stdlib: List[str] = []
-    if needs_datetime:
-        stdlib.append("from datetime import datetime")
-    if typing_names:
-        stdlib.append(f"from typing import {', '.join(sorted(typing_names, key=_isort_key))}")
-    if stdlib:
-        lines += [*stdlib, ""]
-    if needs_field:
-        lines += ["from pydantic import Field", ""]
+    lines += _outside_imports(typing_names, needs_datetime, needs_field)
     first_party = [f"from {PACKAGE}._base import {', '.join(sorted(base_names, key=_isort_key))}"]
     # Each import as a block (one line, or a wrapped one), sorted by module as isort does.
     blocks: List[List[str]] = [[line] for line in first_party]
@@ -332,6 +316,21 @@ def _render_object(spec: SpecInfo, model: ModelSpec) -> str:
             lines.append(entry if len(entry) <= LINE_LENGTH else entry + "  # noqa: E501")
         lines += ["    },", ")"]
     return "\n".join(lines) + "\n"
+
+
+def _outside_imports(typing_names: Set[str], needs_datetime: bool, needs_field: bool) -> List[str]:
+    """The standard-library and pydantic import blocks a generated module starts with."""
+    lines: List[str] = []
+    stdlib: List[str] = []
+    if needs_datetime:
+        stdlib.append("from datetime import datetime")
+    if typing_names:
+        stdlib.append(f"from typing import {', '.join(sorted(typing_names, key=_isort_key))}")
+    if stdlib:
+        lines += [*stdlib, ""]
+    if needs_field:
+        lines += ["from pydantic import Field", ""]
+    return lines
 
 
 def _import_lines(module: str, name: str, width: int = LINE_LENGTH) -> List[str]:
