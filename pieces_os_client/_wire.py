@@ -46,6 +46,10 @@ _SLACK = 0.05
 _WEDGED_AFTER = 2.0
 
 
+#: no connection taken yet (None is a slot with no connection in it)
+_NOTHING: Any = object()
+
+
 class StaleConnection(ConnectionResetError):
     """A reused keep-alive connection failed before any byte of an answer: the server had closed it."""
 
@@ -262,7 +266,7 @@ class _SlotKeeping:
         self._slots: int = q.maxsize if q is not None else 0
 
     def _queue(self) -> Optional[_SlotQueue]:
-        return cast(Optional[_SlotQueue], self.__dict__.get("pool"))
+        return cast("Optional[_SlotQueue]", self.__dict__.get("pool"))
 
     def _get_conn(self, timeout: Optional[float] = None) -> Any:
         q = self._queue()
@@ -270,25 +274,22 @@ class _SlotKeeping:
             raise ClosedPoolError(self, "Pool is closed.")  # type: ignore[arg-type]
         if not self.block:
             return super()._get_conn(timeout)  # type: ignore[misc]
-        end = None if timeout is None else time.monotonic() + timeout
         self._unwedged(q)
-        if not _acquire(q.mutex, _SLICE if end is None else max(0.0, end - time.monotonic())):
-            raise EmptyPoolError(self, "The pool's lock is held by another thread.")  # type: ignore[arg-type]
-        q.mutex.release()
         me = threading.get_ident()
+        conn: Any = _NOTHING
+        mutex = q.mutex
         try:
-            while True:
-                wait = _SLICE if end is None else max(0.0, min(_SLICE, end - time.monotonic()))
+            if mutex.acquire(blocking=False):
+                # the usual case: a slot is free and nobody holds the lock; take it as q.get()
+                # would (nobody waits on not_full: connections come back through _put_conn)
                 try:
-                    conn = q.get(block=True, timeout=wait)
-                    break
-                except queue.Empty:
-                    if end is not None and time.monotonic() >= end:
-                        raise EmptyPoolError(
-                            self,  # type: ignore[arg-type]
-                            "Pool is empty and a new connection can't be opened due to blocking mode.",
-                        ) from None
-                    self._recover_lost_slots(q)
+                    if q.queue:
+                        q.taking[me] = None  # before the item leaves the queue: never counted lost
+                        conn = q.queue.pop()
+                finally:
+                    mutex.release()
+            if conn is _NOTHING:
+                conn = self._wait_for_slot(q, timeout)
             if conn and is_connection_dropped(conn):
                 conn.close()
             conn = conn or self._new_conn()
@@ -296,6 +297,24 @@ class _SlotKeeping:
         finally:
             q.taking.pop(me, None)  # one dict operation: nothing can interrupt it half-done
         return conn
+
+    def _wait_for_slot(self, q: _SlotQueue, timeout: Optional[float]) -> Any:
+        """Wait up to ``timeout`` for a slot, giving back lost ones meanwhile; EmptyPoolError if none comes."""
+        end = None if timeout is None else time.monotonic() + timeout
+        if not _acquire(q.mutex, _SLICE if end is None else max(0.0, end - time.monotonic())):
+            raise EmptyPoolError(self, "The pool's lock is held by another thread.")  # type: ignore[arg-type]
+        q.mutex.release()
+        while True:
+            wait = _SLICE if end is None else max(0.0, min(_SLICE, end - time.monotonic()))
+            try:
+                return q.get(block=True, timeout=wait)
+            except queue.Empty:
+                if end is not None and time.monotonic() >= end:
+                    raise EmptyPoolError(
+                        self,  # type: ignore[arg-type]
+                        "Pool is empty and a new connection can't be opened due to blocking mode.",
+                    ) from None
+                self._recover_lost_slots(q)
 
     def _put_conn(self, conn: Any) -> None:
         if conn is not None:

@@ -12,6 +12,7 @@ import functools
 import json
 import logging
 import os
+import re
 import ssl
 import time
 import weakref
@@ -55,6 +56,10 @@ RESTResponseType = urllib3.HTTPResponse
 RequestTimeout = Union[None, float, int, Tuple[float, float], urllib3.Timeout]
 
 SUPPORTED_SOCKS_PROXIES = frozenset({"socks5", "socks5h", "socks4", "socks4a"})
+
+#: a request target urllib3's URL parsing would leave exactly as it is: only characters it keeps,
+#: percent-encodings already upper-case, and no dot segment it would remove
+_PLAIN_TARGET = re.compile(r"/(?:[A-Za-z0-9\-_~/?=&+,:;@!$'()*]|\.(?<!/\.)|%[0-9A-F]{2})*").fullmatch
 
 
 def is_socks_proxy_url(url: Optional[str]) -> bool:
@@ -227,6 +232,10 @@ class RESTClientObject:
             # are reused; pools that never pool a part-read connection (see _core.exchange)
             self.pool_manager.pool_classes_by_scheme = pool_classes()
         self._pool_size = configuration.connection_pool_maxsize  # fixed for this client's pools
+        # With no proxy, a request goes straight to its origin's pool (see _send): the pool key
+        # and context of each origin, computed once
+        self._direct = not configuration.proxy
+        self._routes: Dict[str, Tuple[Any, Dict[str, Any]]] = {}
         self._pid = os.getpid()
         _LIVE_CLIENTS.add(self)
 
@@ -292,10 +301,7 @@ class RESTClientObject:
         attempt = 0
         while True:
             try:
-                resp = self.pool_manager.request(
-                    method, url, body=payload, headers=headers, timeout=timeout, preload_content=False,
-                    redirect=False, retries=self.retries, pool_timeout=self.configuration.pool_timeout,
-                )
+                resp = self._send(method, url, host, payload, headers, timeout)
             except EmptyPoolError as exc:
                 raise pool_timeout_error(method, url, host, self.configuration.pool_timeout, self._pool_size) from exc
             except (MaxRetryError, HTTPError, OSError, ValueError) as exc:
@@ -333,6 +339,41 @@ class RESTClientObject:
             logger.debug("response %s %s -> %s in %.1f ms", method, url, resp.status,
                          (time.monotonic() - started) * 1000)
         return result
+
+    def _send(self, method: str, url: str, origin: str, payload: Optional[bytes], headers: Dict[str, str],
+              timeout: urllib3.Timeout) -> urllib3.BaseHTTPResponse:
+        """One request through urllib3, retries included, redirects not followed.
+
+        With no proxy the request goes straight to the pool of its origin, as ``PoolManager.urlopen``
+        would send it with ``redirect=False``, without parsing the URL and building the pool
+        key on every call. A target the URL parser would rewrite (characters it escapes, dot
+        segments) and every proxied request take urllib3's own way.
+        """
+        kw: Dict[str, Any] = {
+            "body": payload, "headers": headers, "timeout": timeout, "preload_content": False, "redirect": False,
+            "retries": self.retries, "pool_timeout": self.configuration.pool_timeout,
+        }
+        if self._direct:
+            target = url[len(origin):] or "/"
+            if url.startswith(origin) and target[0] == "/" and _PLAIN_TARGET(target):
+                route = self._routes.get(origin) or self._route(origin)
+                pool = self.pool_manager.connection_from_pool_key(route[0], request_context=dict(route[1]))
+                return pool.urlopen(method, target, assert_same_host=False, **kw)
+        return self.pool_manager.request(method, url, **kw)
+
+    def _route(self, origin: str) -> Tuple[Any, Dict[str, Any]]:
+        """The pool key and pool context of ``origin``, as ``PoolManager.connection_from_host`` makes them."""
+        parsed = urllib3.util.parse_url(origin)
+        scheme = (parsed.scheme or "http").lower()
+        manager = self.pool_manager
+        context: Dict[str, Any] = dict(manager.connection_pool_kw)
+        context.update(scheme=scheme, host=parsed.host,
+                       port=parsed.port or urllib3.connectionpool.port_by_scheme.get(scheme, 80))
+        route = (manager.key_fn_by_scheme[scheme](context), context)
+        if len(self._routes) >= 64:  # a client talks to a handful of origins; never grow without bound
+            self._routes.clear()
+        self._routes[origin] = route
+        return route
 
     def _timeout(self, value: RequestTimeout) -> urllib3.Timeout:
         if value is None:

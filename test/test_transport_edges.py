@@ -381,3 +381,48 @@ def test_user_and_password_in_the_host_reach_no_request_or_error(emulator: Emula
     assert "secret" not in str(info.value)
     assert "secret" not in str(info.value.url)
     refused.api_client.close()
+
+
+# ---------------------------------------------------------------- the direct route to a pool
+@pytest.mark.parametrize(
+    "target",
+    [
+        "/conversations/identifiers",
+        "/conversations/abc-DEF_1.2~3/delete?transferables=true",
+        "/conversations/a%2Fb/delete",
+        "/conversations/a%2fb/delete",  # lower-case escape: urllib3 upper-cases it
+        "/conversations/./x/../identifiers",  # dot segments: urllib3 removes them
+        "/conversations/.hidden",
+        "/conversations/a b/delete",  # a space: urllib3 escapes it
+        "/conversations/caf\u00e9",
+        "/conversations?x=1&y=a,b;c=d@e:f",
+        "",
+    ],
+)
+def test_a_request_reaches_the_wire_as_urllib3_would_send_it(target: str) -> None:
+    """The transport sends most requests straight to the origin's pool (no URL parsing per call).
+
+    Whatever it sends must be what urllib3's ``PoolManager`` sends for the same URL: the same
+    request line, whichever way the request took.
+    """
+    import urllib3
+
+    seen: list[str] = []
+
+    def record(session: Session, exchange: Exchange) -> bool:
+        with session.server.lock:
+            seen.append(exchange.path)
+        session.send("200 OK", b"{}")
+        return True
+
+    with serving(record) as server:
+        client = ApiClient(Configuration(host=server.url, max_retries=0))
+        manager = urllib3.PoolManager()
+        try:
+            client.rest_client.request("GET", server.url + target)
+            manager.request("GET", server.url + target)
+        finally:
+            client.close()
+            manager.clear()
+    assert len(seen) == 2
+    assert seen[0] == seen[1]
