@@ -11,13 +11,14 @@ this package installed, every test can ask for the fixtures by name, no import n
 
 ``pieces_emulator`` gives every test a fresh emulator (each start takes a few milliseconds);
 ``pieces_emulator_session`` shares one for the whole session, so call ``.reset()`` where a
-test needs a clean store. Outside pytest, use :func:`running_emulator` and
+test needs a clean store. With pytest-asyncio installed, ``pieces_emulator_async`` gives an
+async test a fresh emulator serving in the test's own event loop. Outside pytest, use :func:`running_emulator` and
 :func:`blackhole_server` as context managers.
 
 Loading the plugin is cheap: it imports neither aiohttp nor the emulator. A fixture that
 needs the emulator without aiohttp installed fails its test with one line saying what to
 install (the ``emulator`` extra, from a clone of this repository). Without pytest, this module
-still imports; the two fixtures are then simply absent.
+still imports; the fixtures are then simply absent.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
-from typing import TYPE_CHECKING, Any, Iterator, List
+from typing import TYPE_CHECKING, Any, AsyncIterator, Iterator, List
 
 if TYPE_CHECKING:
     from pieces_os_client.emulator import Emulator
@@ -113,3 +114,24 @@ else:
             yield emulator
 
     __all__ += ["pieces_emulator", "pieces_emulator_session"]
+
+    try:
+        import pytest_asyncio
+    except ImportError:  # pragma: no cover - the async fixture needs pytest-asyncio
+        pass
+    else:
+
+        @pytest_asyncio.fixture
+        async def pieces_emulator_async() -> AsyncIterator[Emulator]:
+            """A fresh emulator for one async test, serving in the test's own event loop.
+
+            Needs pytest-asyncio (mark the test ``@pytest.mark.asyncio``, or run in its auto
+            mode). A blocking call the client makes shows up as a stall of that loop.
+            """
+            _require_emulator()
+            from pieces_os_client.emulator import Emulator
+
+            async with Emulator() as emulator:
+                yield emulator
+
+        __all__ += ["pieces_emulator_async"]

@@ -107,21 +107,46 @@ def test_session_emulator(pieces_emulator_session):
     assert pieces_emulator_session.url.startswith("http://127.0.0.1:")
 '''
 
+ASYNC_PLUGIN_TEST = '''
+import asyncio
 
-def _docs_fixture_example() -> str:
-    """docs/emulator.md's example of a test that uses the fixture, as printed there."""
+import pytest
+
+import pieces_os_client
+
+
+@pytest.mark.asyncio
+async def test_the_async_emulator_serves_in_the_tests_loop(pieces_emulator_async):
+    emulator = pieces_emulator_async
+    configuration = pieces_os_client.Configuration(host=emulator.url)
+    async with pieces_os_client.AsyncApiClient(configuration) as client:
+        api = pieces_os_client.AsyncConversationsApi(client)
+        made = await api.conversations_create_specific_conversation(
+            seeded_conversation=pieces_os_client.SeededConversation(name="in one loop"))
+        ids = await api.conversations_identifiers_snapshot()
+    assert [item.id for item in ids.iterable] == [made.id]
+    assert emulator._loop is asyncio.get_running_loop()  # it serves in this loop, not a thread of its own
+'''
+
+
+def _docs_fixture_example(fixture: str = "pieces_emulator") -> str:
+    """docs/emulator.md's example of a test that uses ``fixture``, as printed there."""
     blocks = re.findall(r"```python\n(.*?)```", (ROOT / "docs" / "emulator.md").read_text(), flags=re.DOTALL)
-    (block,) = [b for b in blocks if "def test_" in b and "(pieces_emulator)" in b]
+    (block,) = [b for b in blocks if "def test_" in b and f"({fixture})" in b]
     return block
 
 
 def test_fixtures_work_with_no_conftest(tmp_path: Path) -> None:
     (tmp_path / "test_from_the_docs.py").write_text(_docs_fixture_example())
     (tmp_path / "test_more.py").write_text(PLUGIN_TESTS)
+    (tmp_path / "test_async.py").write_text(ASYNC_PLUGIN_TEST)
+    (tmp_path / "test_async_from_the_docs.py").write_text(_docs_fixture_example("pieces_emulator_async"))
+    # pytest-asyncio (installed with the dev extra) warns when this is unset, whoever's suite it is
+    (tmp_path / "pytest.ini").write_text("[pytest]\nasyncio_default_fixture_loop_scope = function\n")
     assert not (tmp_path / "conftest.py").exists()
     done = _run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "error"], _env(), tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "3 passed" in done.stdout
+    assert "5 passed" in done.stdout
 
 
 def test_a_fixture_without_aiohttp_fails_with_one_line_saying_what_to_install(tmp_path: Path) -> None:
