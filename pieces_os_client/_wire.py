@@ -57,13 +57,14 @@ class StaleConnection(ConnectionResetError):
 class _Watch:
     """What one exchange's reader is held to, and what it has seen."""
 
-    __slots__ = ("deadline", "phase", "received", "timeout")
+    __slots__ = ("deadline", "head_cut", "phase", "received", "timeout")
 
     def __init__(self, deadline: Optional[float], timeout: Optional[float]) -> None:
         self.deadline = deadline  # a time.monotonic() value, or None
         self.timeout = timeout  # the socket's own per-read timeout
         self.phase = "head"
         self.received = 0
+        self.head_cut = False  # the connection closed before the head's closing blank line
 
 
 class _HeadReader(io.RawIOBase):
@@ -101,6 +102,10 @@ class _HeadReader(io.RawIOBase):
             raise
         if count:
             watch.received += count
+        elif count == 0 and watch.phase == "head":
+            # http.client reads the headers line by line and takes the end of the stream for the
+            # blank line that ends them: only a read that finds the end tells a cut head apart
+            watch.head_cut = True
         return count
 
     def close(self) -> None:
@@ -126,6 +131,13 @@ class _WireResponse(http.client.HTTPResponse):
     def __init__(self, watch: _Watch, sock: socket.socket, *args: Any, **kwargs: Any) -> None:
         self.watch = watch
         super().__init__(_SocketFiles(sock, watch), *args, **kwargs)  # type: ignore[arg-type]
+
+    def begin(self) -> None:
+        super().begin()
+        if self.watch.head_cut and self.watch.received:
+            raise http.client.RemoteDisconnected(
+                f"the connection closed in the middle of the response head ({self.watch.received} bytes in)"
+            )
 
     def _read_status(self) -> Any:
         while True:

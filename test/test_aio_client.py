@@ -55,16 +55,18 @@ class RawServer:
 
     ``answer(head) -> bytes`` makes each whole response; ``close_after`` closes the connection
     right after answering (without saying so), as a server whose keep-alive timer ran out;
-    ``drop_reused`` closes a connection, unanswered, when a second request arrives on it.
+    ``drop_reused`` closes a connection, unanswered, when a second request arrives on it (after
+    writing ``reused_reply`` to it, say part of a response head).
     """
 
     def __init__(
         self, answer: Callable[[bytes], bytes], *, close_after: bool = False, delay: float = 0.0,
-        drop_reused: bool = False,
+        drop_reused: bool = False, reused_reply: bytes = b"",
     ) -> None:
         self.answer = answer
         self.close_after = close_after
         self.drop_reused = drop_reused
+        self.reused_reply = reused_reply
         self.dropped = 0
         self.delay = delay
         self.heads: List[bytes] = []
@@ -110,6 +112,9 @@ class RawServer:
                     await reader.readexactly(length)
                 if self.drop_reused and served:
                     self.dropped += 1
+                    if self.reused_reply:
+                        writer.write(self.reused_reply)
+                        await writer.drain()
                     return
                 served += 1
                 self.heads.append(head)
@@ -367,6 +372,21 @@ def test_a_stale_keep_alive_connection_is_resent_even_for_a_create() -> None:
                 with pytest.raises(ApiConnectionError, match="broke during POST"):
                     await client.request("POST", silent.url + "/conversations/create", body=b"{}")
             assert len(silent.heads) == 1
+
+    run(main())
+
+
+def test_a_reused_connection_closed_in_the_middle_of_a_head_is_not_resent() -> None:
+    """Part of an answer arrived: the server read the request, so a create is not sent again."""
+
+    async def main() -> None:
+        partial = b"HTTP/1.1 200 OK\r\nContent-Type: appl"
+        async with RawServer(lambda head: json_answer(b"{}"), drop_reused=True, reused_reply=partial) as server:
+            async with AsyncApiClient(config(server.url, max_retries=0)) as client:
+                assert (await client.request("POST", server.url + "/conversations/create", body=b"{}")).data == b"{}"
+                with pytest.raises(ApiConnectionError):
+                    await client.request("POST", server.url + "/conversations/create", body=b"{}")
+            assert (len(server.heads), server.dropped, server.connections) == (1, 1, 1)  # no second send
 
     run(main())
 

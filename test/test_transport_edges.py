@@ -24,7 +24,7 @@ import pytest
 
 from pieces_os_client import ApiClient, Configuration, ConversationsApi, SeededConversation
 from pieces_os_client.emulator import Emulator
-from pieces_os_client.exceptions import ApiTimeoutError
+from pieces_os_client.exceptions import ApiConnectionError, ApiTimeoutError
 
 IDS_BODY = b'{"iterable": [{"id": "one"}, {"id": "two"}]}'
 MAX_EXCHANGES = 2000  # per connection
@@ -204,6 +204,24 @@ def test_a_fresh_connection_that_breaks_is_not_sent_again() -> None:
             create(api, "once")
         api.api_client.close()
     assert server.connections == 1
+
+
+def test_a_reused_connection_closed_in_the_middle_of_a_head_is_not_sent_again() -> None:
+    def half_a_head_on_reuse(session: Session, exchange: Exchange) -> bool:
+        if session.served >= 1:
+            session.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: appl")
+            return False  # part of an answer, then closed: the request was read
+        session.answer(exchange)
+        return True
+
+    with serving(half_a_head_on_reuse) as server:
+        api = api_for(server.url, max_retries=0)
+        assert create(api, "first") == "first"
+        with pytest.raises(ApiConnectionError, match="broke during POST"):
+            create(api, "second")
+        api.api_client.close()
+    assert server.connections == 1  # not sent again on another connection
+    assert server.created == ["first"]
 
 
 # ---------------------------------------------------------------- interim answers

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 import os
 import ssl
@@ -32,6 +33,7 @@ from typing import Any, Deque, Dict, List, Optional, Tuple, Type, Union
 import aiohttp
 import urllib3
 from aiohttp import hdrs
+from aiohttp.client_proto import ResponseHandler
 from urllib3._collections import HTTPHeaderDict
 from urllib3.exceptions import (
     ConnectTimeoutError,
@@ -223,29 +225,59 @@ class _Slot:
 class _Attempt:
     """What the connector learns about the attempt running in this task."""
 
-    __slots__ = ("connected", "deadline", "head_timeout", "reused")
+    __slots__ = ("connected", "deadline", "head_timeout", "protocol", "received_before", "reused")
 
     def __init__(self, deadline: Optional[_Deadline], head_timeout: Optional[float]) -> None:
         self.deadline = deadline
         self.head_timeout = head_timeout
         self.connected = False
         self.reused = False
+        self.protocol: Optional[_CountingHandler] = None
+        self.received_before = 0
+
+    def response_bytes(self) -> int:
+        """How many bytes of an answer this attempt's connection received while it carried the attempt."""
+        protocol = self.protocol
+        return 0 if protocol is None else protocol.pieces_received - self.received_before
 
 
 _ATTEMPT: contextvars.ContextVar[Optional[_Attempt]] = contextvars.ContextVar("pieces_os_client_attempt", default=None)
 
 
+class _CountingHandler(ResponseHandler):
+    """aiohttp's connection protocol, counting the bytes its connection received.
+
+    The stale-connection rule (``_core.exchange.may_resend_stale``) resends only a request
+    whose reused connection failed before any byte of an answer: a connection closed in the
+    middle of a response head has answered something, and is not resent.
+    """
+
+    pieces_received = 0
+    pieces_used = False
+
+    def data_received(self, data: bytes) -> None:
+        self.pieces_received += len(data)
+        super().data_received(data)
+
+
 class _Connector(aiohttp.TCPConnector):
     """Tells the attempt whether its connection is new or reused, and starts the head deadline."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        # aiohttp makes each connection's protocol with this factory (the one it sets, with our class)
+        self._factory = functools.partial(_CountingHandler, loop=self._loop)
 
     async def connect(self, req: Any, traces: Any, timeout: Any) -> aiohttp.connector.Connection:
         conn = await super().connect(req, traces, timeout)
         attempt = _ATTEMPT.get()
         protocol = conn.protocol
-        if attempt is not None and protocol is not None:
+        if attempt is not None and isinstance(protocol, _CountingHandler):
             attempt.connected = True
-            attempt.reused = getattr(protocol, "_pieces_used", False)
-            protocol._pieces_used = True  # type: ignore[attr-defined]
+            attempt.reused = protocol.pieces_used
+            protocol.pieces_used = True
+            attempt.protocol = protocol
+            attempt.received_before = protocol.pieces_received
             if attempt.deadline is not None and attempt.head_timeout is not None:
                 # the whole head within the read timeout (or what is left of the attempt)
                 bound = time.monotonic() + attempt.head_timeout
@@ -632,7 +664,8 @@ class AsyncApiClient(DefaultHeaders):
                     retries, delay = _retry.after_error(retries, method, url, failure)
                 except (MaxRetryError, HTTPError) as final:
                     if may_resend_stale(reused=attempt.reused and isinstance(failure, ProtocolError),
-                                        response_bytes=0, resends=resends, pool_size=slots.size):
+                                        response_bytes=attempt.response_bytes(), resends=resends,
+                                        pool_size=slots.size):
                         resends += 1
                         logger.debug("%s %s: the server had closed the reused connection; sending again on "
                                      "another (%d)", method, url, resends)
