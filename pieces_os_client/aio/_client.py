@@ -266,7 +266,7 @@ class _Connector(aiohttp.TCPConnector):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         # aiohttp makes each connection's protocol with this factory (the one it sets, with our class)
-        self._factory = functools.partial(_CountingHandler, loop=self._loop)
+        self._factory = functools.partial(_CountingHandler, loop=self._loop)  # type: ignore[assignment]
 
     async def connect(self, req: Any, traces: Any, timeout: Any) -> aiohttp.connector.Connection:
         conn = await super().connect(req, traces, timeout)
