@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import contextvars
 import logging
+import math
 import os
 import ssl
 import sys
@@ -65,8 +66,11 @@ __all__ = ["AsyncApiClient", "AsyncResponse"]
 
 logger = logging.getLogger("pieces_os_client")
 
-#: how often a caller waiting for a pool slot looks for slots freed by garbage collection
+#: how often the callers waiting for a pool slot look for slots freed by garbage collection
 _SLICE = 0.25
+#: a wait for a pool slot ending this close to its end (seconds) has ended (the loop fires a
+#: timer up to its clock resolution early)
+_EARLY = 1e-6
 #: timeouts are never rounded up to whole seconds (aiohttp rounds those above 5 s by default)
 _NO_CEIL = 1e12
 #: what a read that waited too long raises (asyncio's is not the builtin TimeoutError on 3.10)
@@ -77,19 +81,21 @@ _SKIP_AUTO = frozenset({hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs
 
 # ---------------------------------------------------------------------------- deadlines
 class _Deadline:
-    """A deadline for the awaits inside ``async with``, movable while it runs (Python 3.10 too).
+    """A deadline for the awaits inside ``with``, movable while it runs (Python 3.10 too).
 
     When it passes, the task is cancelled and ``asyncio.TimeoutError`` comes out of the block,
     with ``expired`` set; a cancellation from outside still comes out as ``CancelledError``.
+    A plain context manager (entering and leaving it awaits nothing): no coroutine per use, and
+    no timer while it has no deadline.
     """
 
     __slots__ = ("_cancelling", "_handle", "_loop", "_task", "_when", "expired")
 
-    def __init__(self, when: Optional[float]) -> None:
+    def __init__(self, when: Optional[float], loop: asyncio.AbstractEventLoop) -> None:
         self._when = when
         self._handle: Optional[asyncio.TimerHandle] = None
         self._task: Optional[asyncio.Task[Any]] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop = loop
         self._cancelling = 0
         self.expired = False
 
@@ -98,12 +104,9 @@ class _Deadline:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if when is not None and self._loop is not None and not self.expired:
-            self._handle = self._loop.call_at(self._loop_time(when), self._fire)
-
-    def _loop_time(self, when: float) -> float:
-        assert self._loop is not None
-        return self._loop.time() + (when - time.monotonic())
+        if when is not None and self._task is not None and not self.expired:
+            loop = self._loop
+            self._handle = loop.call_at(loop.time() + (when - time.monotonic()), self._fire)
 
     def _fire(self) -> None:
         self._handle = None
@@ -111,15 +114,15 @@ class _Deadline:
         if self._task is not None:
             self._task.cancel()
 
-    async def __aenter__(self) -> _Deadline:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        if sys.version_info >= (3, 11) and self._task is not None:
-            self._cancelling = self._task.cancelling()
-        self.reschedule(self._when)
+    def __enter__(self) -> _Deadline:
+        task = self._task = asyncio.current_task(self._loop)
+        if sys.version_info >= (3, 11) and task is not None:
+            self._cancelling = task.cancelling()
+        if self._when is not None:
+            self.reschedule(self._when)
         return self
 
-    async def __aexit__(
+    def __exit__(
         self, kind: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> Optional[bool]:
         if self._handle is not None:
@@ -142,15 +145,24 @@ class _Deadline:
 class _Slots:
     """A bound on the requests (so connections) in flight, with a timed wait for a free slot.
 
+    A caller that finds no free slot waits on a future of its own, which ``release`` resolves
+    with ``True`` (the slot is handed over, first come first served). One timer per bound, not
+    one per caller, runs while anyone waits: every ``_SLICE`` seconds, or sooner at a waiter's
+    ``pool_timeout``, it takes back orphaned slots and resolves the waiters whose wait is over
+    with ``False``.
+
     A slot freed by garbage collection (a response dropped unread) cannot touch the event loop
-    from ``__del__``: it is counted in ``orphans`` and taken back by the next caller that looks.
+    from ``__del__``: it is counted in ``orphans`` and taken back by the next caller or tick.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.free = size
         self.orphans = 0
-        self._waiters: Deque[asyncio.Future[None]] = deque()
+        #: (future, loop time its wait ends), in arrival order
+        self._waiters: Deque[Tuple[asyncio.Future[bool], float]] = deque()
+        self._tick: Optional[asyncio.TimerHandle] = None
+        self._tick_at = math.inf
 
     def _reclaim(self) -> None:
         while self.orphans > 0:
@@ -159,42 +171,57 @@ class _Slots:
 
     async def acquire(self, timeout: Optional[float]) -> bool:
         """Take a slot; False when none became free within ``timeout`` seconds."""
-        self._reclaim()
+        if self.orphans:
+            self._reclaim()
         if self.free > 0 and not self._waiters:
             self.free -= 1
             return True
         loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        deadline = None if timeout is None else time.monotonic() + timeout
+        waiter: asyncio.Future[bool] = loop.create_future()
+        entry = (waiter, math.inf if timeout is None else loop.time() + timeout)
+        self._waiters.append(entry)
+        self._schedule(loop, entry[1])
         try:
-            while not waiter.done():
-                left = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
-                if left <= 0:
-                    break
-                await asyncio.wait((waiter,), timeout=left)
-                self._reclaim()
+            return await waiter
         except BaseException:
-            self._give_up(waiter)
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release()  # a slot was handed over as the wait ended: pass it on
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(entry)
             raise
-        if waiter.done() and not waiter.cancelled():
-            return True
-        self._give_up(waiter)
-        return False
 
-    def _give_up(self, waiter: asyncio.Future[None]) -> None:
-        if waiter.done() and not waiter.cancelled():
-            self.release()  # a slot was handed over as the wait ended: pass it on
-        else:
-            waiter.cancel()
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
+    def _schedule(self, loop: asyncio.AbstractEventLoop, until: float) -> None:
+        when = min(until, loop.time() + _SLICE)
+        if when < self._tick_at:
+            if self._tick is not None:
+                self._tick.cancel()
+            self._tick_at = when
+            self._tick = loop.call_at(when, self._on_tick, loop)
+
+    def _on_tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._tick, self._tick_at = None, math.inf
+        self._reclaim()
+        now = loop.time()
+        waiting: Deque[Tuple[asyncio.Future[bool], float]] = deque()
+        for waiter, until in self._waiters:
+            if waiter.done():
+                continue
+            if until - now <= _EARLY:
+                waiter.set_result(False)  # pool_timeout passed: no slot for this one
+            else:
+                waiting.append((waiter, until))
+        self._waiters = waiting
+        if waiting:
+            self._schedule(loop, min(until for _, until in waiting))
 
     def release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()[0]
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(True)
                 return
         self.free += 1
 
@@ -321,7 +348,7 @@ class AsyncResponse:
 
     def __init__(
         self, response: aiohttp.ClientResponse, slot: _Slot, terms: BodyTerms, headers: HTTPHeaderDict, *,
-        no_body: bool = False,
+        no_body: bool = False, read_timeout: Optional[float] = None,
     ) -> None:
         self.response = response
         self.status: int = response.status
@@ -332,6 +359,8 @@ class AsyncResponse:
         self._terms = terms
         self._done = False
         self._no_body = no_body
+        #: the wait allowed for each read of the body (None: aiohttp's sock_read, if any, applies)
+        self._read_timeout = read_timeout
 
     def getheaders(self) -> HTTPHeaderDict:
         return self.headers
@@ -365,14 +394,36 @@ class AsyncResponse:
     async def _read_into(self, reader: BodyReader) -> bytes:
         content = self.response.content
         deadline = self._terms.deadline
-        bounded = deadline is not None
-        async with _Deadline(deadline):
+        if deadline is None:
+            if self._read_timeout is not None and not content.is_eof():
+                self._start_read_timeout(self._read_timeout)
             while True:
-                chunk = await content.read(reader.read_size(bounded_time=bounded))
+                chunk = await content.read(reader.read_size(bounded_time=False))
+                if not chunk:
+                    break
+                reader.feed(chunk)
+            return reader.finish()
+        with _Deadline(deadline, self.response._loop):
+            while True:
+                chunk = await content.read(reader.read_size(bounded_time=True))
                 if not chunk:
                     break
                 reader.feed(chunk)
         return reader.finish()
+
+    def _start_read_timeout(self, seconds: float) -> None:
+        """Each read of the rest of the body within ``seconds``, as the sync client's read timeout.
+
+        The head came within the attempt's head deadline, which is what bounded the reads so
+        far; from here aiohttp's own per-read timer (``sock_read``) bounds each wait for more of
+        the body, from now on: a response left unread a while is not timed out for that.
+        It stops by itself at the end of the body, or when the connection closes.
+        """
+        connection = self.response.connection
+        protocol = connection.protocol if connection is not None else None
+        if protocol is not None:
+            protocol.read_timeout = seconds
+            protocol.start_timeout()
 
     def release(self) -> None:
         """Give the connection back (closed unless the body was read to the end) and the pool slot."""
@@ -452,6 +503,7 @@ class AsyncApiClient(DefaultHeaders):
         self._session: Optional[aiohttp.ClientSession] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
+        self._timeouts: Dict[Tuple[Optional[float], Optional[float]], aiohttp.ClientTimeout] = {}
         self._pid = os.getpid()
         _LIVE_CLIENTS.add(self)
 
@@ -573,8 +625,10 @@ class AsyncApiClient(DefaultHeaders):
     ) -> AsyncResponse:
         """Send one request (with the configured retries); with ``preload_content`` the body is read."""
         session = self._session_for_this_loop()
+        loop = self._loop
+        assert loop is not None
         method = method.upper()
-        headers = dict(headers or {})
+        headers = dict(headers) if headers else {}
         host = origin_of(url)
         check_headers(headers)
         config = self.configuration
@@ -588,9 +642,13 @@ class AsyncApiClient(DefaultHeaders):
             if total is None:
                 connect = config.connect_timeout if connect is None else connect
                 read = config.read_timeout if read is None else read
-        shown_timeout = urllib3.Timeout(connect=connect, read=read, total=total)
-        client_timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect, sock_read=read,
-                                               ceil_threshold=_NO_CEIL)
+        # Without a total deadline, the read timeout bounds the whole head (a deadline of ours,
+        # from the moment the connection is had) and then each read of the rest of the body
+        # (aiohttp's sock_read, started by AsyncResponse when it reads the body): aiohttp's
+        # per-read timer is not run during the head, which the deadline already bounds. With a
+        # total deadline, a read timeout given alongside it is aiohttp's sock_read throughout.
+        head_timeout = read if total is None else None
+        client_timeout = self._client_timeout(connect, None if total is None else read)
         accept_encoding = header_value(headers, "accept-encoding")
         if accept_encoding is None:
             headers["Accept-Encoding"] = "identity"  # as http.client sends for the sync client
@@ -600,11 +658,13 @@ class AsyncApiClient(DefaultHeaders):
                 f"the async client supports http:// and https:// proxies only, not {mask_userinfo(proxy)!r}; "
                 "use the sync ApiClient for a SOCKS proxy"
             )
-        if logger.isEnabledFor(logging.DEBUG):
+        proxy_headers = config.proxy_headers if proxy else None
+        server_hostname = config.tls_server_name or None
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
                          len(body or b""))
-        retries = self.retries
-        body_retries = _retry.body_retries(retries, method) if preload_content else 0
+        policy = retries = self.retries
         resends = body_attempt = 0
         slots = self._slots
         while True:
@@ -613,15 +673,14 @@ class AsyncApiClient(DefaultHeaders):
             slot = _Slot(slots)
             started = time.monotonic()
             deadline_at = None if total is None else started + total
-            deadline = _Deadline(deadline_at)
-            attempt = _Attempt(deadline, read if total is None else None)
+            deadline = _Deadline(deadline_at, loop)
+            attempt = _Attempt(deadline, head_timeout)
             token = _ATTEMPT.set(attempt)
             try:
-                async with deadline:
+                with deadline:
                     resp = await session.request(
                         method, url, data=body, headers=headers, timeout=client_timeout, allow_redirects=False,
-                        proxy=proxy, proxy_headers=config.proxy_headers if proxy else None,
-                        server_hostname=config.tls_server_name or None,
+                        proxy=proxy, proxy_headers=proxy_headers, server_hostname=server_hostname,
                     )
             except BaseException as exc:
                 slot.release()
@@ -637,6 +696,7 @@ class AsyncApiClient(DefaultHeaders):
                         logger.debug("%s %s: the server had closed the reused connection; sending again on "
                                      "another (%d)", method, url, resends)
                         continue
+                    shown_timeout = urllib3.Timeout(connect=connect, read=read, total=total)
                     raise translate(final, method, url, host, shown_timeout,
                                     searched=not config.host_was_given) from exc
                 logger.info("%s %s: %s; retrying in %.2f s", method, url, reason_text(failure), delay)
@@ -644,9 +704,11 @@ class AsyncApiClient(DefaultHeaders):
                 continue
             finally:
                 _ATTEMPT.reset(token)
+            status = resp.status
             try:
                 header_map = _header_dict(resp)
-                decision = _retry.after_status(retries, method, url, _RetryView(resp, header_map))
+                decision = (_retry.after_status(retries, method, url, _RetryView(resp, header_map))
+                            if _retry.may_retry_status(retries, status) else None)
             except BaseException:
                 resp.close()
                 slot.release()
@@ -655,18 +717,19 @@ class AsyncApiClient(DefaultHeaders):
                 resp.close()
                 slot.release()
                 retries, delay = decision
-                logger.info("%s %s: answered %d; retrying in %.2f s", method, url, resp.status, delay)
+                logger.info("%s %s: answered %d; retrying in %.2f s", method, url, status, delay)
                 await asyncio.sleep(delay)
                 continue
             result = AsyncResponse(
                 resp, slot, BodyTerms(host, config.max_response_size, accept_encoding, deadline_at, total), header_map,
-                no_body=method == "HEAD" or resp.status in (204, 304),
+                no_body=method == "HEAD" or status == 204 or status == 304, read_timeout=head_timeout,
             )
             if not preload_content:
                 return result
             try:
                 await result.read()
             except ApiConnectionError:
+                body_retries = _retry.body_retries(policy, method)
                 if body_attempt >= body_retries:
                     raise
                 logger.info("%s %s: response body cut short; retrying (%d of %d)", method, url,
@@ -674,10 +737,22 @@ class AsyncApiClient(DefaultHeaders):
                 await asyncio.sleep(_retry.backoff(retries, body_attempt))
                 body_attempt += 1
                 continue
-            if logger.isEnabledFor(logging.DEBUG):
+            if debug:
                 logger.debug("response %s %s -> %s in %.1f ms", method, url, result.status,
                              (time.monotonic() - started) * 1000)
             return result
+
+    def _client_timeout(self, connect: Optional[float], sock_read: Optional[float]) -> aiohttp.ClientTimeout:
+        """aiohttp's timeouts for these values, made once (they are immutable)."""
+        key = (connect, sock_read)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            if len(self._timeouts) >= 64:
+                self._timeouts.clear()
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, connect=None, sock_connect=connect, sock_read=sock_read, ceil_threshold=_NO_CEIL,
+            )
+        return timeout
 
 
 def _forget(session: aiohttp.ClientSession, *, close_sockets: bool) -> None:
