@@ -46,7 +46,7 @@ from urllib3.exceptions import (
 )
 
 from pieces_os_client._core import retry as _retry
-from pieces_os_client._core.body import BodyReader, BodyTerms
+from pieces_os_client._core.body import BodyTerms
 from pieces_os_client._core.exchange import may_resend_stale
 from pieces_os_client._core.failures import (
     parse_request_timeout,
@@ -139,6 +139,21 @@ class _Deadline:
         if kind is asyncio.CancelledError and not outside:
             raise asyncio.TimeoutError from exc
         return None
+
+
+class _NoDeadline:
+    """What a read without a deadline runs within: nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_DEADLINE = _NoDeadline()
 
 
 # ---------------------------------------------------------------------------- pool slots
@@ -376,11 +391,25 @@ class AsyncResponse:
         if self._done:
             raise ApiValueError("this response was released before its body was read")
         complete = False
+        terms = self._terms
         try:
-            terms = self._terms
             reader = terms.reader(self.status, self.reason, self.headers,
                                   0 if self._no_body else self.response.content_length)
-            self.data = await self._read_into(reader)
+            content = self.response.content
+            bounded = terms.deadline is not None
+            if bounded:
+                within: Union[_Deadline, _NoDeadline] = _Deadline(terms.deadline, self.response._loop)
+            else:
+                within = _NO_DEADLINE
+                if self._read_timeout is not None and not content.is_eof():
+                    self._start_read_timeout(self._read_timeout)
+            with within:
+                while True:
+                    chunk = await content.read(reader.read_size(bounded_time=bounded))
+                    if not chunk:
+                        break
+                    reader.feed(chunk)
+            self.data = reader.finish()
             complete = True
         except (OpenApiException, aiohttp.ClientError, HTTPError, OSError, ValueError, asyncio.TimeoutError) as exc:
             failure = terms.failure(exc, self.status, self.reason, self.headers, _TIMEOUTS)
@@ -390,26 +419,6 @@ class AsyncResponse:
         finally:
             self._finish(reuse=complete)
         return self.data
-
-    async def _read_into(self, reader: BodyReader) -> bytes:
-        content = self.response.content
-        deadline = self._terms.deadline
-        if deadline is None:
-            if self._read_timeout is not None and not content.is_eof():
-                self._start_read_timeout(self._read_timeout)
-            while True:
-                chunk = await content.read(reader.read_size(bounded_time=False))
-                if not chunk:
-                    break
-                reader.feed(chunk)
-            return reader.finish()
-        with _Deadline(deadline, self.response._loop):
-            while True:
-                chunk = await content.read(reader.read_size(bounded_time=True))
-                if not chunk:
-                    break
-                reader.feed(chunk)
-        return reader.finish()
 
     def _start_read_timeout(self, seconds: float) -> None:
         """Each read of the rest of the body within ``seconds``, as the sync client's read timeout.
