@@ -156,6 +156,61 @@ class _NoDeadline:
 _NO_DEADLINE = _NoDeadline()
 
 
+class _HeadDeadlines:
+    """The head deadlines of one client's attempts (those without a total deadline), one timer for all.
+
+    Each such attempt must have its whole head within the read timeout from the moment it has
+    a connection. With one read timeout for every call (the usual case) these deadlines end in
+    the order they start, so they wait in a queue and a single timer, at the earliest one still
+    running, serves them all: no timer made and cancelled per call. A deadline that would end
+    before the last one queued gets a timer of its own. An attempt leaves the queue lazily once
+    its block is left; since at most ``connection_pool_maxsize`` attempts run at once, the queue
+    is compacted when it holds many more entries than that.
+    """
+
+    __slots__ = ("_handle", "_limit", "_loop", "_queue")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, running: int) -> None:
+        self._loop = loop
+        self._queue: Deque[Tuple[float, _Deadline]] = deque()
+        self._handle: Optional[asyncio.TimerHandle] = None
+        self._limit = 2 * running + 64
+
+    def start(self, deadline: _Deadline, when: float) -> None:
+        """``deadline`` (entered, with no end so far) ends at ``when`` (``time.monotonic()``)."""
+        queue = self._queue
+        while queue and queue[0][1]._task is None:  # attempts done: their block was left
+            queue.popleft()
+        if queue and when < queue[-1][0]:
+            deadline.reschedule(when)  # out of order (a shorter read timeout): a timer of its own
+            return
+        deadline._when = when
+        queue.append((when, deadline))
+        if len(queue) > self._limit:
+            self._queue = deque(entry for entry in queue if entry[1]._task is not None)
+        if self._handle is None:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        loop = self._loop
+        self._handle = loop.call_at(loop.time() + (when - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        queue = self._queue
+        now = time.monotonic()
+        while queue:
+            when, deadline = queue[0]
+            if deadline._task is None or deadline._when != when:  # done, or moved to a timer of its own
+                queue.popleft()
+                continue
+            if when - now > _EARLY:
+                self._arm(when)
+                return
+            queue.popleft()
+            deadline._fire()
+
+
 # ---------------------------------------------------------------------------- pool slots
 class _Slots:
     """A bound on the requests (so connections) in flight, with a timed wait for a free slot.
@@ -265,11 +320,14 @@ class _Slot:
 class _Attempt:
     """What the connector learns about the attempt running in this task."""
 
-    __slots__ = ("connected", "deadline", "head_timeout", "reused")
+    __slots__ = ("connected", "deadline", "head_timeout", "heads", "reused")
 
-    def __init__(self, deadline: Optional[_Deadline], head_timeout: Optional[float]) -> None:
+    def __init__(
+        self, deadline: Optional[_Deadline], head_timeout: Optional[float], heads: Optional[_HeadDeadlines] = None,
+    ) -> None:
         self.deadline = deadline
         self.head_timeout = head_timeout
+        self.heads = heads
         self.connected = False
         self.reused = False
 
@@ -292,7 +350,10 @@ class _Connector(aiohttp.TCPConnector):
                 # the whole head within the read timeout (or what is left of the attempt)
                 bound = time.monotonic() + attempt.head_timeout
                 current = attempt.deadline._when
-                attempt.deadline.reschedule(bound if current is None else min(current, bound))
+                if current is None and attempt.heads is not None:
+                    attempt.heads.start(attempt.deadline, bound)
+                else:
+                    attempt.deadline.reschedule(bound if current is None else min(current, bound))
         return conn
 
 
@@ -345,10 +406,32 @@ class _RetryView:
 
 
 def _header_dict(response: aiohttp.ClientResponse) -> HTTPHeaderDict:
-    headers = HTTPHeaderDict()
-    for name, value in response.raw_headers:
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    """The response headers as the sync client has them (Latin-1, repeats kept, names as sent).
+
+    Filled as ``HTTPHeaderDict.add`` fills it (its table: lower-case name to ``[name, value,
+    ...]``), without a method call per header; the test suite checks the two agree.
+    """
+    if not _FILL_DIRECTLY:
+        headers = HTTPHeaderDict()
+        for key, value in response.raw_headers:
+            headers.add(key.decode("latin-1"), value.decode("latin-1"))
+        return headers
+    table: Dict[str, List[str]] = {}
+    for raw_name, raw_value in response.raw_headers:
+        name = raw_name.decode("latin-1")
+        lower = name.lower()
+        values = table.get(lower)
+        if values is None:
+            table[lower] = [name, raw_value.decode("latin-1")]
+        else:
+            values.append(raw_value.decode("latin-1"))
+    headers = HTTPHeaderDict.__new__(HTTPHeaderDict)
+    headers._container = table
     return headers
+
+
+#: HTTPHeaderDict keeps its headers in ``_container`` (urllib3 2.x): fill that table directly
+_FILL_DIRECTLY = isinstance(getattr(HTTPHeaderDict(), "_container", None), dict)
 
 
 # ---------------------------------------------------------------------------- the response
@@ -513,6 +596,7 @@ class AsyncApiClient(DefaultHeaders):
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
         self._timeouts: Dict[Tuple[Optional[float], Optional[float]], aiohttp.ClientTimeout] = {}
+        self._heads: Optional[_HeadDeadlines] = None
         self._pid = os.getpid()
         _LIVE_CLIENTS.add(self)
 
@@ -534,7 +618,8 @@ class AsyncApiClient(DefaultHeaders):
                 )
             _forget(session, close_sockets=True)  # its loop is gone: close the sockets directly
             session = None
-        self._session, self._loop = None, None
+        # (attempts still running keep the head deadlines they started with)
+        self._session, self._loop, self._heads = None, None, None
         if session is not None and self._pid == os.getpid():
             await session.close()
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
@@ -542,7 +627,7 @@ class AsyncApiClient(DefaultHeaders):
     def _start_fresh_after_fork(self) -> None:
         """In a forked child: forget the parent's session without touching it."""
         session, self._session = self._session, None
-        self._loop = None
+        self._loop, self._heads = None, None
         self._pid = os.getpid()
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
         if session is not None:
@@ -593,6 +678,7 @@ class AsyncApiClient(DefaultHeaders):
         # rule (_core.exchange) resends only on a reused connection, and creates too
         session._retry_connection = False
         self._session, self._loop = session, loop
+        self._heads = _HeadDeadlines(loop, self.configuration.connection_pool_maxsize)
         return session
 
     # ------------------------------------------------------------------ the one request path
@@ -683,7 +769,7 @@ class AsyncApiClient(DefaultHeaders):
             started = time.monotonic()
             deadline_at = None if total is None else started + total
             deadline = _Deadline(deadline_at, loop)
-            attempt = _Attempt(deadline, head_timeout)
+            attempt = _Attempt(deadline, head_timeout, self._heads)
             token = _ATTEMPT.set(attempt)
             try:
                 with deadline:
