@@ -283,6 +283,25 @@ def test_refused_connection_message_matches_the_sync_client() -> None:
     run(main())
 
 
+def test_errors_name_the_origin_of_each_call_when_one_client_calls_two(emu: Emulator) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        refused = f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+    async def main() -> None:
+        async with AsyncApiClient(config(emu.url, max_retries=0)) as client:
+            assert (await client.request("GET", emu.url + IDENTIFIERS)).status == 200
+            with pytest.raises(ApiConnectionError) as other:
+                await client.request("GET", refused + IDENTIFIERS)
+            assert refused.split("//")[1] in str(other.value) and emu.url.split("//")[1] not in str(other.value)
+            assert (await client.request("GET", emu.url + IDENTIFIERS)).status == 200
+            with pytest.raises(ApiValueError, match="is not an http:// or https:// URL"):
+                await client.request("GET", "ftp://127.0.0.1/x")
+
+    run(main())
+
+
 def test_both_clients_send_the_same_request_headers() -> None:
     async def main() -> None:
         async with RawServer(lambda head: json_answer()) as server:

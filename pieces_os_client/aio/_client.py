@@ -239,12 +239,18 @@ class _Slots:
             self.orphans -= 1
             self.release()
 
-    async def acquire(self, timeout: Optional[float]) -> bool:
-        """Take a slot; False when none became free within ``timeout`` seconds."""
+    def take(self) -> bool:
+        """Take a free slot if there is one and no one waits for it, without waiting."""
         if self.orphans:
             self._reclaim()
         if self.free > 0 and not self._waiters:
             self.free -= 1
+            return True
+        return False
+
+    async def acquire(self, timeout: Optional[float]) -> bool:
+        """Take a slot; False when none became free within ``timeout`` seconds."""
+        if self.take():
             return True
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[bool] = loop.create_future()
@@ -597,6 +603,8 @@ class AsyncApiClient(DefaultHeaders):
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
         self._timeouts: Dict[Tuple[Optional[float], Optional[float]], aiohttp.ClientTimeout] = {}
         self._heads: Optional[_HeadDeadlines] = None
+        #: the last call's URL up to its path ("scheme://netloc/") and its checked origin
+        self._origin: Tuple[str, str] = ("\x00", "")
         self._pid = os.getpid()
         _LIVE_CLIENTS.add(self)
 
@@ -724,7 +732,10 @@ class AsyncApiClient(DefaultHeaders):
         assert loop is not None
         method = method.upper()
         headers = dict(headers) if headers else {}
-        host = origin_of(url)
+        prefix, host = self._origin
+        if not url.startswith(prefix):  # another origin than the last call's (or the first call)
+            host = origin_of(url)
+            self._origin = ("/".join(url.split("/", 3)[:3]) + "/", host)
         check_headers(headers)
         config = self.configuration
         connect: Optional[float]
@@ -763,7 +774,7 @@ class AsyncApiClient(DefaultHeaders):
         resends = body_attempt = 0
         slots = self._slots
         while True:
-            if not await slots.acquire(config.pool_timeout):
+            if not slots.take() and not await slots.acquire(config.pool_timeout):
                 raise pool_timeout_error(method, url, host, config.pool_timeout, slots.size)
             slot = _Slot(slots)
             started = time.monotonic()
