@@ -492,12 +492,15 @@ class AsyncResponse:
                 within = _NO_DEADLINE
                 if self._read_timeout is not None and not content.is_eof():
                     self._start_read_timeout(self._read_timeout)
+            length = reader.content_length
             with within:
                 while True:
                     chunk = await content.read(reader.read_size(bounded_time=bounded))
                     if not chunk:
                         break
                     reader.feed(chunk)
+                    if length is not None and reader.received >= length:
+                        break  # all the declared bytes: aiohttp has ended the body, no read for its end
             self.data = reader.finish()
             complete = True
         except (OpenApiException, aiohttp.ClientError, HTTPError, OSError, ValueError, asyncio.TimeoutError) as exc:
