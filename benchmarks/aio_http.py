@@ -211,6 +211,8 @@ def main(argv: List[str]) -> int:
     stall = snapshot.pop("longest loop stall (async call)")
     lines = [f"## Async HTTP ({sys.version.split()[0]}, aiohttp {__import__('aiohttp').__version__})", ""]
     lines += table(f"{calls} concurrent identifiers calls (time for all)", concurrent, "async client (gather)")
+    over_floor = 1 / concurrent["floor: raw aiohttp + json.loads ratio"]
+    lines += [f"Async client over the floor, paired per round: {over_floor:.2f}x", ""]
     lines += table("Sequential identifiers calls (per call)", sequential, "floor: raw aiohttp + json.loads")
     lines += table(f"Snapshot of 1000 conversations ({size / 1e6:.1f} MB, per call)", snapshot, "sync client")
     lines.append(f"Longest event-loop stall during the async snapshot call: {stall * 1000:.1f} ms")
