@@ -334,6 +334,40 @@ def test_both_clients_send_the_same_request_headers() -> None:
     run(main())
 
 
+def test_headers_are_checked_on_every_call_whatever_the_call_before_sent() -> None:
+    class Odd:
+        """A header value that cannot be compared with anything."""
+
+        def __eq__(self, other: object) -> bool:
+            raise TypeError("no comparing")
+
+        __hash__ = None  # type: ignore[assignment]
+
+        def __str__(self) -> str:
+            return "odd"
+
+    async def main() -> None:
+        async with RawServer(lambda head: json_answer()) as server:
+            async with AsyncApiClient(config(server.url)) as client:
+                api = AsyncConversationsApi(client)
+                for _ in range(2):
+                    await api.conversations_identifiers_snapshot()
+                    with pytest.raises(ApiValueError, match="line break"):
+                        await api.conversations_identifiers_snapshot(_headers={"X-Bad": "a\r\nb"})
+                    await api.conversations_identifiers_snapshot(_headers={"accept-encoding": "gzip"})
+                    await api.conversations_identifiers_snapshot(_headers={"X-Odd": Odd()})
+                    with pytest.raises(ApiValueError, match="line break"):
+                        await client.request("GET", server.url + IDENTIFIERS, headers={"X-Bad": "a\nb"})
+            heads = [header_lines(head) for head in server.heads]
+        assert len(heads) == 6
+        for lines in heads:
+            assert sum(line.lower().startswith("accept-encoding:") for line in lines) == 1
+        assert "Accept-Encoding: identity" in heads[0] and "accept-encoding: gzip" in heads[1]
+        assert "X-Odd: odd" in heads[2] and "Accept-Encoding: identity" in heads[3]
+
+    run(main())
+
+
 # ------------------------------------------------------------------ retries
 def test_a_get_is_retried_on_503_with_retry_after_and_a_create_never_resent(emu: Emulator) -> None:
     async def main() -> None:

@@ -495,7 +495,9 @@ class AsyncResponse:
             length = reader.content_length
             with within:
                 while True:
-                    chunk = await content.read(reader.read_size(bounded_time=bounded))
+                    size = reader.read_size(bounded_time=bounded)
+                    # all of the body has come (the usual case for a small one): take it as it is
+                    chunk = content.read_nowait(size) if content.is_eof() else await content.read(size)
                     if not chunk:
                         break
                     reader.feed(chunk)
@@ -608,6 +610,8 @@ class AsyncApiClient(DefaultHeaders):
         self._heads: Optional[_HeadDeadlines] = None
         #: the last call's URL up to its path ("scheme://netloc/") and its checked origin
         self._origin: Tuple[str, str] = ("\x00", "")
+        #: the last call's headers (as given) that passed check_headers, and their Accept-Encoding
+        self._checked: Tuple[Tuple[Tuple[str, Any], ...], Optional[str]] = ((("\x00", None),), None)
         self._pid = os.getpid()
         _LIVE_CLIENTS.add(self)
 
@@ -730,8 +734,11 @@ class AsyncApiClient(DefaultHeaders):
         preload_content: bool = True,
     ) -> AsyncResponse:
         """Send one request (with the configured retries); with ``preload_content`` the body is read."""
-        session = self._session_for_this_loop()
-        loop = self._loop
+        session, loop = self._session, self._loop
+        if (session is None or loop is not asyncio.get_running_loop() or self._pid != os.getpid()
+                or session.closed):
+            session = self._session_for_this_loop()
+            loop = self._loop
         assert loop is not None
         method = method.upper()
         headers = dict(headers) if headers else {}
@@ -739,7 +746,18 @@ class AsyncApiClient(DefaultHeaders):
         if not url.startswith(prefix):  # another origin than the last call's (or the first call)
             host = origin_of(url)
             self._origin = ("/".join(url.split("/", 3)[:3]) + "/", host)
-        check_headers(headers)
+        # headers checked (and their Accept-Encoding found) once for the same headers as last time
+        items = tuple(headers.items())
+        checked, accept_encoding = self._checked
+        try:
+            same = items == checked
+        except Exception:  # a header value that cannot be compared: checked as any other
+            same = False
+        if not same:
+            check_headers(headers)
+            accept_encoding = header_value(headers, "accept-encoding")
+            if all(type(value) is str for _, value in items):
+                self._checked = (items, accept_encoding)
         config = self.configuration
         connect: Optional[float]
         read: Optional[float]
@@ -758,7 +776,6 @@ class AsyncApiClient(DefaultHeaders):
         # total deadline, a read timeout given alongside it is aiohttp's sock_read throughout.
         head_timeout = read if total is None else None
         client_timeout = self._client_timeout(connect, None if total is None else read)
-        accept_encoding = header_value(headers, "accept-encoding")
         if accept_encoding is None:
             headers["Accept-Encoding"] = "identity"  # as http.client sends for the sync client
         proxy = config.proxy or None
