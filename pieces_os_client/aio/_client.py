@@ -487,7 +487,7 @@ class AsyncResponse:
             content = self.response.content
             bounded = terms.deadline is not None
             if bounded:
-                within: Union[_Deadline, _NoDeadline] = _Deadline(terms.deadline, self.response._loop)
+                within: Union[_Deadline, _NoDeadline] = _Deadline(terms.deadline, asyncio.get_running_loop())
             else:
                 within = _NO_DEADLINE
                 if self._read_timeout is not None and not content.is_eof():
