@@ -516,13 +516,21 @@ class ApiClient(DefaultHeaders):
         return validate_json(model, raw)
 
 
+#: model classes by response type name, each looked up once (the lookup imports the package)
+_MODEL_CLASSES: Dict[str, Any] = {}
+
+
 def _model_class(name: str) -> Any:
+    model = _MODEL_CLASSES.get(name)
+    if model is not None:
+        return model
     from pieces_os_client import models
 
     try:
-        return getattr(models, name)
+        model = _MODEL_CLASSES[name] = getattr(models, name)
     except AttributeError as exc:
         raise ApiValueError(f"unknown response type {name!r}") from exc
+    return model
 
 
 def _unserializable_field(model: pydantic.BaseModel, prefix: str = "") -> str:

@@ -288,6 +288,25 @@ def test_refused_connection_message_matches_the_sync_client() -> None:
     run(main())
 
 
+def test_errors_name_the_origin_of_each_call_when_one_client_calls_two(emu: Emulator) -> None:
+    import socket
+
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        refused = f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+    async def main() -> None:
+        async with AsyncApiClient(config(emu.url, max_retries=0)) as client:
+            assert (await client.request("GET", emu.url + IDENTIFIERS)).status == 200
+            with pytest.raises(ApiConnectionError) as other:
+                await client.request("GET", refused + IDENTIFIERS)
+            assert refused.split("//")[1] in str(other.value) and emu.url.split("//")[1] not in str(other.value)
+            assert (await client.request("GET", emu.url + IDENTIFIERS)).status == 200
+            with pytest.raises(ApiValueError, match="is not an http:// or https:// URL"):
+                await client.request("GET", "ftp://127.0.0.1/x")
+
+    run(main())
+
+
 def test_both_clients_send_the_same_request_headers() -> None:
     async def main() -> None:
         async with RawServer(lambda head: json_answer()) as server:
@@ -316,6 +335,40 @@ def test_both_clients_send_the_same_request_headers() -> None:
             assert sync_head.split(b"\r\n")[0] == async_head.split(b"\r\n")[0]
             assert sorted(h.lower() for h in header_lines(sync_head)) == sorted(
                 h.lower() for h in header_lines(async_head))
+
+    run(main())
+
+
+def test_headers_are_checked_on_every_call_whatever_the_call_before_sent() -> None:
+    class Odd:
+        """A header value that cannot be compared with anything."""
+
+        def __eq__(self, other: object) -> bool:
+            raise TypeError("no comparing")
+
+        __hash__ = None  # type: ignore[assignment]
+
+        def __str__(self) -> str:
+            return "odd"
+
+    async def main() -> None:
+        async with RawServer(lambda head: json_answer()) as server:
+            async with AsyncApiClient(config(server.url)) as client:
+                api = AsyncConversationsApi(client)
+                for _ in range(2):
+                    await api.conversations_identifiers_snapshot()
+                    with pytest.raises(ApiValueError, match="line break"):
+                        await api.conversations_identifiers_snapshot(_headers={"X-Bad": "a\r\nb"})
+                    await api.conversations_identifiers_snapshot(_headers={"accept-encoding": "gzip"})
+                    await api.conversations_identifiers_snapshot(_headers={"X-Odd": Odd()})
+                    with pytest.raises(ApiValueError, match="line break"):
+                        await client.request("GET", server.url + IDENTIFIERS, headers={"X-Bad": "a\nb"})
+            heads = [header_lines(head) for head in server.heads]
+        assert len(heads) == 6
+        for lines in heads:
+            assert sum(line.lower().startswith("accept-encoding:") for line in lines) == 1
+        assert "Accept-Encoding: identity" in heads[0] and "accept-encoding: gzip" in heads[1]
+        assert "X-Odd: odd" in heads[2] and "Accept-Encoding: identity" in heads[3]
 
     run(main())
 
@@ -470,6 +523,144 @@ def test_read_timeout_and_request_timeout_match_the_sync_client(emu: Emulator) -
         assert str(read.value) == str(sync_read.value)
         assert str(total.value) == str(sync_total.value)
         assert str(head_total.value) == str(sync_head_total.value)
+
+    run(main())
+
+
+def test_a_body_that_stalls_times_out_at_the_read_timeout_counted_from_the_read(emu: Emulator) -> None:
+    # The head is bounded by the head deadline; each read of the rest of the body by the read
+    # timeout, counted (as the sync client's socket timeout) from when the body is read.
+    cfg = config(emu.url, read_timeout=0.3, max_retries=0)
+    with ApiClient(cfg) as sync_client:
+        emu.stall_body_next(1.5, after_bytes=5, path=IDENTIFIERS)
+        with pytest.raises(ApiTimeoutError) as sync_body:
+            ConversationsApi(sync_client).conversations_identifiers_snapshot()
+        time.sleep(1.6)
+
+    async def main() -> None:
+        async with AsyncApiClient(cfg) as client:
+            api = AsyncConversationsApi(client)
+            emu.stall_body_next(1.5, after_bytes=5, path=IDENTIFIERS)
+            started = time.monotonic()
+            with pytest.raises(ApiTimeoutError) as body:
+                await api.conversations_identifiers_snapshot()
+            assert 0.25 < time.monotonic() - started < 1.3
+            emu.stall_body_next(1.5, after_bytes=5, path=IDENTIFIERS)
+            unread = await api.conversations_identifiers_snapshot_without_preload_content()
+            await asyncio.sleep(0.5)  # longer than the read timeout, before reading
+            started = time.monotonic()
+            with pytest.raises(ApiTimeoutError) as late:
+                await unread.read()
+            assert 0.25 < time.monotonic() - started < 1.3
+            unread.release()
+            # a body that had all come before it is read is not timed out for waiting unread
+            whole = await api.conversations_identifiers_snapshot_without_preload_content()
+            await asyncio.sleep(0.5)
+            assert json.loads(await whole.read())["iterable"] == []
+            whole.release()
+            await asyncio.sleep(1.6)  # let the held answers go before the emulator is reset
+        assert str(body.value) == str(sync_body.value)
+        assert str(late.value) == str(sync_body.value)
+
+    run(main())
+
+
+def test_head_deadlines_share_one_timer_and_a_shorter_one_keeps_its_own(emu: Emulator) -> None:
+    async def timed_out(call: Awaitable[Any]) -> float:
+        started = time.monotonic()
+        with pytest.raises(ApiTimeoutError):
+            await call
+        return time.monotonic() - started
+
+    async def main() -> None:
+        async with AsyncApiClient(config(emu.url, read_timeout=0.6, max_retries=0,
+                                         connection_pool_maxsize=4)) as client:
+            api = AsyncConversationsApi(client)
+            emu.delay_next(2.0, count=3, path=IDENTIFIERS)
+            first = asyncio.ensure_future(timed_out(api.conversations_identifiers_snapshot()))
+            await asyncio.sleep(0.05)
+            second = asyncio.ensure_future(timed_out(api.conversations_identifiers_snapshot()))
+            await asyncio.sleep(0.05)
+            # ends before the two queued deadlines: it is not held up behind them
+            short = await timed_out(api.conversations_identifiers_snapshot(_request_timeout=(5, 0.2)))
+            assert 0.15 < short < 0.5, short
+            waits = await asyncio.gather(first, second)
+            assert all(0.55 < wait < 1.3 for wait in waits), waits
+            # while one head is held, calls that finish behind it do not pile up in the queue
+            emu.delay_next(1.0, path=IDENTIFIERS)
+            client.configuration.read_timeout = 1.5
+            held = asyncio.ensure_future(api.conversations_identifiers_snapshot())
+            await asyncio.sleep(0.05)
+            for _ in range(200):
+                await api.conversations_identifiers_snapshot()
+            assert not held.done()
+            assert client._heads is not None and len(client._heads._queue) <= 2 * 4 + 64
+            await held
+            assert client._slots.free == 4
+            await asyncio.sleep(2.1)  # let the held answers go before the emulator is reset
+
+    run(main())
+
+
+def test_response_headers_are_the_sync_clients_repeats_case_and_latin1_included() -> None:
+    extra = (b"X-Twice: one\r\nx-twice: two\r\nX-Latin: caf\xe9\r\nSet-Cookie: a=1\r\n"
+             b"Set-Cookie: b=2\r\nRetry-After: 0\r\n")
+
+    async def main() -> None:
+        async with RawServer(lambda head: json_answer(extra=extra)) as server:
+            cfg = config(server.url)
+            with ApiClient(cfg) as sync_client:
+                sync_api = ConversationsApi(sync_client)
+                sync_headers = (await asyncio.to_thread(
+                    sync_api.conversations_identifiers_snapshot_with_http_info)).headers
+            async with AsyncApiClient(cfg) as client:
+                async_headers = (await AsyncConversationsApi(client)
+                                 .conversations_identifiers_snapshot_with_http_info()).headers
+        assert sync_headers is not None and async_headers is not None
+        assert type(async_headers) is type(sync_headers)
+        assert list(async_headers.items()) == list(sync_headers.items())
+        assert async_headers.getlist("x-twice") == ["one", "two"] == sync_headers.getlist("X-Twice")
+        assert async_headers["x-latin"] == "caf\xe9"
+        assert async_headers == sync_headers
+
+    run(main())
+
+
+def test_may_retry_status_never_says_no_where_the_retry_policy_would_retry() -> None:
+    from urllib3.util.retry import Retry
+
+    from pieces_os_client._core.retry import may_retry_status
+
+    class Always(Retry):
+        def is_retry(self, method: str, status_code: int, has_retry_after: bool = False) -> bool:
+            return True
+
+    policies = [Configuration().retry_policy(), Retry(total=3, status_forcelist=[500, 418]), Retry(total=0),
+                Retry(total=3, status_forcelist=None), Retry(total=3, respect_retry_after_header=False)]
+    for policy in policies:
+        for status in range(100, 600):
+            for method in ("GET", "POST", "HEAD"):
+                for has_retry_after in (False, True):
+                    if policy.is_retry(method, status, has_retry_after):
+                        assert may_retry_status(policy, status), (policy, status, method)
+        assert not may_retry_status(policy, 200) or 200 in (policy.status_forcelist or ())
+    assert may_retry_status(Always(total=3), 200)
+
+
+def test_a_waiting_call_gets_the_slot_of_an_unread_response_dropped_meanwhile(emu: Emulator) -> None:
+    async def main() -> None:
+        async with AsyncApiClient(config(emu.url, connection_pool_maxsize=1, pool_timeout=5)) as client:
+            api = AsyncConversationsApi(client)
+            unread = await api.conversations_identifiers_snapshot_without_preload_content()
+            waiting = asyncio.ensure_future(api.conversations_identifiers_snapshot())
+            await asyncio.sleep(0.1)
+            assert not waiting.done()
+            started = time.monotonic()
+            del unread
+            gc.collect()
+            assert (await waiting).iterable == []
+            assert time.monotonic() - started < 1.0  # taken back by the waiters' timer, within its slice
+            assert client._slots.free == 1 and not client._slots._waiters
 
     run(main())
 

@@ -160,6 +160,8 @@ class BodyReader:
         return parts[0] if len(parts) == 1 else b"".join(parts)
 
     def _choose_inflater(self, accept_encoding: Optional[str]) -> Optional[Inflater]:
+        if "Content-Encoding" not in self.headers:  # the usual case, found without a KeyError inside get()
+            return None
         header = self.headers.get("Content-Encoding")
         if not header:
             return None

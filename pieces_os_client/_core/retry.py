@@ -15,7 +15,9 @@ from typing import Any, Optional, Tuple
 from urllib3.exceptions import MaxRetryError
 from urllib3.util.retry import Retry
 
-__all__ = ["after_error", "after_status", "backoff", "body_retries"]
+__all__ = ["after_error", "after_status", "backoff", "body_retries", "may_retry_status"]
+
+_IS_RETRY = Retry.is_retry
 
 
 def body_retries(retries: Retry, method: str) -> int:
@@ -40,6 +42,20 @@ def _delay(retries: Retry, response: Any) -> float:
         if seconds:
             return float(seconds)
     return float(retries.get_backoff_time())
+
+
+def may_retry_status(retries: Retry, status: int) -> bool:
+    """False when ``retries`` surely sends no response of this status again, whatever its method
+    and headers; True when :func:`after_status` has to decide.
+
+    For urllib3's own ``Retry.is_retry``: only a status in ``status_forcelist``, or one that
+    may carry ``Retry-After`` (413, 429, 503), is ever retried. A subclass that changes
+    ``is_retry`` always goes to :func:`after_status`.
+    """
+    if type(retries).is_retry is not _IS_RETRY:
+        return True
+    forcelist = retries.status_forcelist
+    return bool(forcelist and status in forcelist) or status in retries.RETRY_AFTER_STATUS_CODES
 
 
 def after_status(retries: Retry, method: str, url: str, response: Any) -> Optional[Tuple[Retry, float]]:

@@ -146,7 +146,8 @@ class AsyncConversationsApi:
     # ------------------------------------------------------------ identifiers
     async def conversations_identifiers_snapshot(self, **options: Unpack[RequestOptions]) -> FlattenedConversations:
         """/conversations/identifiers [GET]: the ids of every conversation."""
-        return (await self.conversations_identifiers_snapshot_with_http_info(**options)).data
+        return cast("ApiResponse[FlattenedConversations]",
+                    await self.api_client.call_operation(IDENTIFIERS, options)).data
 
     async def conversations_identifiers_snapshot_with_http_info(
         self, **options: Unpack[RequestOptions]
@@ -165,7 +166,8 @@ class AsyncConversationsApi:
         self, transferables: Optional[bool] = None, **options: Unpack[RequestOptions]
     ) -> Conversations:
         """/conversations [GET]: every conversation, fully referenced."""
-        return (await self.conversations_snapshot_with_http_info(transferables, **options)).data
+        return cast("ApiResponse[Conversations]", await self.api_client.call_operation(
+            SNAPSHOT, options, query_params=_transferables(transferables))).data
 
     async def conversations_snapshot_with_http_info(
         self, transferables: Optional[bool] = None, **options: Unpack[RequestOptions]

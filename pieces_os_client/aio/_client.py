@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import functools
 import logging
+import math
 import os
 import ssl
 import sys
@@ -47,7 +48,7 @@ from urllib3.exceptions import (
 )
 
 from pieces_os_client._core import retry as _retry
-from pieces_os_client._core.body import BodyReader, BodyTerms
+from pieces_os_client._core.body import BodyTerms
 from pieces_os_client._core.exchange import may_resend_stale
 from pieces_os_client._core.failures import (
     parse_request_timeout,
@@ -67,8 +68,11 @@ __all__ = ["AsyncApiClient", "AsyncResponse"]
 
 logger = logging.getLogger("pieces_os_client")
 
-#: how often a caller waiting for a pool slot looks for slots freed by garbage collection
+#: how often the callers waiting for a pool slot look for slots freed by garbage collection
 _SLICE = 0.25
+#: a wait for a pool slot ending this close to its end (seconds) has ended (the loop fires a
+#: timer up to its clock resolution early)
+_EARLY = 1e-6
 #: timeouts are never rounded up to whole seconds (aiohttp rounds those above 5 s by default)
 _NO_CEIL = 1e12
 #: what a read that waited too long raises (asyncio's is not the builtin TimeoutError on 3.10)
@@ -79,19 +83,21 @@ _SKIP_AUTO = frozenset({hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs
 
 # ---------------------------------------------------------------------------- deadlines
 class _Deadline:
-    """A deadline for the awaits inside ``async with``, movable while it runs (Python 3.10 too).
+    """A deadline for the awaits inside ``with``, movable while it runs (Python 3.10 too).
 
     When it passes, the task is cancelled and ``asyncio.TimeoutError`` comes out of the block,
     with ``expired`` set; a cancellation from outside still comes out as ``CancelledError``.
+    A plain context manager (entering and leaving it awaits nothing): no coroutine per use, and
+    no timer while it has no deadline.
     """
 
     __slots__ = ("_cancelling", "_handle", "_loop", "_task", "_when", "expired")
 
-    def __init__(self, when: Optional[float]) -> None:
+    def __init__(self, when: Optional[float], loop: asyncio.AbstractEventLoop) -> None:
         self._when = when
         self._handle: Optional[asyncio.TimerHandle] = None
         self._task: Optional[asyncio.Task[Any]] = None
-        self._loop: Optional[asyncio.AbstractEventLoop] = None
+        self._loop = loop
         self._cancelling = 0
         self.expired = False
 
@@ -100,12 +106,9 @@ class _Deadline:
         if self._handle is not None:
             self._handle.cancel()
             self._handle = None
-        if when is not None and self._loop is not None and not self.expired:
-            self._handle = self._loop.call_at(self._loop_time(when), self._fire)
-
-    def _loop_time(self, when: float) -> float:
-        assert self._loop is not None
-        return self._loop.time() + (when - time.monotonic())
+        if when is not None and self._task is not None and not self.expired:
+            loop = self._loop
+            self._handle = loop.call_at(loop.time() + (when - time.monotonic()), self._fire)
 
     def _fire(self) -> None:
         self._handle = None
@@ -113,15 +116,15 @@ class _Deadline:
         if self._task is not None:
             self._task.cancel()
 
-    async def __aenter__(self) -> _Deadline:
-        self._loop = asyncio.get_running_loop()
-        self._task = asyncio.current_task()
-        if sys.version_info >= (3, 11) and self._task is not None:
-            self._cancelling = self._task.cancelling()
-        self.reschedule(self._when)
+    def __enter__(self) -> _Deadline:
+        task = self._task = asyncio.current_task(self._loop)
+        if sys.version_info >= (3, 11) and task is not None:
+            self._cancelling = task.cancelling()
+        if self._when is not None:
+            self.reschedule(self._when)
         return self
 
-    async def __aexit__(
+    def __exit__(
         self, kind: Optional[Type[BaseException]], exc: Optional[BaseException], tb: Optional[TracebackType]
     ) -> Optional[bool]:
         if self._handle is not None:
@@ -140,63 +143,163 @@ class _Deadline:
         return None
 
 
+class _NoDeadline:
+    """What a read without a deadline runs within: nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+
+_NO_DEADLINE = _NoDeadline()
+
+
+class _HeadDeadlines:
+    """The head deadlines of one client's attempts (those without a total deadline), one timer for all.
+
+    Each such attempt must have its whole head within the read timeout from the moment it has
+    a connection. With one read timeout for every call (the usual case) these deadlines end in
+    the order they start, so they wait in a queue and a single timer, at the earliest one still
+    running, serves them all: no timer made and cancelled per call. A deadline that would end
+    before the last one queued gets a timer of its own. An attempt leaves the queue lazily once
+    its block is left; since at most ``connection_pool_maxsize`` attempts run at once, the queue
+    is compacted when it holds many more entries than that.
+    """
+
+    __slots__ = ("_handle", "_limit", "_loop", "_queue")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, running: int) -> None:
+        self._loop = loop
+        self._queue: Deque[Tuple[float, _Deadline]] = deque()
+        self._handle: Optional[asyncio.TimerHandle] = None
+        self._limit = 2 * running + 64
+
+    def start(self, deadline: _Deadline, when: float) -> None:
+        """``deadline`` (entered, with no end so far) ends at ``when`` (``time.monotonic()``)."""
+        queue = self._queue
+        while queue and queue[0][1]._task is None:  # attempts done: their block was left
+            queue.popleft()
+        if queue and when < queue[-1][0]:
+            deadline.reschedule(when)  # out of order (a shorter read timeout): a timer of its own
+            return
+        deadline._when = when
+        queue.append((when, deadline))
+        if len(queue) > self._limit:
+            self._queue = deque(entry for entry in queue if entry[1]._task is not None)
+        if self._handle is None:
+            self._arm(when)
+
+    def _arm(self, when: float) -> None:
+        loop = self._loop
+        self._handle = loop.call_at(loop.time() + (when - time.monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        queue = self._queue
+        now = time.monotonic()
+        while queue:
+            when, deadline = queue[0]
+            if deadline._task is None or deadline._when != when:  # done, or moved to a timer of its own
+                queue.popleft()
+                continue
+            if when - now > _EARLY:
+                self._arm(when)
+                return
+            queue.popleft()
+            deadline._fire()
+
+
 # ---------------------------------------------------------------------------- pool slots
 class _Slots:
     """A bound on the requests (so connections) in flight, with a timed wait for a free slot.
 
+    A caller that finds no free slot waits on a future of its own, which ``release`` resolves
+    with ``True`` (the slot is handed over, first come first served). One timer per bound, not
+    one per caller, runs while anyone waits: every ``_SLICE`` seconds, or sooner at a waiter's
+    ``pool_timeout``, it takes back orphaned slots and resolves the waiters whose wait is over
+    with ``False``.
+
     A slot freed by garbage collection (a response dropped unread) cannot touch the event loop
-    from ``__del__``: it is counted in ``orphans`` and taken back by the next caller that looks.
+    from ``__del__``: it is counted in ``orphans`` and taken back by the next caller or tick.
     """
 
     def __init__(self, size: int) -> None:
         self.size = size
         self.free = size
         self.orphans = 0
-        self._waiters: Deque[asyncio.Future[None]] = deque()
+        #: (future, loop time its wait ends), in arrival order
+        self._waiters: Deque[Tuple[asyncio.Future[bool], float]] = deque()
+        self._tick: Optional[asyncio.TimerHandle] = None
+        self._tick_at = math.inf
 
     def _reclaim(self) -> None:
         while self.orphans > 0:
             self.orphans -= 1
             self.release()
 
-    async def acquire(self, timeout: Optional[float]) -> bool:
-        """Take a slot; False when none became free within ``timeout`` seconds."""
-        self._reclaim()
+    def take(self) -> bool:
+        """Take a free slot if there is one and no one waits for it, without waiting."""
+        if self.orphans:
+            self._reclaim()
         if self.free > 0 and not self._waiters:
             self.free -= 1
             return True
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[None] = loop.create_future()
-        self._waiters.append(waiter)
-        deadline = None if timeout is None else time.monotonic() + timeout
-        try:
-            while not waiter.done():
-                left = _SLICE if deadline is None else min(_SLICE, deadline - time.monotonic())
-                if left <= 0:
-                    break
-                await asyncio.wait((waiter,), timeout=left)
-                self._reclaim()
-        except BaseException:
-            self._give_up(waiter)
-            raise
-        if waiter.done() and not waiter.cancelled():
-            return True
-        self._give_up(waiter)
         return False
 
-    def _give_up(self, waiter: asyncio.Future[None]) -> None:
-        if waiter.done() and not waiter.cancelled():
-            self.release()  # a slot was handed over as the wait ended: pass it on
-        else:
-            waiter.cancel()
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(waiter)
+    async def acquire(self, timeout: Optional[float]) -> bool:
+        """Take a slot; False when none became free within ``timeout`` seconds."""
+        if self.take():
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        entry = (waiter, math.inf if timeout is None else loop.time() + timeout)
+        self._waiters.append(entry)
+        self._schedule(loop, entry[1])
+        try:
+            return await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release()  # a slot was handed over as the wait ended: pass it on
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(entry)
+            raise
+
+    def _schedule(self, loop: asyncio.AbstractEventLoop, until: float) -> None:
+        when = min(until, loop.time() + _SLICE)
+        if when < self._tick_at:
+            if self._tick is not None:
+                self._tick.cancel()
+            self._tick_at = when
+            self._tick = loop.call_at(when, self._on_tick, loop)
+
+    def _on_tick(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._tick, self._tick_at = None, math.inf
+        self._reclaim()
+        now = loop.time()
+        waiting: Deque[Tuple[asyncio.Future[bool], float]] = deque()
+        for waiter, until in self._waiters:
+            if waiter.done():
+                continue
+            if until - now <= _EARLY:
+                waiter.set_result(False)  # pool_timeout passed: no slot for this one
+            else:
+                waiting.append((waiter, until))
+        self._waiters = waiting
+        if waiting:
+            self._schedule(loop, min(until for _, until in waiting))
 
     def release(self) -> None:
-        while self._waiters:
-            waiter = self._waiters.popleft()
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()[0]
             if not waiter.done():
-                waiter.set_result(None)
+                waiter.set_result(True)
                 return
         self.free += 1
 
@@ -225,11 +328,14 @@ class _Slot:
 class _Attempt:
     """What the connector learns about the attempt running in this task."""
 
-    __slots__ = ("connected", "deadline", "head_timeout", "protocol", "received_before", "reused")
+    __slots__ = ("connected", "deadline", "head_timeout", "heads", "protocol", "received_before", "reused")
 
-    def __init__(self, deadline: Optional[_Deadline], head_timeout: Optional[float]) -> None:
+    def __init__(
+        self, deadline: Optional[_Deadline], head_timeout: Optional[float], heads: Optional[_HeadDeadlines] = None,
+    ) -> None:
         self.deadline = deadline
         self.head_timeout = head_timeout
+        self.heads = heads
         self.connected = False
         self.reused = False
         self.protocol: Optional[_CountingHandler] = None
@@ -282,7 +388,10 @@ class _Connector(aiohttp.TCPConnector):
                 # the whole head within the read timeout (or what is left of the attempt)
                 bound = time.monotonic() + attempt.head_timeout
                 current = attempt.deadline._when
-                attempt.deadline.reschedule(bound if current is None else min(current, bound))
+                if current is None and attempt.heads is not None:
+                    attempt.heads.start(attempt.deadline, bound)
+                else:
+                    attempt.deadline.reschedule(bound if current is None else min(current, bound))
         return conn
 
 
@@ -335,10 +444,32 @@ class _RetryView:
 
 
 def _header_dict(response: aiohttp.ClientResponse) -> HTTPHeaderDict:
-    headers = HTTPHeaderDict()
-    for name, value in response.raw_headers:
-        headers.add(name.decode("latin-1"), value.decode("latin-1"))
+    """The response headers as the sync client has them (Latin-1, repeats kept, names as sent).
+
+    Filled as ``HTTPHeaderDict.add`` fills it (its table: lower-case name to ``[name, value,
+    ...]``), without a method call per header; the test suite checks the two agree.
+    """
+    if not _FILL_DIRECTLY:
+        headers = HTTPHeaderDict()
+        for key, value in response.raw_headers:
+            headers.add(key.decode("latin-1"), value.decode("latin-1"))
+        return headers
+    table: Dict[str, List[str]] = {}
+    for raw_name, raw_value in response.raw_headers:
+        name = raw_name.decode("latin-1")
+        lower = name.lower()
+        values = table.get(lower)
+        if values is None:
+            table[lower] = [name, raw_value.decode("latin-1")]
+        else:
+            values.append(raw_value.decode("latin-1"))
+    headers = HTTPHeaderDict.__new__(HTTPHeaderDict)
+    headers._container = table
     return headers
+
+
+#: HTTPHeaderDict keeps its headers in ``_container`` (urllib3 2.x): fill that table directly
+_FILL_DIRECTLY = isinstance(getattr(HTTPHeaderDict(), "_container", None), dict)
 
 
 # ---------------------------------------------------------------------------- the response
@@ -353,7 +484,7 @@ class AsyncResponse:
 
     def __init__(
         self, response: aiohttp.ClientResponse, slot: _Slot, terms: BodyTerms, headers: HTTPHeaderDict, *,
-        no_body: bool = False,
+        no_body: bool = False, read_timeout: Optional[float] = None,
     ) -> None:
         self.response = response
         self.status: int = response.status
@@ -364,6 +495,8 @@ class AsyncResponse:
         self._terms = terms
         self._done = False
         self._no_body = no_body
+        #: the wait allowed for each read of the body (None: aiohttp's sock_read, if any, applies)
+        self._read_timeout = read_timeout
 
     def getheaders(self) -> HTTPHeaderDict:
         return self.headers
@@ -379,11 +512,30 @@ class AsyncResponse:
         if self._done:
             raise ApiValueError("this response was released before its body was read")
         complete = False
+        terms = self._terms
         try:
-            terms = self._terms
             reader = terms.reader(self.status, self.reason, self.headers,
                                   0 if self._no_body else self.response.content_length)
-            self.data = await self._read_into(reader)
+            content = self.response.content
+            bounded = terms.deadline is not None
+            if bounded:
+                within: Union[_Deadline, _NoDeadline] = _Deadline(terms.deadline, asyncio.get_running_loop())
+            else:
+                within = _NO_DEADLINE
+                if self._read_timeout is not None and not content.is_eof():
+                    self._start_read_timeout(self._read_timeout)
+            length = reader.content_length
+            with within:
+                while True:
+                    size = reader.read_size(bounded_time=bounded)
+                    # all of the body has come (the usual case for a small one): take it as it is
+                    chunk = content.read_nowait(size) if content.is_eof() else await content.read(size)
+                    if not chunk:
+                        break
+                    reader.feed(chunk)
+                    if length is not None and reader.received >= length:
+                        break  # all the declared bytes: aiohttp has ended the body, no read for its end
+            self.data = reader.finish()
             complete = True
         except (OpenApiException, aiohttp.ClientError, HTTPError, OSError, ValueError, asyncio.TimeoutError) as exc:
             failure = terms.failure(exc, self.status, self.reason, self.headers, _TIMEOUTS)
@@ -394,17 +546,19 @@ class AsyncResponse:
             self._finish(reuse=complete)
         return self.data
 
-    async def _read_into(self, reader: BodyReader) -> bytes:
-        content = self.response.content
-        deadline = self._terms.deadline
-        bounded = deadline is not None
-        async with _Deadline(deadline):
-            while True:
-                chunk = await content.read(reader.read_size(bounded_time=bounded))
-                if not chunk:
-                    break
-                reader.feed(chunk)
-        return reader.finish()
+    def _start_read_timeout(self, seconds: float) -> None:
+        """Each read of the rest of the body within ``seconds``, as the sync client's read timeout.
+
+        The head came within the attempt's head deadline, which is what bounded the reads so
+        far; from here aiohttp's own per-read timer (``sock_read``) bounds each wait for more of
+        the body, from now on: a response left unread a while is not timed out for that.
+        It stops by itself at the end of the body, or when the connection closes.
+        """
+        connection = self.response.connection
+        protocol = connection.protocol if connection is not None else None
+        if protocol is not None:
+            protocol.read_timeout = seconds
+            protocol.start_timeout()
 
     def release(self) -> None:
         """Give the connection back (closed unless the body was read to the end) and the pool slot."""
@@ -484,6 +638,12 @@ class AsyncApiClient(DefaultHeaders):
         self._session: Optional[aiohttp.ClientSession] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
+        self._timeouts: Dict[Tuple[Optional[float], Optional[float]], aiohttp.ClientTimeout] = {}
+        self._heads: Optional[_HeadDeadlines] = None
+        #: the last call's URL up to its path ("scheme://netloc/") and its checked origin
+        self._origin: Tuple[str, str] = ("\x00", "")
+        #: the last call's headers (as given) that passed check_headers, and their Accept-Encoding
+        self._checked: Tuple[Tuple[Tuple[str, Any], ...], Optional[str]] = ((("\x00", None),), None)
         self._pid = os.getpid()
         _LIVE_CLIENTS.add(self)
 
@@ -505,7 +665,8 @@ class AsyncApiClient(DefaultHeaders):
                 )
             _forget(session, close_sockets=True)  # its loop is gone: close the sockets directly
             session = None
-        self._session, self._loop = None, None
+        # (attempts still running keep the head deadlines they started with)
+        self._session, self._loop, self._heads = None, None, None
         if session is not None and self._pid == os.getpid():
             await session.close()
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
@@ -513,7 +674,7 @@ class AsyncApiClient(DefaultHeaders):
     def _start_fresh_after_fork(self) -> None:
         """In a forked child: forget the parent's session without touching it."""
         session, self._session = self._session, None
-        self._loop = None
+        self._loop, self._heads = None, None
         self._pid = os.getpid()
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
         if session is not None:
@@ -564,6 +725,7 @@ class AsyncApiClient(DefaultHeaders):
         # rule (_core.exchange) resends only on a reused connection, and creates too
         session._retry_connection = False
         self._session, self._loop = session, loop
+        self._heads = _HeadDeadlines(loop, self.configuration.connection_pool_maxsize)
         return session
 
     # ------------------------------------------------------------------ the one request path
@@ -604,11 +766,30 @@ class AsyncApiClient(DefaultHeaders):
         preload_content: bool = True,
     ) -> AsyncResponse:
         """Send one request (with the configured retries); with ``preload_content`` the body is read."""
-        session = self._session_for_this_loop()
+        session, loop = self._session, self._loop
+        if (session is None or loop is not asyncio.get_running_loop() or self._pid != os.getpid()
+                or session.closed):
+            session = self._session_for_this_loop()
+            loop = self._loop
+        assert loop is not None
         method = method.upper()
-        headers = dict(headers or {})
-        host = origin_of(url)
-        check_headers(headers)
+        headers = dict(headers) if headers else {}
+        prefix, host = self._origin
+        if not url.startswith(prefix):  # another origin than the last call's (or the first call)
+            host = origin_of(url)
+            self._origin = ("/".join(url.split("/", 3)[:3]) + "/", host)
+        # headers checked (and their Accept-Encoding found) once for the same headers as last time
+        items = tuple(headers.items())
+        checked, accept_encoding = self._checked
+        try:
+            same = items == checked
+        except Exception:  # a header value that cannot be compared: checked as any other
+            same = False
+        if not same:
+            check_headers(headers)
+            accept_encoding = header_value(headers, "accept-encoding")
+            if all(type(value) is str for _, value in items):
+                self._checked = (items, accept_encoding)
         config = self.configuration
         connect: Optional[float]
         read: Optional[float]
@@ -620,10 +801,13 @@ class AsyncApiClient(DefaultHeaders):
             if total is None:
                 connect = config.connect_timeout if connect is None else connect
                 read = config.read_timeout if read is None else read
-        shown_timeout = urllib3.Timeout(connect=connect, read=read, total=total)
-        client_timeout = aiohttp.ClientTimeout(total=None, connect=None, sock_connect=connect, sock_read=read,
-                                               ceil_threshold=_NO_CEIL)
-        accept_encoding = header_value(headers, "accept-encoding")
+        # Without a total deadline, the read timeout bounds the whole head (a deadline of ours,
+        # from the moment the connection is had) and then each read of the rest of the body
+        # (aiohttp's sock_read, started by AsyncResponse when it reads the body): aiohttp's
+        # per-read timer is not run during the head, which the deadline already bounds. With a
+        # total deadline, a read timeout given alongside it is aiohttp's sock_read throughout.
+        head_timeout = read if total is None else None
+        client_timeout = self._client_timeout(connect, None if total is None else read)
         if accept_encoding is None:
             headers["Accept-Encoding"] = "identity"  # as http.client sends for the sync client
         proxy = config.proxy or None
@@ -632,28 +816,29 @@ class AsyncApiClient(DefaultHeaders):
                 f"the async client supports http:// and https:// proxies only, not {mask_userinfo(proxy)!r}; "
                 "use the sync ApiClient for a SOCKS proxy"
             )
-        if logger.isEnabledFor(logging.DEBUG):
+        proxy_headers = config.proxy_headers if proxy else None
+        server_hostname = config.tls_server_name or None
+        debug = logger.isEnabledFor(logging.DEBUG)
+        if debug:
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
                          len(body or b""))
-        retries = self.retries
-        body_retries = _retry.body_retries(retries, method) if preload_content else 0
+        policy = retries = self.retries
         resends = body_attempt = 0
         slots = self._slots
         while True:
-            if not await slots.acquire(config.pool_timeout):
+            if not slots.take() and not await slots.acquire(config.pool_timeout):
                 raise pool_timeout_error(method, url, host, config.pool_timeout, slots.size)
             slot = _Slot(slots)
             started = time.monotonic()
             deadline_at = None if total is None else started + total
-            deadline = _Deadline(deadline_at)
-            attempt = _Attempt(deadline, read if total is None else None)
+            deadline = _Deadline(deadline_at, loop)
+            attempt = _Attempt(deadline, head_timeout, self._heads)
             token = _ATTEMPT.set(attempt)
             try:
-                async with deadline:
+                with deadline:
                     resp = await session.request(
                         method, url, data=body, headers=headers, timeout=client_timeout, allow_redirects=False,
-                        proxy=proxy, proxy_headers=config.proxy_headers if proxy else None,
-                        server_hostname=config.tls_server_name or None,
+                        proxy=proxy, proxy_headers=proxy_headers, server_hostname=server_hostname,
                     )
             except BaseException as exc:
                 slot.release()
@@ -670,6 +855,7 @@ class AsyncApiClient(DefaultHeaders):
                         logger.debug("%s %s: the server had closed the reused connection; sending again on "
                                      "another (%d)", method, url, resends)
                         continue
+                    shown_timeout = urllib3.Timeout(connect=connect, read=read, total=total)
                     raise translate(final, method, url, host, shown_timeout,
                                     searched=not config.host_was_given) from exc
                 logger.info("%s %s: %s; retrying in %.2f s", method, url, reason_text(failure), delay)
@@ -677,9 +863,11 @@ class AsyncApiClient(DefaultHeaders):
                 continue
             finally:
                 _ATTEMPT.reset(token)
+            status = resp.status
             try:
                 header_map = _header_dict(resp)
-                decision = _retry.after_status(retries, method, url, _RetryView(resp, header_map))
+                decision = (_retry.after_status(retries, method, url, _RetryView(resp, header_map))
+                            if _retry.may_retry_status(retries, status) else None)
             except BaseException:
                 resp.close()
                 slot.release()
@@ -688,18 +876,19 @@ class AsyncApiClient(DefaultHeaders):
                 resp.close()
                 slot.release()
                 retries, delay = decision
-                logger.info("%s %s: answered %d; retrying in %.2f s", method, url, resp.status, delay)
+                logger.info("%s %s: answered %d; retrying in %.2f s", method, url, status, delay)
                 await asyncio.sleep(delay)
                 continue
             result = AsyncResponse(
                 resp, slot, BodyTerms(host, config.max_response_size, accept_encoding, deadline_at, total), header_map,
-                no_body=method == "HEAD" or resp.status in (204, 304),
+                no_body=method == "HEAD" or status == 204 or status == 304, read_timeout=head_timeout,
             )
             if not preload_content:
                 return result
             try:
                 await result.read()
             except ApiConnectionError:
+                body_retries = _retry.body_retries(policy, method)
                 if body_attempt >= body_retries:
                     raise
                 logger.info("%s %s: response body cut short; retrying (%d of %d)", method, url,
@@ -707,10 +896,22 @@ class AsyncApiClient(DefaultHeaders):
                 await asyncio.sleep(_retry.backoff(retries, body_attempt))
                 body_attempt += 1
                 continue
-            if logger.isEnabledFor(logging.DEBUG):
+            if debug:
                 logger.debug("response %s %s -> %s in %.1f ms", method, url, result.status,
                              (time.monotonic() - started) * 1000)
             return result
+
+    def _client_timeout(self, connect: Optional[float], sock_read: Optional[float]) -> aiohttp.ClientTimeout:
+        """aiohttp's timeouts for these values, made once (they are immutable)."""
+        key = (connect, sock_read)
+        timeout = self._timeouts.get(key)
+        if timeout is None:
+            if len(self._timeouts) >= 64:
+                self._timeouts.clear()
+            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
+                total=None, connect=None, sock_connect=connect, sock_read=sock_read, ceil_threshold=_NO_CEIL,
+            )
+        return timeout
 
 
 def _forget(session: aiohttp.ClientSession, *, close_sockets: bool) -> None:
