@@ -350,13 +350,22 @@ class AsyncIdentifiersStream(StreamStatus):
     async def _recv(self, wire: Wire) -> Optional[Tuple[int, bytes]]:
         """One frame: ``(opcode, payload)`` of a message or control frame; ``None``: nothing yet (keep-alive)."""
         task = self._step
-        if task is None or task.done():
-            task = asyncio.get_running_loop().create_task(wire.read_frame(self._rules))
-        if not await self._run_step(task, self._session.read_timeout(time.monotonic())):
-            await self._keepalive(wire)
-            return None
+        frame: Optional[Tuple[bool, int, bytes]] = None
         try:
-            _fin, opcode, payload = task.result()
+            if task is None:
+                # a frame already in the buffer (one read often brings several) is taken at once,
+                # with no task and no wait; a read task left running by a keep-alive timeout, or
+                # one that finished meanwhile, is waited for (or its frame taken), never replaced
+                frame = wire.buffered_frame(self._rules)
+                if frame is None:
+                    task = asyncio.get_running_loop().create_task(wire.read_frame(self._rules))
+            if task is not None:
+                if not await self._run_step(task, self._session.read_timeout(time.monotonic())):
+                    await self._keepalive(wire)
+                    return None
+                frame = task.result()
+            assert frame is not None
+            _fin, opcode, payload = frame
         except MessageTooLarge as exc:
             raise self._too_large(wire, exc) from exc
         except (PeerClosed, ProtocolError, OSError) as exc:

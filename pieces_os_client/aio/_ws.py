@@ -136,16 +136,23 @@ class Wire:
         The header is checked (rules, size bound) before any of its payload is awaited.
         """
         while True:
-            found = next_frame(self.buffer, rules)
-            if found is not None:
-                (fin, opcode, length), size = found
-                if len(self.buffer) >= size + length:
-                    del self.buffer[:size]
-                    payload = self.take(length)
-                    if opcode not in CONTROL:
-                        rules.accept(fin, opcode, length)
-                    return fin, opcode, payload
+            frame = self.buffered_frame(rules)
+            if frame is not None:
+                return frame
             await self.fill()
+
+    def buffered_frame(self, rules: MessageRules) -> Optional[Tuple[bool, int, bytes]]:
+        """The next frame if all of it is in :attr:`buffer` already (taken out of it), else ``None``."""
+        found = next_frame(self.buffer, rules)
+        if found is not None:
+            (fin, opcode, length), size = found
+            if len(self.buffer) >= size + length:
+                del self.buffer[:size]
+                payload = self.take(length)
+                if opcode not in CONTROL:
+                    rules.accept(fin, opcode, length)
+                return fin, opcode, payload
+        return None
 
     async def send_frame(self, opcode: int, payload: bytes = b"") -> None:
         await self.send(encode_frame(opcode, payload, os.urandom(4)))
