@@ -155,6 +155,23 @@ def link_models(namespace: Dict[str, Any], refs: Mapping[str, str]) -> None:
 
 def _link_first(cls: type, source: Any, handler: Any) -> Any:
     finish_links()
+    return _inherited_schema(cls, source, handler)
+
+
+def _inherited_schema(cls: type, source: Any, handler: Any) -> Any:
+    """What the class's own ``__get_pydantic_core_schema__`` gives, once a hook set here is done.
+
+    ``PiecesModel``'s (the precomputed schema, or ``handler(source)``); ``handler(source)`` if
+    there is none but pydantic's own ``BaseModel`` one (which pydantic does not call either).
+    Hooks set here on a base class (an application's subclass of a linked class) are skipped.
+    """
+    for base in cls.__mro__[1:]:
+        hook = base.__dict__.get("__get_pydantic_core_schema__")
+        if hook is None or hook is _LINK_FIRST or hook is _BUNDLE_FIRST:
+            continue
+        if getattr(base, "__module__", "").startswith("pydantic."):
+            break
+        return hook.__get__(None, cls)(source, handler)
     return handler(source)
 
 
@@ -245,7 +262,7 @@ def _bundle_first(cls: type, source: Any, handler: Any) -> Any:
     # elsewhere resolves them in the public modules, imported here first.
     if not getattr(own_build, "depth", 0):
         import_public_modules()
-    return handler(source)
+    return _inherited_schema(cls, source, handler)
 
 
 _BUNDLE_FIRST: classmethod[Any, Any, Any] = classmethod(_bundle_first)

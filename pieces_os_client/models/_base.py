@@ -19,8 +19,10 @@ Wire rules, in one place:
 
 import enum
 import gc
+import importlib
 import json
 import pprint
+import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -219,6 +221,26 @@ class PiecesModel(BaseModel):
         reason = getattr(failure, "message", None) or str(failure)
         raise OpenApiException(f"the model {cls.__name__} could not be built: {reason}") from failure
 
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler, /) -> CoreSchema:
+        """The precomputed core schema of a generated model, when it applies; else pydantic's own.
+
+        See ``pieces_os_client.models._precomputed``: with the exact pydantic version the
+        table was generated with, a generated class's schema (and those of the classes it
+        refers to) comes from the table, and pydantic generates nothing for it.
+        """
+        if source is cls and cls.__module__.startswith(_MODELS_PREFIX):
+            precomputed = sys.modules.get(_PRECOMPUTED)
+            if precomputed is None:
+                try:
+                    precomputed = importlib.import_module(_PRECOMPUTED)
+                except ImportError:  # a copy of this module without the rest (the generator's tests)
+                    return handler(source)
+            schema: Optional[CoreSchema] = precomputed.schema_for(cls)
+            if schema is not None:
+                return schema
+        return handler(source)
+
     # ----------------------------------------------------------- official API
 
     def to_dict(self) -> Dict[str, Any]:
@@ -374,6 +396,7 @@ def _reorder(model: PiecesModel, data: Dict[str, Any], by_alias: bool) -> Dict[s
 #: ``_lazy.link_models``). One ``finish_links`` is always enough; the rest is a margin.
 _BUILD_ATTEMPTS = 3
 _MODELS_PREFIX = __name__.rpartition(".")[0] + "."  # "pieces_os_client.models."
+_PRECOMPUTED = _MODELS_PREFIX + "_precomputed"
 
 
 # ------------------------------------------------------------------ enums
@@ -427,7 +450,7 @@ class PiecesEnum(str, enum.Enum):
         pydantic's own enum schema carries a function it defines inside its schema generator
         (for the JSON schema's title and description); this one leaves that to
         :meth:`__get_pydantic_json_schema__`, so that a model's whole core schema can be
-        written down ahead of time. Validation, serialisation and
+        written down ahead of time (``models._precomputed``). Validation, serialisation and
         the JSON schema are unchanged.
         """
         members = list(cls.__members__.values())
