@@ -24,6 +24,8 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
+from tools.codegen.pysource import literal
+
 TABLE = "pieces_os_client/models/_schemas.py"
 WIDTH = 120
 # the environment variable of pieces_os_client.models._precomputed (not imported here: the
@@ -122,7 +124,11 @@ class _Writer:
                         self.functions.setdefault(id(member), f"B.{attr}.{inner}")
 
     def atom(self, value: Any) -> str:
-        if value is None or type(value) in (bool, int, float, str):
+        if isinstance(value, _Raw):
+            return str(value)
+        if type(value) is str:
+            return literal(value)
+        if value is None or type(value) in (bool, int, float):
             return repr(value)
         if isinstance(value, type) and id(value) in self.names:
             return f'c["{self.names[id(value)]}"]'
@@ -139,27 +145,38 @@ class _Writer:
             return self.functions[id(value)]
         raise ValueError(f"cannot write {value!r} ({type(value).__name__}) into the table")
 
-    def value(self, value: Any, indent: int) -> str:
+    def value(self, value: Any, indent: int, used: int, tail: int) -> str:
+        """``value`` at ``indent``, after ``used`` characters of its line and before ``tail``
+        more: on that line if it fits, else one item a line (as ``ruff format`` would)."""
         flat = self.flat(value)
-        if indent + len(flat) <= WIDTH or not isinstance(value, (dict, list, tuple)) or not value:
+        if used + len(flat) + tail <= WIDTH or not isinstance(value, (dict, list, tuple)) or not value:
             return flat
         pad = " " * (indent + 4)
         if isinstance(value, dict):
-            items = [f"{pad}{key!r}: {self.value(item, indent + 4)}," for key, item in value.items()]
+            items = []
+            for key, item in value.items():
+                head = f"{pad}{literal(key)}: "
+                items.append(f"{head}{self.value(item, indent + 4, len(head), 1)},")
             opening, closing = "{", "}"
         else:
-            items = [f"{pad}{self.value(item, indent + 4)}," for item in value]
+            items = [f"{pad}{self.value(item, indent + 4, len(pad), 1)}," for item in value]
             opening, closing = ("[", "]") if isinstance(value, list) else ("(", ")")
         return opening + "\n" + "\n".join(items) + "\n" + " " * indent + closing
 
     def flat(self, value: Any) -> str:
         if isinstance(value, dict):
-            return "{" + ", ".join(f"{key!r}: {self.flat(item)}" for key, item in value.items()) + "}"
+            return "{" + ", ".join(f"{literal(key)}: {self.flat(item)}" for key, item in value.items()) + "}"
         if isinstance(value, list):
             return "[" + ", ".join(self.flat(item) for item in value) + "]"
         if isinstance(value, tuple):
-            return "(" + "".join(self.flat(item) + ", " for item in value) + ")"
+            if len(value) == 1:
+                return f"({self.flat(value[0])},)"
+            return "(" + ", ".join(self.flat(item) for item in value) + ")"
         return self.atom(value)
+
+
+class _Raw(str):
+    """Source text the writer copies as it is (a function's name)."""
 
 
 def _dump() -> str:
@@ -190,25 +207,23 @@ def _dump() -> str:
         "",
         "from pieces_os_client.models import _base as B",
         "",
-        f"PYDANTIC_VERSION = {pydantic.VERSION!r}",
-        f"PYDANTIC_CORE_VERSION = {pydantic_core.__version__!r}",
+        f"PYDANTIC_VERSION = {literal(pydantic.VERSION)}",
+        f"PYDANTIC_CORE_VERSION = {literal(pydantic_core.__version__)}",
         "",
     ]
     functions: Dict[str, str] = {}
     for name in sorted(cutter.entries):
         function = f"_{name}"
         functions[name] = function
-        body = writer.value(cutter.entries[name], 4)
+        body = writer.value(cutter.entries[name], 4, len("    return "), 0)
         lines += ["", f"def {function}(c: Dict[str, Any]) -> Dict[str, Any]:", f"    return {body}", ""]
+    table = {name: (_Raw(functions[name]), tuple(cutter.deps[name])) for name in sorted(cutter.entries)}
+    annotation = "Dict[str, Tuple[Callable[[Dict[str, Any]], Dict[str, Any]], Tuple[str, ...]]]"
     lines += ["", "#: Class name: (its schema, the classes it refers to)."]
-    lines.append("SCHEMAS: Dict[str, Tuple[Callable[[Dict[str, Any]], Dict[str, Any]], Tuple[str, ...]]] = {")
-    for name in sorted(cutter.entries):
-        deps = "".join(f'"{dep}", ' for dep in cutter.deps[name]).rstrip()
-        lines.append(f'    "{name}": ({functions[name]}, ({deps})),')
-    lines += ["}", "", "#: Class name: its module in ``pieces_os_client.models``.", "MODULES: Dict[str, str] = {"]
-    for name in sorted(cutter.entries):
-        lines.append(f'    "{name}": "{modules[name]}",')
-    lines += ["}", ""]
+    lines.append(f"SCHEMAS: {annotation} = {writer.value(table, 0, len('SCHEMAS: ') + len(annotation) + 3, 0)}")
+    modules_of = {name: modules[name] for name in sorted(cutter.entries)}
+    lines += ["", "#: Class name: its module in ``pieces_os_client.models``."]
+    lines += [f"MODULES: Dict[str, str] = {writer.value(modules_of, 0, len('MODULES: Dict[str, str] = '), 0)}", ""]
     source = "\n".join(lines)
     _verify(source, cutter, classes)
     return source
