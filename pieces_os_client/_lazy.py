@@ -56,6 +56,15 @@ in the namespace of its ``__module__``. The package's own builds pass the bundle
 instead (:func:`types_namespace`), so the public modules need not be imported at all; a
 schema pydantic generates outside our builds imports them first (the class's
 ``__get_pydantic_core_schema__``, removed once they are imported, as for :func:`link_models`).
+
+Precomputed schemas
+-------------------
+With the pydantic version it was generated with, a generated model's core schema comes from a
+generated table (``models._schemas``, read by ``models._precomputed``) through
+``PiecesModel.__get_pydantic_core_schema__``, which the hooks above end in; pydantic then only
+finishes it. Nothing changes in this contract: the build is still ``model_rebuild`` under
+:data:`BUILD_LOCK`, the table is read at the first build (never at import), and it takes no
+lock of its own (its memo caches are pure).
 """
 
 from __future__ import annotations
