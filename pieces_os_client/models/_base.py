@@ -192,9 +192,12 @@ class PiecesModel(BaseModel):
                     if attempt or _lazy._pending_links:
                         _lazy.finish_links()
                     namespace = _types_namespace
-                    if namespace is None and cls.__module__.startswith(_MODELS_PREFIX):
-                        # the names the bundled models quote (see pieces_os_client._lazy)
-                        namespace = _lazy.types_namespace()
+                    if cls.__module__.startswith(_MODELS_PREFIX):
+                        if "done" not in _precomputed_hook_state:
+                            _install_precomputed_hook()
+                        if namespace is None:
+                            # the names the bundled models quote (see pieces_os_client._lazy)
+                            namespace = _lazy.types_namespace()
                     outer = getattr(_lazy.own_build, "depth", 0)
                     try:
                         _lazy.own_build.depth = outer + 1
@@ -220,26 +223,6 @@ class PiecesModel(BaseModel):
 
         reason = getattr(failure, "message", None) or str(failure)
         raise OpenApiException(f"the model {cls.__name__} could not be built: {reason}") from failure
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler, /) -> CoreSchema:
-        """The precomputed core schema of a generated model, when it applies; else pydantic's own.
-
-        See ``pieces_os_client.models._precomputed``: with the exact pydantic version the
-        table was generated with, a generated class's schema (and those of the classes it
-        refers to) comes from the table, and pydantic generates nothing for it.
-        """
-        if source is cls and cls.__module__.startswith(_MODELS_PREFIX):
-            precomputed = sys.modules.get(_PRECOMPUTED)
-            if precomputed is None:
-                try:
-                    precomputed = importlib.import_module(_PRECOMPUTED)
-                except ImportError:  # a copy of this module without the rest (the generator's tests)
-                    return handler(source)
-            schema: Optional[CoreSchema] = precomputed.schema_for(cls)
-            if schema is not None:
-                return schema
-        return handler(source)
 
     # ----------------------------------------------------------- official API
 
@@ -397,6 +380,43 @@ def _reorder(model: PiecesModel, data: Dict[str, Any], by_alias: bool) -> Dict[s
 _BUILD_ATTEMPTS = 3
 _MODELS_PREFIX = __name__.rpartition(".")[0] + "."  # "pieces_os_client.models."
 _PRECOMPUTED = _MODELS_PREFIX + "_precomputed"
+
+
+# ------------------------------------------------------------------ precomputed core schemas
+
+
+def _precomputed_schema(cls: Type[PiecesModel], source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    """``PiecesModel.__get_pydantic_core_schema__`` once the table applies (see below)."""
+    if source is cls and cls.__module__.startswith(_MODELS_PREFIX):
+        schema: Optional[CoreSchema] = sys.modules[_PRECOMPUTED].schema_for(cls)
+        if schema is not None:
+            return schema
+    return handler(source)
+
+
+_PRECOMPUTED_HOOK: "classmethod[Any, Any, Any]" = classmethod(_precomputed_schema)
+# "done": the first build of a generated model has looked for the table (a pure memo).
+_precomputed_hook_state: Dict[str, bool] = {}
+
+
+def _install_precomputed_hook() -> None:
+    """At the first build: if the precomputed table applies, let ``PiecesModel`` use it.
+
+    With the pydantic version it was generated with, a generated model's core schema comes
+    from ``models._schemas`` (see ``pieces_os_client.models._precomputed``) through
+    ``PiecesModel.__get_pydantic_core_schema__``, a public pydantic hook, and pydantic
+    generates nothing for it. Otherwise ``PiecesModel`` gets no hook at all: a hook that only
+    hands the class back to pydantic would add frames to every level of a native build's
+    recursion through the models. Runs under :data:`_lazy.BUILD_LOCK`; a schema pydantic
+    generates elsewhere before the first build is pydantic's own, which is the same schema.
+    """
+    try:
+        precomputed = importlib.import_module(_PRECOMPUTED)
+    except ImportError:  # a copy of this module without the rest (the generator's tests)
+        precomputed = None
+    if precomputed is not None and precomputed.table() is not None:
+        PiecesModel.__get_pydantic_core_schema__ = _PRECOMPUTED_HOOK  # type: ignore[method-assign,assignment]
+    _precomputed_hook_state["done"] = True
 
 
 # ------------------------------------------------------------------ enums
