@@ -8,9 +8,9 @@ schema as a fresh dict literal, with the classes it refers to as ``definition-re
 under stable refs of our own (``"<module>.<class>:pieces"``).
 
 :func:`schema_for` (called by ``PiecesModel.__get_pydantic_core_schema__``, a public pydantic
-hook) hands pydantic a ``definitions`` schema of the class and everything it refers to, and
-pydantic then only finishes it (inlining, validator and serializer), as for a schema it
-generated itself. Strict terms:
+hook that ``models._base`` sets at the first build, only if the table applies) hands pydantic a
+``definitions`` schema of the class and everything it refers to, and pydantic then only
+finishes it (inlining, validator and serializer), as for a schema it generated itself. Strict terms:
 
 * The table is used only with the exact pydantic and pydantic-core versions it was generated
   with (``PYDANTIC_VERSION``, ``PYDANTIC_CORE_VERSION``); with any other version, or if
@@ -21,8 +21,10 @@ generated itself. Strict terms:
   so every call builds new ones.
 
 The tests compare, for every model, the precomputed and the native core schemas and JSON
-schemas. Nothing here takes a lock: the functions are pure, and the memo dicts are filled by
-single assignments (contract rule 1 of ``pieces_os_client._lazy``).
+schemas. Nothing here takes :data:`~pieces_os_client._lazy.BUILD_LOCK`: the functions are pure,
+the memo dicts are filled by single assignments (contract rule 1 of ``pieces_os_client._lazy``),
+and links still pending are made as a native build would make them (``finish_links``, which
+takes only the links' own lock).
 """
 
 from __future__ import annotations
