@@ -464,29 +464,15 @@ class PiecesEnum(str, enum.Enum):
         return member
 
     @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler, /) -> CoreSchema:
-        """The enum's core schema, as pydantic would make it, built here with public API.
-
-        pydantic's own enum schema carries a function it defines inside its schema generator
-        (for the JSON schema's title and description); this one leaves that to
-        :meth:`__get_pydantic_json_schema__`, so that a model's whole core schema can be
-        written down ahead of time (``models._precomputed``). Validation, serialisation and
-        the JSON schema are unchanged.
-        """
-        members = list(cls.__members__.values())
-        if source is not cls or not members:
-            return handler(source)
-        return core_schema.enum_schema(
-            cls,
-            members,
-            sub_type="str",
-            missing=cls._missing_ if _core_needs_missing() else None,
-            ref=f"{cls.__module__}.{cls.__qualname__}:{id(cls)}",
-        )
-
-    @classmethod
     def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler, /) -> JsonSchemaValue:
-        """pydantic's JSON schema of the enum with its ``title`` and ``description``, as pydantic adds them."""
+        """pydantic's JSON schema of the enum with its ``title`` and ``description``, as pydantic adds them.
+
+        pydantic's own enum schema adds them with a function it defines inside its schema
+        generator, which the precomputed table (``models._precomputed``) cannot name; the table
+        leaves that function out and this hook, which both kinds of build carry, does the same.
+        The enum's core schema itself is pydantic's own (so an application's
+        ``use_enum_values`` applies to our enums as to any other).
+        """
         json_schema = handler(schema)
         original = handler.resolve_ref_schema(json_schema)
         original.update(_enum_title_and_description(cls))
@@ -510,29 +496,4 @@ def _enum_title_and_description(cls: type) -> Dict[str, str]:
     description = inspect.cleandoc(cls.__doc__) if cls.__doc__ else None
     if description is not None and description != "An enumeration.":  # older Pythons' Enum default
         found["description"] = description
-    return found
-
-
-# Whether this pydantic-core's enum validator needs the ``missing`` function of an enum schema
-# to call ``_missing_`` (older ones) or calls ``_missing_`` itself (newer ones, which deprecate
-# the argument). Found once, by trying: a pure memo.
-_needs_missing: Dict[str, bool] = {}
-
-
-class _Probe(PiecesEnum):
-    KNOWN = "KNOWN"
-
-
-def _core_needs_missing() -> bool:
-    found = _needs_missing.get("found")
-    if found is None:
-        from pydantic_core import SchemaValidator, ValidationError
-
-        probe = SchemaValidator(core_schema.enum_schema(_Probe, list(_Probe.__members__.values()), sub_type="str"))
-        try:  # JSON input: older validators call ``cls(value)`` on Python input only
-            probe.validate_json('"OTHER"')
-            found = False
-        except ValidationError:
-            found = True
-        _needs_missing["found"] = found
     return found

@@ -91,6 +91,8 @@ class _Cutter:
             if owner is not None and name not in owner:
                 owner.append(name)
             return {**node, "schema_ref": self.stable(name)}
+        if kind == "enum":
+            node = _without_pydantic_functions(node)
         if "ref" in node:
             name = self.name_of(node["ref"])
             deps: List[str] = []
@@ -106,6 +108,19 @@ class _Cutter:
                 owner.append(name)
             return {"type": "definition-ref", "schema_ref": entry["ref"]}
         return {key: self.cut(value, owner) for key, value in node.items()}
+
+
+def _without_pydantic_functions(node: Dict[str, Any]) -> Dict[str, Any]:
+    """An enum schema without the JSON-schema function pydantic defines inside its generator.
+
+    It adds the enum's title and description, which ``PiecesEnum.__get_pydantic_json_schema__``
+    (bound to the class, in the same list) adds as well; the table cannot name it.
+    """
+    functions = node.get("metadata", {}).get("pydantic_js_functions", [])
+    kept = [f for f in functions if not getattr(f, "__module__", "").startswith("pydantic.")]
+    if not any(getattr(f, "__name__", "") == "__get_pydantic_json_schema__" for f in kept):
+        raise ValueError(f"the enum schema {node.get('ref')!r} has no __get_pydantic_json_schema__ of its class")
+    return {**node, "metadata": {**node["metadata"], "pydantic_js_functions": kept}}
 
 
 class _Writer:
