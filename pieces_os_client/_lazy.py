@@ -56,6 +56,15 @@ in the namespace of its ``__module__``. The package's own builds pass the bundle
 instead (:func:`types_namespace`), so the public modules need not be imported at all; a
 schema pydantic generates outside our builds imports them first (the class's
 ``__get_pydantic_core_schema__``, removed once they are imported, as for :func:`link_models`).
+
+Precomputed schemas
+-------------------
+With the pydantic version it was generated with, a generated model's core schema comes from a
+generated table (``models._schemas``, read by ``models._precomputed``) through
+``PiecesModel.__get_pydantic_core_schema__``, which the hooks above end in; pydantic then only
+finishes it. Nothing changes in this contract: the build is still ``model_rebuild`` under
+:data:`BUILD_LOCK`, the table is read at the first build (never at import), and it takes no
+lock of its own (its memo caches are pure).
 """
 
 from __future__ import annotations
@@ -155,6 +164,23 @@ def link_models(namespace: Dict[str, Any], refs: Mapping[str, str]) -> None:
 
 def _link_first(cls: type, source: Any, handler: Any) -> Any:
     finish_links()
+    return _inherited_schema(cls, source, handler)
+
+
+def _inherited_schema(cls: type, source: Any, handler: Any) -> Any:
+    """What the class's own ``__get_pydantic_core_schema__`` gives, once a hook set here is done.
+
+    ``PiecesModel``'s (the precomputed schema, or ``handler(source)``); ``handler(source)`` if
+    there is none but pydantic's own ``BaseModel`` one (which pydantic does not call either).
+    Hooks set here on a base class (an application's subclass of a linked class) are skipped.
+    """
+    for base in cls.__mro__[1:]:
+        hook = base.__dict__.get("__get_pydantic_core_schema__")
+        if hook is None or hook is _LINK_FIRST or hook is _BUNDLE_FIRST:
+            continue
+        if getattr(base, "__module__", "").startswith("pydantic."):
+            break
+        return hook.__get__(None, cls)(source, handler)
     return handler(source)
 
 
@@ -245,7 +271,7 @@ def _bundle_first(cls: type, source: Any, handler: Any) -> Any:
     # elsewhere resolves them in the public modules, imported here first.
     if not getattr(own_build, "depth", 0):
         import_public_modules()
-    return handler(source)
+    return _inherited_schema(cls, source, handler)
 
 
 _BUNDLE_FIRST: classmethod[Any, Any, Any] = classmethod(_bundle_first)

@@ -319,6 +319,7 @@ def test_docs_snippets_run() -> None:
 _FOREIGN_BUNDLED_CHILD = r"""
 import json
 from pydantic import TypeAdapter
+from pieces_os_client import _lazy
 from pieces_os_client.models import _bundle
 from pieces_os_client.models.flattened_anchor_point import FlattenedAnchorPoint
 hooked = "__get_pydantic_core_schema__" in FlattenedAnchorPoint.__dict__
@@ -327,8 +328,8 @@ point = TypeAdapter(FlattenedAnchorPoint).validate_python(
     {"id": "p", "fullpath": "/x", "created": moment, "updated": moment, "anchor": {"id": "a"}})
 print(json.dumps({
     "hooked": hooked,
-    "hook_left": [name for name, cls in vars(_bundle).items()
-                  if isinstance(cls, type) and "__get_pydantic_core_schema__" in cls.__dict__],
+    "hook_left": [name for name, cls in vars(_bundle).items() if isinstance(cls, type)
+                  and cls.__dict__.get("__get_pydantic_core_schema__") in (_lazy._LINK_FIRST, _lazy._BUNDLE_FIRST)],
     "anchor": type(point.anchor).__name__,
     "complete": FlattenedAnchorPoint.__pydantic_complete__,
 }))

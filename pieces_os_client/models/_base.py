@@ -19,8 +19,10 @@ Wire rules, in one place:
 
 import enum
 import gc
+import importlib
 import json
 import pprint
+import sys
 import threading
 import uuid
 from collections import OrderedDict
@@ -31,11 +33,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     GetCoreSchemaHandler,
+    GetJsonSchemaHandler,
     PydanticUndefinedAnnotation,
     SerializationInfo,
     SerializerFunctionWrapHandler,
     model_serializer,
 )
+from pydantic.json_schema import JsonSchemaValue
 from pydantic_core import CoreSchema, core_schema
 from typing_extensions import Annotated, Self
 
@@ -188,9 +192,12 @@ class PiecesModel(BaseModel):
                     if attempt or _lazy._pending_links:
                         _lazy.finish_links()
                     namespace = _types_namespace
-                    if namespace is None and cls.__module__.startswith(_MODELS_PREFIX):
-                        # the names the bundled models quote (see pieces_os_client._lazy)
-                        namespace = _lazy.types_namespace()
+                    if cls.__module__.startswith(_MODELS_PREFIX):
+                        if "done" not in _precomputed_hook_state:
+                            _install_precomputed_hook()
+                        if namespace is None:
+                            # the names the bundled models quote (see pieces_os_client._lazy)
+                            namespace = _lazy.types_namespace()
                     outer = getattr(_lazy.own_build, "depth", 0)
                     try:
                         _lazy.own_build.depth = outer + 1
@@ -372,6 +379,44 @@ def _reorder(model: PiecesModel, data: Dict[str, Any], by_alias: bool) -> Dict[s
 #: ``_lazy.link_models``). One ``finish_links`` is always enough; the rest is a margin.
 _BUILD_ATTEMPTS = 3
 _MODELS_PREFIX = __name__.rpartition(".")[0] + "."  # "pieces_os_client.models."
+_PRECOMPUTED = _MODELS_PREFIX + "_precomputed"
+
+
+# ------------------------------------------------------------------ precomputed core schemas
+
+
+def _precomputed_schema(cls: Type[PiecesModel], source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+    """``PiecesModel.__get_pydantic_core_schema__`` once the table applies (see below)."""
+    if source is cls and cls.__module__.startswith(_MODELS_PREFIX):
+        schema: Optional[CoreSchema] = sys.modules[_PRECOMPUTED].schema_for(cls)
+        if schema is not None:
+            return schema
+    return handler(source)
+
+
+_PRECOMPUTED_HOOK: "classmethod[Any, Any, Any]" = classmethod(_precomputed_schema)
+# "done": the first build of a generated model has looked for the table (a pure memo).
+_precomputed_hook_state: Dict[str, bool] = {}
+
+
+def _install_precomputed_hook() -> None:
+    """At the first build: if the precomputed table applies, let ``PiecesModel`` use it.
+
+    With the pydantic version it was generated with, a generated model's core schema comes
+    from ``models._schemas`` (see ``pieces_os_client.models._precomputed``) through
+    ``PiecesModel.__get_pydantic_core_schema__``, a public pydantic hook, and pydantic
+    generates nothing for it. Otherwise ``PiecesModel`` gets no hook at all: a hook that only
+    hands the class back to pydantic would add frames to every level of a native build's
+    recursion through the models. Runs under :data:`_lazy.BUILD_LOCK`; a schema pydantic
+    generates elsewhere before the first build is pydantic's own, which is the same schema.
+    """
+    try:
+        precomputed = importlib.import_module(_PRECOMPUTED)
+    except ImportError:  # a copy of this module without the rest (the generator's tests)
+        precomputed = None
+    if precomputed is not None and precomputed.table() is not None:
+        PiecesModel.__get_pydantic_core_schema__ = _PRECOMPUTED_HOOK  # type: ignore[method-assign,assignment]
+    _precomputed_hook_state["done"] = True
 
 
 # ------------------------------------------------------------------ enums
@@ -418,6 +463,21 @@ class PiecesEnum(str, enum.Enum):
                 cache.popitem(last=False)
         return member
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, schema: CoreSchema, handler: GetJsonSchemaHandler, /) -> JsonSchemaValue:
+        """pydantic's JSON schema of the enum with its ``title`` and ``description``, as pydantic adds them.
+
+        pydantic's own enum schema adds them with a function it defines inside its schema
+        generator, which the precomputed table (``models._precomputed``) cannot name; the table
+        leaves that function out and this hook, which both kinds of build carry, does the same.
+        The enum's core schema itself is pydantic's own (so an application's
+        ``use_enum_values`` applies to our enums as to any other).
+        """
+        json_schema = handler(schema)
+        original = handler.resolve_ref_schema(json_schema)
+        original.update(_enum_title_and_description(cls))
+        return json_schema
+
     @property
     def is_known(self) -> bool:
         """``True`` for a declared member, ``False`` for a value kept from a newer server."""
@@ -427,3 +487,13 @@ class PiecesEnum(str, enum.Enum):
     def from_json(cls: Type[_E], json_str: Union[str, bytes, bytearray]) -> _E:
         """Build a member (or pseudo-member) from a JSON string such as ``'"COPILOT"'``."""
         return cls(json.loads(json_str))
+
+
+def _enum_title_and_description(cls: type) -> Dict[str, str]:
+    import inspect
+
+    found = {"title": cls.__name__}
+    description = inspect.cleandoc(cls.__doc__) if cls.__doc__ else None
+    if description is not None and description != "An enumeration.":  # older Pythons' Enum default
+        found["description"] = description
+    return found
