@@ -19,7 +19,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Any, Dict
+from typing import Any, Dict, Tuple
 
 import pydantic
 import pydantic_core
@@ -147,18 +147,31 @@ DOC = json.dumps(
 )
 
 
-def _run(code: str, env: Dict[str, str] | None = None) -> str:
+def _start(code: str, env: Dict[str, str] | None = None) -> subprocess.Popen[str]:
     import os
 
     full_env = dict(os.environ)
     full_env.pop(_precomputed.ENV, None)
     full_env.update(env or {})
-    result = subprocess.run(
+    return subprocess.Popen(
         [sys.executable, "-c", f"DOC = {DOC!r}\n" + _SPY + textwrap.dedent(code)],
-        cwd=ROOT, env=full_env, capture_output=True, text=True, timeout=300, check=False,
+        cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
-    assert result.returncode == 0, result.stderr[-3000:]
-    return result.stdout
+
+
+def _finish(child: subprocess.Popen[str]) -> str:
+    try:
+        out, err = child.communicate(timeout=300)
+    finally:
+        if child.poll() is None:
+            child.kill()
+            child.communicate()
+    assert child.returncode == 0, err[-3000:]
+    return out
+
+
+def _run(code: str, env: Dict[str, str] | None = None) -> str:
+    return _finish(_start(code, env))
 
 
 _DUMP = """
@@ -179,18 +192,26 @@ _DUMP = """
 """
 
 
-def _dump(tmp_path: Path, table: bool) -> Dict[str, Any]:
-    out = tmp_path / ("table.json" if table else "native.json")
-    code = f"EXPECT_TABLE = {table!r}\nOUT = {str(out)!r}\n" + textwrap.dedent(_DUMP)
-    _run(code, {} if table else {_precomputed.ENV: "0"})
-    with open(out, encoding="utf-8") as handle:
-        return json.load(handle)  # type: ignore[no-any-return]
+def _dumps(tmp_path: Path) -> Tuple[Dict[str, Any], Dict[str, Any]]:
+    """What a native build and a precomputed build made, from two fresh interpreters run side by side."""
+    children, outs = [], []
+    for table in (False, True):
+        out = tmp_path / ("table.json" if table else "native.json")
+        code = f"EXPECT_TABLE = {table!r}\nOUT = {str(out)!r}\n" + textwrap.dedent(_DUMP)
+        children.append(_start(code, {} if table else {_precomputed.ENV: "0"}))
+        outs.append(out)
+    for child in children:
+        _finish(child)
+    loaded = []
+    for out in outs:
+        with open(out, encoding="utf-8") as handle:
+            loaded.append(json.load(handle))
+    return loaded[0], loaded[1]
 
 
 @needs_table
 def test_every_model_precomputed_matches_native(tmp_path: Path) -> None:
-    native_dump = _dump(tmp_path, table=False)
-    table_dump = _dump(tmp_path, table=True)
+    native_dump, table_dump = _dumps(tmp_path)
     assert len(native_dump["classes"]) == len(table_dump["classes"]) == len(_schemas.SCHEMAS)
     for ref, schema in native_dump["classes"].items():
         assert table_dump["classes"][ref] == schema, f"{ref}: core schema differs from pydantic's"
