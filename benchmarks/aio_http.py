@@ -116,13 +116,7 @@ async def concurrent_rows(url: str, rounds: int, calls: int) -> Dict[str, float]
             }
             for make in contenders.values():  # warm: models built, pools filled
                 await make()
-            samples: Dict[str, List[float]] = {name: [] for name in contenders}
-            names = list(contenders)
-            for round_ in range(rounds):
-                for name in names[round_ % len(names):] + names[:round_ % len(names)]:
-                    started = time.perf_counter()
-                    await contenders[name]()
-                    samples[name].append(time.perf_counter() - started)
+            samples = await take_turns(contenders, rounds)
     return paired(samples, "async client (gather)")
 
 
@@ -133,14 +127,20 @@ async def sequential_rows(url: str, calls: int) -> Dict[str, float]:
                       "floor: raw aiohttp + json.loads": floor_call(session, url)}
         for call in contenders.values():
             await call()
-        samples: Dict[str, List[float]] = {name: [] for name in contenders}
-        names = list(contenders)
-        for index in range(calls):
-            for name in names if index % 2 == 0 else names[::-1]:
-                started = time.perf_counter()
-                await contenders[name]()
-                samples[name].append(time.perf_counter() - started)
+        samples = await take_turns(contenders, calls)
     return paired(samples, "floor: raw aiohttp + json.loads")
+
+
+async def take_turns(contenders: Dict[str, Callable[[], Awaitable[Any]]], rounds: int) -> Dict[str, List[float]]:
+    """Time each contender once per round, who goes first rotating, so drift hits all alike."""
+    samples: Dict[str, List[float]] = {name: [] for name in contenders}
+    names = list(contenders)
+    for round_ in range(rounds):
+        for name in names[round_ % len(names):] + names[:round_ % len(names)]:
+            started = time.perf_counter()
+            await contenders[name]()
+            samples[name].append(time.perf_counter() - started)
+    return samples
 
 
 async def snapshot_rows(url: str, rounds: int) -> Dict[str, float]:
