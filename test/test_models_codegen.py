@@ -129,13 +129,7 @@ def test_tiny_spec_generates_working_cyclic_models(tmp_path: Path) -> None:
     assert 'var_from: Optional[datetime] = Field(default=None, alias="from")' in tree
     assert "weight: Optional[Union[int, float]] = Field(default=None, json_schema_extra=NULLABLE)" in tree
     # The generated package really works: cycles, defaults, nullable, aliases.
-    package = tmp_path / "pkg"
-    for rel, text in files.items():
-        if rel.startswith("pieces_os_client/models/"):
-            target = package / "tinymodels" / Path(rel).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text.replace("pieces_os_client.models", "tinymodels"))
-    (package / "tinymodels" / "_base.py").write_text((ROOT / "pieces_os_client/models/_base.py").read_text())
+    package = _tiny_package(files, tmp_path)
     code = textwrap.dedent(
         """
         import json
@@ -374,13 +368,7 @@ def test_tiny_spec_bundles_what_the_first_build_adds(tmp_path: Path) -> None:
     assert '"Message": "_bundle"' in files["pieces_os_client/models/conversation.py"]
     assert "from pieces_os_client.models._bundle import Attachment, Message" in files[
         "pieces_os_client/models/attachment.py"]
-    package = tmp_path / "pkg"
-    for rel, text in files.items():
-        if rel.startswith("pieces_os_client/models/"):
-            target = package / "tinymodels" / Path(rel).name
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_text(text.replace("pieces_os_client.models", "tinymodels"))
-    (package / "tinymodels" / "_base.py").write_text((ROOT / "pieces_os_client/models/_base.py").read_text())
+    package = _tiny_package(files, tmp_path)
     parse = textwrap.dedent(
         """
         import json, pickle, sys
@@ -407,3 +395,16 @@ def test_tiny_spec_bundles_what_the_first_build_adds(tmp_path: Path) -> None:
             [sys.executable, "-c", code], cwd=package, capture_output=True, text=True, timeout=60, check=False
         )
         assert result.returncode == 0, result.stderr
+
+
+def _tiny_package(files: Dict[str, str], tmp_path: Path) -> Path:
+    """The generated model modules written as an importable package ``tinymodels`` (with the real
+    ``_base``) under a new folder; returns that folder, for ``PYTHONPATH``."""
+    package = tmp_path / "pkg"
+    for rel, text in files.items():
+        if rel.startswith("pieces_os_client/models/"):
+            target = package / "tinymodels" / Path(rel).name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text.replace("pieces_os_client.models", "tinymodels"))
+    (package / "tinymodels" / "_base.py").write_text((ROOT / "pieces_os_client/models/_base.py").read_text())
+    return package
