@@ -37,6 +37,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
+import gc
 import json
 import os
 import platform
@@ -62,9 +63,39 @@ ROOT = Path(__file__).resolve().parent.parent
 P99_GOAL_MS = 10.0
 #: the goal of issue 12: p99 delivery latency at 8 asyncio streams in one event loop
 ASYNC_P99_GOAL_MS = 20.0
-CONSUMERS = {"sdk": "pieces_os_client", "async": "pieces_os_client.aio (one loop)", "raw": "raw websocket-client"}
-SUFFIX = {"sdk": "", "async": " (asyncio)", "raw": " (floor)"}
-Key = Tuple[str, bool]  # (conversation id, deleted?)
+CONSUMERS = {"sdk": "pieces_os_client", "async": "pieces_os_client.aio (one loop)", "raw": "raw websocket-client",
+             "rawasync": "raw aiohttp (one loop)"}
+SUFFIX = {"sdk": "", "async": " (asyncio)", "raw": " (floor)", "rawasync": " (asyncio floor)"}
+Key = str  # "+id" (created) or "-id" (deleted): a str, which the garbage collector does not track
+
+
+def key_of(conversation_id: str, deleted: Any) -> Key:
+    return ("-" if deleted else "+") + conversation_id
+
+
+class Arrivals:
+    """When each change first reached one consumer, and how many arrived again.
+
+    Recording allocates nothing the garbage collector tracks (a str key, a float), so the
+    instrument adds no long-lived objects that would bring on full collections mid-run: with
+    a list per change (as before) a run added some 50,000 tracked objects and set off a full
+    collection inside the measured window (see "full GC pauses" in the table).
+    """
+
+    def __init__(self) -> None:
+        self.first: Dict[Key, float] = {}
+        self.again: Dict[Key, int] = {}
+        self.count = 0
+
+    def note(self, key: Key, now: float) -> None:
+        self.count += 1
+        if key in self.first:
+            self.again[key] = self.again.get(key, 0) + 1
+        else:
+            self.first[key] = now
+
+    def __len__(self) -> int:
+        return len(self.first)
 
 
 class _Recording:
@@ -74,9 +105,12 @@ class _Recording:
 
     def __init__(self) -> None:
         self.mirror = ConversationIdsMirror()
-        self.delivered: Dict[Key, List[float]] = {}
-        self.count = 0
+        self.delivered = Arrivals()
         self.errors: List[Exception] = []
+
+    @property
+    def count(self) -> int:
+        return self.delivered.count
 
     def _on_event(self, event: StreamEvent) -> None:
         now = time.monotonic()
@@ -85,8 +119,7 @@ class _Recording:
             return
         for ident in event.message.iterable:
             if ident.conversation is not None:
-                self.delivered.setdefault((ident.conversation.id, bool(ident.deleted)), []).append(now)
-                self.count += 1
+                self.delivered.note(key_of(ident.conversation.id, ident.deleted), now)
 
     def wait_ready(self, timeout: float) -> bool:
         return self.mirror.wait_ready(timeout)
@@ -111,29 +144,34 @@ class Consumer(_Recording):
 
 
 class AsyncConsumers:
-    """The asyncio client: ``count`` streams read by ONE event loop (in a thread of its own).
+    """``count`` streams read by ONE event loop (in a thread of its own): the asyncio client's, or
+    (``raw=True``) bare aiohttp WebSockets, the one-loop floor.
 
-    Each stream is ``async for event in stream.events()`` in a task of that loop, timing each
-    change and feeding a mirror, so every delivery waits for the loop's other streams: the
-    case of issue 12 (the sync client's 8 streams, each with its reader thread, reached a p99
-    of 160 ms before).
+    Each stream is read by a task of that loop, timing each change and feeding a mirror, so every
+    delivery waits for the loop's other streams: the case of issue 12 (the sync client's 8
+    streams, each with its reader thread, reached a p99 of 160 ms before).
     """
 
-    def __init__(self, url: str, count: int) -> None:
+    def __init__(self, url: str, count: int, raw: bool = False) -> None:
         import asyncio
-
-        from pieces_os_client.aio import AsyncApiClient, AsyncConversationsApi
 
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="soak-loop", daemon=True)
         self.thread.start()
 
         async def start() -> Any:
+            if raw:
+                import aiohttp
+
+                return aiohttp.ClientSession(), None
+            from pieces_os_client.aio import AsyncApiClient, AsyncConversationsApi
+
             client = AsyncApiClient(Configuration(host=url))
             return client, AsyncConversationsApi(client)
 
         self.client, api = asyncio.run_coroutine_threadsafe(start(), self.loop).result(30)
-        self.members = [AsyncConsumer(self, api) for _ in range(count)]
+        self.members: List[Any] = [RawAsyncConsumer(self, url) if raw else AsyncConsumer(self, api)
+                                   for _ in range(count)]
 
     def call(self, coro: Any, timeout: float = 30.0) -> Any:
         import asyncio
@@ -143,7 +181,7 @@ class AsyncConsumers:
     def close(self) -> None:
         for member in self.members:
             member.close()
-        self.call(self.client.aclose())
+        self.call(self.client.aclose() if hasattr(self.client, "aclose") else self.client.close())
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(10)
         self.loop.close()
@@ -181,7 +219,40 @@ class AsyncConsumer(_Recording):
         self.group.call(stop())
 
 
-class RawConsumer:
+class _RawRecording:
+    """What both floors keep: the ids, and when each change arrived; ``json.loads``, no models."""
+
+    reconnects = 0
+
+    def __init__(self) -> None:
+        self.ids: set[str] = set()
+        self.delivered = Arrivals()
+        self.errors: List[Exception] = []
+        self.ready = threading.Event()
+
+    @property
+    def count(self) -> int:
+        return self.delivered.count
+
+    def _on_text(self, text: Any, now: float) -> None:
+        items = json.loads(text)["iterable"]
+        if not self.ready.is_set():  # the opening snapshot: every id
+            self.ids = {item["conversation"]["id"] for item in items}
+            self.ready.set()
+            return
+        for item in items:
+            conversation_id, deleted = item["conversation"]["id"], item.get("deleted")
+            (self.ids.discard if deleted else self.ids.add)(conversation_id)
+            self.delivered.note(key_of(conversation_id, deleted), now)
+
+    def wait_ready(self, timeout: float) -> bool:
+        return self.ready.wait(timeout)
+
+    def snapshot(self) -> frozenset[str]:
+        return frozenset(self.ids)
+
+
+class RawConsumer(_RawRecording):
     """The floor: a bare websocket-client connection read by a thread, ``json.loads``, no SDK.
 
     Like the SDK, it leaves UTF-8 checking to the decoder (websocket-client's own check is pure Python).
@@ -190,11 +261,7 @@ class RawConsumer:
     def __init__(self, url: str) -> None:
         import websocket
 
-        self.ids: set[str] = set()
-        self.delivered: Dict[Key, List[float]] = {}
-        self.count = 0
-        self.errors: List[Exception] = []
-        self.ready = threading.Event()
+        super().__init__()
         self.ws = websocket.create_connection(url.replace("http://", "ws://", 1) + "/conversations/stream/identifiers",
                                               timeout=30, skip_utf8_validation=True)
         self.ws.settimeout(None)
@@ -206,28 +273,10 @@ class RawConsumer:
         try:
             while not self._stop:
                 text = self.ws.recv()
-                now = time.monotonic()
-                items = json.loads(text)["iterable"]
-                if not self.ready.is_set():  # the opening snapshot: every id
-                    self.ids = {item["conversation"]["id"] for item in items}
-                    self.ready.set()
-                    continue
-                for item in items:
-                    key = (item["conversation"]["id"], bool(item.get("deleted")))
-                    (self.ids.discard if key[1] else self.ids.add)(key[0])
-                    self.delivered.setdefault(key, []).append(now)
-                    self.count += 1
+                self._on_text(text, time.monotonic())
         except Exception as exc:  # the socket closed under us at the end, or a real failure
             if not self._stop:
                 self.errors.append(exc)
-
-    reconnects = 0
-
-    def wait_ready(self, timeout: float) -> bool:
-        return self.ready.wait(timeout)
-
-    def snapshot(self) -> frozenset[str]:
-        return frozenset(self.ids)
 
     def close(self) -> None:
         self._stop = True
@@ -235,6 +284,35 @@ class RawConsumer:
             self.ws.sock.shutdown(2)
         self.ws.close()
         self.thread.join(5)
+
+
+class RawAsyncConsumer(_RawRecording):
+    """The one-loop floor: a bare aiohttp WebSocket read by a task of an :class:`AsyncConsumers` loop."""
+
+    def __init__(self, group: AsyncConsumers, url: str) -> None:
+        super().__init__()
+        self.group = group
+        self.ws = group.call(group.client.ws_connect(url + "/conversations/stream/identifiers", autoping=True))
+        self.task = group.call(self._spawn())
+
+    async def _spawn(self) -> Any:
+        import asyncio
+
+        return asyncio.get_running_loop().create_task(self._read())
+
+    async def _read(self) -> None:
+        try:
+            async for message in self.ws:
+                self._on_text(message.data, time.monotonic())
+        except Exception as exc:  # a real failure: counted, shown in the table
+            self.errors.append(exc)
+
+    def close(self) -> None:
+        async def stop() -> None:
+            await self.ws.close()
+            await self.task
+
+        self.group.call(stop())
 
 
 def writer(base: str, operations: int, deadline: float, done: List[int], interval: float = 0.0) -> None:
@@ -285,6 +363,30 @@ def _start_writers(
     return threads, done
 
 
+class FullCollections:
+    """The full (generation 2) garbage collections in this process while it is installed, and how
+    long each held the GIL: every stream waits through them, whatever reads it."""
+
+    def __init__(self) -> None:
+        self.pauses: List[float] = []
+        self._started = 0.0
+
+    def _callback(self, phase: str, info: Dict[str, Any]) -> None:
+        if info.get("generation") != 2:
+            return
+        if phase == "start":
+            self._started = time.perf_counter()
+        else:
+            self.pauses.append(time.perf_counter() - self._started)
+
+    def __enter__(self) -> FullCollections:
+        gc.callbacks.append(self._callback)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        gc.callbacks.remove(self._callback)
+
+
 def _timed(emu: Emulator, pushes: Dict[Key, float]) -> None:
     """Note when the emulator queues each change for its WebSockets (its broadcast call)."""
     fanout = emu._websockets  # the emulator's WebSocket fan-out, which every change goes through
@@ -293,7 +395,7 @@ def _timed(emu: Emulator, pushes: Dict[Key, float]) -> None:
     def timed_broadcast(text: str) -> None:
         now = time.monotonic()
         for ident in json.loads(text)["iterable"]:
-            pushes[(ident["conversation"]["id"], bool(ident.get("deleted")))] = now
+            pushes[key_of(ident["conversation"]["id"], ident.get("deleted"))] = now
         original(text)
 
     fanout.broadcast = timed_broadcast  # type: ignore[method-assign]
@@ -307,7 +409,7 @@ def serve(changes: int) -> int:
         _timed(emu, pushes)
         print(json.dumps({"url": emu.url}), flush=True)
         sys.stdin.read()
-        items = [[key[0], key[1], at] for key, at in list(pushes.items())]
+        items = [[key, at] for key, at in list(pushes.items())]
     print(json.dumps({"pushes": items}), flush=True)
     return 0
 
@@ -372,7 +474,7 @@ def run(
 
         config = Configuration(host=url)
         with ApiClient(config) as client:
-            group = AsyncConsumers(url, streams) if consumer == "async" else None
+            group = AsyncConsumers(url, streams, raw=consumer == "rawasync") if "async" in consumer else None
             consumers: List[Any] = (
                 group.members if group is not None
                 else [Consumer(client) if consumer == "sdk" else RawConsumer(url) for _ in range(streams)]
@@ -381,6 +483,7 @@ def run(
                 if not each.wait_ready(5.0):
                     raise SystemExit("a stream never received its opening snapshot")
 
+            collections = stack.enter_context(FullCollections())  # from the first change to the close
             load_started = time.monotonic()
             if layout == "split":
                 writer_proc = stack.enter_context(
@@ -418,22 +521,23 @@ def run(
         if layout == "split":
             assert server.stdin is not None
             server.stdin.close()
-            for conversation_id, deleted, at in _line(server, 30)["pushes"]:
-                pushes[(conversation_id, bool(deleted))] = float(at)
+            for key, at in _line(server, 30)["pushes"]:
+                pushes[str(key)] = float(at)
 
     latencies: List[float] = []
     lost = duplicated = 0
     last_delivery = 0.0
     for each in consumers:
+        arrivals: Arrivals = each.delivered
         for key, pushed_at in pushes.items():
-            arrivals = each.delivered.get(key, [])
-            if not arrivals:
+            first = arrivals.first.get(key)
+            if first is None:
                 lost += 1
                 continue
-            duplicated += len(arrivals) - 1
-            latencies.append(arrivals[0] - pushed_at)
-            last_delivery = max(last_delivery, arrivals[-1])
-        duplicated += sum(len(v) for k, v in each.delivered.items() if k not in pushes)
+            duplicated += arrivals.again.get(key, 0)
+            latencies.append(first - pushed_at)
+            last_delivery = max(last_delivery, first)
+        duplicated += sum(1 + arrivals.again.get(k, 0) for k in arrivals.first if k not in pushes)
     first_push = min(pushes.values(), default=0.0)
     delivered = sum(c.count for c in consumers)
     span = max(1e-9, last_delivery - first_push)
@@ -463,6 +567,8 @@ def run(
         "reconnects": sum(c.reconnects for c in consumers),
         "stream_errors": sum(len(c.errors) for c in consumers),
         "close_ms_max": max(close_times) * 1000,
+        "full_gc_count": len(collections.pauses),
+        "full_gc_ms_max": max(collections.pauses, default=0.0) * 1000,
         "seconds_total": time.monotonic() - started,
     }
 
@@ -485,6 +591,8 @@ def table(results: List[Dict[str, Any]]) -> str:
         ("mirrors equal to server", lambda r: f"{r['mirrors_correct']} of {r['streams']}"),
         ("reconnects / stream errors", lambda r: f"{r['reconnects']} / {r['stream_errors']}"),
         ("slowest close()", lambda r: f"{r['close_ms_max']:.1f} ms"),
+        ("full GC pauses in the consumers' process (longest)",
+         lambda r: f"{r.get('full_gc_count', 0)} ({r.get('full_gc_ms_max', 0.0):.1f} ms)"),
         ("wall time", lambda r: f"{r['seconds_total']:.1f} s"),
     ]
     lines = ["| measure | " + " | ".join(f"{r['streams']} streams{SUFFIX[r['consumer']]}" for r in results) + " |",
@@ -512,7 +620,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--rate", type=float, default=0.0,
                         help="changes per second, all writers together (default 0: as fast as they can)")
     parser.add_argument("--floor", action="store_true",
-                        help="also run bare websocket-client readers (no SDK) at each stream count")
+                        help="also run bare websocket-client readers (no SDK) at each stream count, and with "
+                             "--asyncio bare aiohttp WebSockets in one loop")
     parser.add_argument("--asyncio", action="store_true",
                         help="also run the asyncio client's streams, all in one event loop, at each stream count")
     parser.add_argument("--json", nargs="?", const=str(RESULTS / "stream_soak.json"), default=None,
@@ -524,7 +633,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         return serve(args.changes)
     if args.write:
         return write(args.write, args.changes, args.writers, args.budget, args.rate)
-    kinds = ["sdk", *(["async"] if args.asyncio else []), *(["raw"] if args.floor else [])]
+    kinds = ["sdk", *(["async"] if args.asyncio else []), *(["raw"] if args.floor else []),
+             *(["rawasync"] if args.floor and args.asyncio else [])]
     results = [run(n, args.changes, args.writers, args.budget, args.layout, args.rate, kind)
                for n in args.streams for kind in kinds]
     print(table(results))

@@ -74,7 +74,7 @@ def _other_tasks() -> List[asyncio.Task[Any]]:
 def _stream_tasks() -> List[str]:
     """Pending tasks of the stream's own (a connection attempt or a read)."""
     names = [task.get_coro().__qualname__ for task in _other_tasks()]  # type: ignore[union-attr]
-    return [name for name in names if name in ("open_wire", "Wire.read_frame")]
+    return [name for name in names if name in ("open_wire",)]
 
 
 # ---------------------------------------------------------------------- raw servers
@@ -395,6 +395,8 @@ async def _assert_cancelled_cleanly(stream: AsyncIdentifiersStream, step: Awaita
     assert stream._pending is None or stream._pending.closed
     assert stream._step is None or stream._step.done()
     assert not _stream_tasks()
+    if stream._wire is not None and not stream._wire.closed:  # nothing of the read stays registered
+        assert not asyncio.get_running_loop().remove_reader(stream._wire.fd)
 
 
 def test_cancelled_while_connecting_and_in_the_handshake() -> None:
@@ -477,6 +479,23 @@ def test_an_unclosed_stream_warns_once_naming_the_class() -> None:
                 gc.collect()
             assert [str(w.message).split(" ws://")[0] for w in caught] == ["unclosed <AsyncIdentifiersStream"]
             assert caught[0].category is ResourceWarning
+
+            # one that waited for a message has its keep-alive timer armed: the timer must not
+            # keep the abandoned stream (and its socket) alive until it goes off
+            stream = await _stream(emu.url)
+            events = stream.events()
+            assert (await _next(events)).snapshot
+            await _assert_cancelled_cleanly(stream, events.__anext__(), 0.1)
+            assert stream._timer is not None
+            wire = stream._wire
+            assert wire is not None
+            await asyncio.sleep(0)  # the loop lets go of the cancelled read's exception (and its frames)
+            await asyncio.sleep(0)
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                del stream, events
+                gc.collect()
+            assert [w.category for w in caught] == [ResourceWarning] and wire.closed
 
     _run(main)
 

@@ -105,3 +105,84 @@ def test_on_change_errors_are_contained(caplog: pytest.LogCaptureFixture) -> Non
     assert mirror.apply(event("b")) is not None
     assert seen == [1, 2] and mirror.snapshot() == {"a", "b"}
     assert "on_change callback raised" in caplog.text
+
+
+def test_each_update_keeps_the_set_of_its_own_change() -> None:
+    """``update.ids`` is built lazily, but an update read after later changes still shows the
+    set right after its own change (the mirror builds it before the next change)."""
+    updates: List[MirrorUpdate] = []
+    mirror = ConversationIdsMirror(on_change=updates.append)
+    mirror.apply(event("a", "b", snapshot=True))
+    mirror.apply(event("c"))
+    mirror.apply(event("-a", "d"))
+    mirror.apply(event("-b"))
+    assert [u.ids for u in updates] == [{"a", "b"}, {"a", "b", "c"}, {"b", "c", "d"}, {"c", "d"}]
+    assert [(u.added, u.removed) for u in updates] == [({"a", "b"}, set()), ({"c"}, set()), ({"d"}, {"a"}),
+                                                       (set(), {"b"})]
+    assert [u.version for u in updates] == [1, 2, 3, 4]
+    # immutable, equal by value, and shown like the dataclass it was
+    with pytest.raises(AttributeError, match="immutable"):
+        updates[0].version = 9  # type: ignore[misc]
+    same = MirrorUpdate(ids=frozenset({"c", "d"}), removed=frozenset({"b"}), version=4)
+    assert updates[-1] == same and hash(updates[-1]) == hash(same) and updates[-1] != updates[-2]
+    assert repr(updates[1]).startswith("MirrorUpdate(ids=frozenset({")
+    assert repr(updates[3]).endswith("added=frozenset(), removed=frozenset({'b'}), snapshot=False, resync=False, "
+                                     "version=4)")
+
+
+def test_a_message_that_adds_and_deletes_one_id_counts_its_net_effect() -> None:
+    mirror = ConversationIdsMirror()
+    mirror.apply(event("a", snapshot=True))
+    assert mirror.apply(event("b", "-b")) is None  # created and deleted in one message: no change
+    assert mirror.apply(event("-a", "a")) is None  # deleted and listed again: still there
+    update = mirror.apply(event("-a", "c", "-c", "d"))
+    assert update is not None and update.added == {"d"} and update.removed == {"a"} and update.ids == {"d"}
+    assert mirror.snapshot() == {"d"} and mirror.version == 2
+
+
+def test_a_change_costs_what_the_message_names_not_the_size_of_the_set() -> None:
+    """A big mirror: applying a one-id change must not copy the set (measured in bytes, not time)."""
+    import tracemalloc
+
+    mirror = ConversationIdsMirror()
+    mirror.apply(event(*(f"id-{n}" for n in range(100_000)), snapshot=True))
+    changes = [event(f"new-{n}") for n in range(50)]
+    tracemalloc.start()
+    try:
+        for change in changes:
+            assert mirror.apply(change) is not None  # the update is dropped at once: no set to build
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 * 1024, peak  # one copy of 100,000 ids is megabytes
+    assert len(mirror) == 100_050 and "new-49" in mirror and "id-7" in mirror
+    assert mirror.snapshot() == mirror.ids and len(mirror.snapshot()) == 100_050
+
+
+def test_readers_in_other_threads_see_whole_changes_only() -> None:
+    """Each change adds one id and deletes the previous one: a reader must always see exactly one
+    of them (never both, never none) while a writer applies changes."""
+    mirror = ConversationIdsMirror()
+    mirror.apply(event("k-0", snapshot=True))
+    stop = threading.Event()
+    bad: List[Any] = []
+
+    def read() -> None:
+        while not stop.is_set():
+            seen = mirror.snapshot()
+            if len(seen) != 1:
+                bad.append(seen)
+            if len(mirror) != 1:
+                bad.append(len(mirror))
+
+    readers = [threading.Thread(target=read) for _ in range(2)]
+    for reader in readers:
+        reader.start()
+    try:
+        for n in range(1, 3000):
+            mirror.apply(event(f"-k-{n - 1}", f"k-{n}"))
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join(10)
+    assert not bad[:3] and mirror.snapshot() == {"k-2999"}

@@ -5,8 +5,10 @@ of a conversation-ids mirror. Shared by the sync and the asyncio stream and mirr
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from typing import TYPE_CHECKING, Callable, FrozenSet, Iterator, Optional, Union
+import weakref
+from typing import TYPE_CHECKING, Any, Callable, ContextManager, Dict, FrozenSet, Iterator, Optional, Set, Union
 
 from pieces_os_client._core.reconnect import ReconnectPolicy
 from pieces_os_client._core.text import one_line, preview
@@ -89,14 +91,48 @@ def gave_up_text(url: str, policy: ReconnectPolicy) -> str:
 class MirrorState:
     """The ids of a mirror, its version and snapshot count; :meth:`apply` is the set arithmetic.
 
-    Not thread-safe by itself: the sync mirror holds its lock around it, the asyncio one runs on
-    one loop.
+    A change costs what the message names, not the size of the set: the ids live in one mutable
+    set, and the immutable ``frozenset`` that readers get is built when first asked for after a
+    change (:meth:`frozen`), then kept until the next one. A :class:`MirrorUpdate` builds its
+    ``ids`` the same way; if one is still referenced when the next change comes, its set is
+    built first, so every update keeps showing the set right after its own change.
+
+    :param lock: held around every read and change (the sync mirror's, whose readers are other
+        threads); the asyncio mirror, on one loop, needs none.
     """
 
-    def __init__(self) -> None:
-        self.ids: FrozenSet[str] = frozenset()
+    def __init__(self, lock: Optional[ContextManager[Any]] = None) -> None:
+        self.lock: ContextManager[Any] = lock if lock is not None else contextlib.nullcontext()
+        self._live: Set[str] = set()
+        self._frozen: Optional[FrozenSet[str]] = frozenset()
+        self._last: Optional[weakref.ReferenceType[MirrorUpdate]] = None  # the newest update, if alive
         self.version = 0
         self.snapshots = 0
+
+    def frozen(self) -> FrozenSet[str]:
+        """The ids now, as an immutable set (built once per change, when first asked for)."""
+        with self.lock:
+            frozen = self._frozen
+            if frozen is None:
+                frozen = self._frozen = frozenset(self._live)
+            return frozen
+
+    def contains(self, conversation_id: object) -> bool:
+        with self.lock:
+            return conversation_id in self._live
+
+    def count(self) -> int:
+        with self.lock:
+            return len(self._live)
+
+    def ids_of(self, update: MirrorUpdate) -> FrozenSet[str]:
+        """``update.ids``: the set right after its change (see the class docstring)."""
+        with self.lock:
+            ids = update._ids
+            if ids is None:  # not built yet, so no change came since: it is the current set
+                ids = self.frozen()
+                update._keep(ids)
+            return ids
 
     def apply(self, event: StreamEvent) -> Optional[MirrorUpdate]:
         """Apply one event: a snapshot replaces the set, other messages add and remove ids.
@@ -105,29 +141,41 @@ class MirrorState:
         """
         from pieces_os_client.stream._events import MirrorUpdate
 
-        before = self.ids
-        if event.snapshot:
-            after = frozenset(event.ids)
-            self.snapshots += 1
-        else:
-            current = set(before)
-            for ident in event.message.iterable or ():
-                if ident.conversation is None:
-                    continue
-                if ident.deleted:
-                    current.discard(ident.conversation.id)
-                else:
-                    current.add(ident.conversation.id)
-            after = frozenset(current)
-        if after == before and not event.snapshot:
-            return None
-        self.ids = after
-        self.version += 1
-        return MirrorUpdate(
-            ids=after, added=after - before, removed=before - after,
-            snapshot=event.snapshot, resync=event.resync, version=self.version,
-        )
-
+        with self.lock:
+            if event.snapshot:
+                fresh = frozenset(event.ids)
+                added, removed = fresh.difference(self._live), frozenset(self._live.difference(fresh))
+                self.snapshots += 1
+            else:
+                before: Dict[str, bool] = {}  # each id the message names: there before it?
+                after: Dict[str, bool] = {}  # and after it (the last mention wins)
+                live = self._live
+                for ident in event.message.iterable or ():
+                    if ident.conversation is None:
+                        continue
+                    cid = ident.conversation.id
+                    if cid not in before:
+                        before[cid] = cid in live
+                    after[cid] = not ident.deleted
+                added = frozenset(c for c, there in after.items() if there and not before[c])
+                removed = frozenset(c for c, there in after.items() if not there and before[c])
+                if not added and not removed:
+                    return None
+            last = self._last() if self._last is not None else None
+            if last is not None and last._ids is None:
+                last._keep(self.frozen())  # still referenced: it keeps the set of its own change
+            if event.snapshot:
+                self._live = set(fresh)
+                self._frozen = fresh
+            else:
+                self._live.difference_update(removed)
+                self._live.update(added)
+                self._frozen = None
+            self.version += 1
+            update = MirrorUpdate(added=added, removed=removed, snapshot=event.snapshot, resync=event.resync,
+                                  version=self.version, ids=fresh if event.snapshot else None, source=self)
+            self._last = weakref.ref(update)
+            return update
 
 def notify_change(callback: Optional[Callable[[MirrorUpdate], object]], update: MirrorUpdate, who: str) -> None:
     """Call a mirror's ``on_change`` listener; what it raises is logged, never passed on."""
@@ -142,20 +190,20 @@ def notify_change(callback: Optional[Callable[[MirrorUpdate], object]], update: 
 class MirrorView:
     """What both mirrors show of their :class:`MirrorState` (``self._state``).
 
-    Each value is read in one step (the state swaps in a new frozenset, never changes one), so
-    these need no lock.
+    Each read takes the state's lock (the sync mirror's; none on a loop), so a reader in
+    another thread never sees a change half made.
     """
 
     _state: MirrorState
 
     def snapshot(self) -> FrozenSet[str]:
         """The current set of conversation ids (an immutable copy)."""
-        return self._state.ids
+        return self._state.frozen()
 
     @property
     def ids(self) -> FrozenSet[str]:
         """Same as :meth:`snapshot`."""
-        return self._state.ids
+        return self._state.frozen()
 
     @property
     def version(self) -> int:
@@ -173,13 +221,13 @@ class MirrorView:
         return max(0, self._state.snapshots - 1)
 
     def __contains__(self, conversation_id: object) -> bool:
-        return conversation_id in self._state.ids
+        return self._state.contains(conversation_id)
 
     def __len__(self) -> int:
-        return len(self._state.ids)
+        return self._state.count()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._state.ids))
+        return iter(sorted(self._state.frozen()))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {len(self)} ids version={self.version}>"

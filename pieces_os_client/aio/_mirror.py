@@ -139,7 +139,7 @@ class AsyncConversationIdsMirror(MirrorView):
     async def wait_for(self, predicate: Callable[[FrozenSet[str]], bool], timeout: Optional[float] = None) -> bool:
         """Wait until ``predicate(ids)`` is true (after the first snapshot); ``False`` on timeout
         or when the stream ended first."""
-        return await self._wait_until(lambda: self._state.snapshots > 0 and predicate(self._state.ids), timeout)
+        return await self._wait_until(lambda: self._state.snapshots > 0 and predicate(self._state.frozen()), timeout)
 
     async def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Wait until the first snapshot arrived."""

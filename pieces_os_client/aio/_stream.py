@@ -13,6 +13,7 @@ import logging
 import random
 import time
 import warnings
+import weakref
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Generator, Mapping, Optional, Tuple, Union
 
@@ -123,7 +124,10 @@ class AsyncIdentifiersStream(StreamStatus):
         self._wire: Optional[Wire] = None  # the open connection
         self._pending: Optional[Wire] = None  # a connection being opened
         self._rules = MessageRules(self._max_message_size)
-        self._step: Optional[asyncio.Task[Any]] = None  # the connect or read the iterating task waits on
+        self._step: Optional[asyncio.Task[Any]] = None  # the connection attempt the iterating task waits on
+        self._waiter: Optional[asyncio.Future[Optional[bool]]] = None  # ends the iterating task's read wait
+        self._timer: Optional[asyncio.TimerHandle] = None  # the keep-alive deadline
+        self._timer_at = 0.0  # when it goes off (time.monotonic)
         self._wake: Optional[asyncio.Future[None]] = None  # ends a backoff wait early
         self._lock: Optional[asyncio.Lock] = None
         self._opened = False
@@ -179,6 +183,7 @@ class AsyncIdentifiersStream(StreamStatus):
             return
         if self._wire is not None and not self._wire.closed:
             self._wire.close_frame_nowait()  # first: a read that is ending may release the socket itself
+        self._end_wait(None)
         step = self._step
         if step is not None and not step.done():
             step.cancel()
@@ -188,6 +193,7 @@ class AsyncIdentifiersStream(StreamStatus):
         self._release()
 
     def _release(self) -> None:
+        self._stop_timer()
         wire, self._wire = self._wire, None
         if wire is not None and not wire.closed:
             wire.close()
@@ -213,6 +219,8 @@ class AsyncIdentifiersStream(StreamStatus):
         self._wire = self._pending = None
         self._step = None
         self._wake = None
+        self._waiter = None
+        self._timer = None  # a handle of the parent's loop: dropped, not cancelled
         self._lock = None
 
     # ------------------------------------------------------------------ iteration
@@ -311,8 +319,8 @@ class AsyncIdentifiersStream(StreamStatus):
             if event is not None:
                 return event
 
-    async def _run_step(self, task: asyncio.Task[Any], timeout: Optional[float] = None) -> bool:
-        """Wait for ``task`` (a connect or a read), at most ``timeout``; ``False`` if that passed.
+    async def _run_step(self, task: asyncio.Task[Any]) -> None:
+        """Wait for ``task`` (a connection attempt).
 
         :raises _Closed: :meth:`aclose` cancelled it.
         :raises asyncio.CancelledError: the waiting task was cancelled; ``task`` is then
@@ -320,24 +328,20 @@ class AsyncIdentifiersStream(StreamStatus):
         """
         self._step = task
         try:
-            await asyncio.wait({task}, timeout=timeout)
+            await asyncio.wait({task})
         except asyncio.CancelledError:
             task.cancel()
             await asyncio.wait({task})  # let it close what it opened before this task goes on
-            if self._step is task:
-                self._step = None
             if not task.cancelled() and task.exception() is None:
                 result = task.result()
                 if isinstance(result, Wire):
                     result.close()
             raise
-        if not task.done():
-            return False
-        if self._step is task:
-            self._step = None
+        finally:
+            if self._step is task:
+                self._step = None
         if task.cancelled():
             raise _Closed
-        return True
 
     async def _open_step(self) -> Wire:
         task = asyncio.get_running_loop().create_task(open_wire(self._connector, self._adopt))
@@ -348,49 +352,79 @@ class AsyncIdentifiersStream(StreamStatus):
         self._pending = wire
 
     async def _recv(self, wire: Wire) -> Optional[Tuple[int, bytes]]:
-        """One frame: ``(opcode, payload)`` of a message or control frame; ``None``: nothing yet (keep-alive)."""
-        task = self._step
-        frame: Optional[Tuple[bool, int, bytes]] = None
+        """One frame: ``(opcode, payload)`` of a message or control frame; ``None``: nothing yet (keep-alive).
+
+        Read by the iterating task itself: a frame already buffered (one read often brings
+        several) is taken at once; else the socket is read without blocking, and only when it
+        has nothing does the task wait (:meth:`_wait_readable`).
+        """
+        rules = self._rules
         try:
-            if task is None:
-                # a frame already in the buffer (one read often brings several) is taken at once,
-                # with no task and no wait; a read task left running by a keep-alive timeout, or
-                # one that finished meanwhile, is waited for (or its frame taken), never replaced
-                frame = wire.buffered_frame(self._rules)
-                if frame is None:
-                    task = asyncio.get_running_loop().create_task(wire.read_frame(self._rules))
-            if task is not None:
-                if not await self._run_step(task, self._session.read_timeout(time.monotonic())):
+            while True:
+                frame = wire.buffered_frame(rules)
+                if frame is not None:
+                    break
+                if wire.fill_nowait():
+                    continue
+                woke = await self._wait_readable(wire)
+                if woke is None:
+                    raise _Closed
+                if not woke:  # the keep-alive timer
                     await self._keepalive(wire)
                     return None
-                frame = task.result()
-            assert frame is not None
-            _fin, opcode, payload = frame
         except MessageTooLarge as exc:
             raise self._too_large(wire, exc) from exc
         except (PeerClosed, ProtocolError, OSError) as exc:
             raise _Dropped.reading_failed(exc) from exc
         self._session.received(time.monotonic())
-        return opcode, payload
+        return frame[1], frame[2]
+
+    async def _wait_readable(self, wire: Wire) -> Optional[bool]:
+        """Wait for the socket: ``True`` readable, ``False`` the keep-alive deadline came (perhaps
+        early: :meth:`_keepalive` then waits on), ``None`` :meth:`aclose` ended the wait.
+
+        The wait is a future, not a task, so cancelling the iterating task cancels it and
+        nothing else; the keep-alive timer is one ``call_later`` per stream, moved only when the
+        deadline comes sooner than the armed one (arrivals push it later, so it is rarely moved).
+        """
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[Optional[bool]] = loop.create_future()
+        timeout = self._session.read_timeout(time.monotonic())
+        if timeout is not None:
+            deadline = time.monotonic() + timeout
+            if self._timer is None or self._timer_at > deadline:
+                if self._timer is not None:
+                    self._timer.cancel()
+                self._timer = loop.call_later(timeout, _timer_went_off, weakref.ref(self))
+                self._timer_at = deadline
+        self._waiter = waiter
+        try:
+            result: Optional[bool] = await wire.readable(waiter)
+            return result
+        finally:
+            self._waiter = None
+
+    def _end_wait(self, result: Optional[bool]) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(result)
+
+    def _stop_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None:
+            timer.cancel()
 
     async def _keepalive(self, wire: Wire) -> None:
         now = time.monotonic()
         action = self._session.keepalive(now)
         if isinstance(action, str):
-            self._cancel_read()
             raise _Dropped(action)
         if action:
             try:
                 await wire.send_frame(OP_PING)
             except OSError as exc:
-                self._cancel_read()
                 raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
             self._session.pinged(now)
-
-    def _cancel_read(self) -> None:
-        step, self._step = self._step, None
-        if step is not None:
-            step.cancel()
 
     def _too_large(self, wire: Wire, exc: MessageTooLarge) -> _Dropped:
         error, reason, retry = self._session.too_large(exc)
@@ -420,7 +454,6 @@ class AsyncIdentifiersStream(StreamStatus):
 
     def _drop(self, wire: Wire, reason: str, cause: Optional[BaseException], *, retry: bool = True) -> None:
         """The current connection is gone: close it and report, or end the stream."""
-        self._cancel_read()
         if self._wire is wire:
             self._wire = None
         wire.close()
@@ -467,6 +500,14 @@ class AsyncIdentifiersStream(StreamStatus):
         self._session.end(error)
         logger.error("%s", error)
         self._release()
+
+
+def _timer_went_off(ref: weakref.ReferenceType[AsyncIdentifiersStream]) -> None:
+    # by weak reference: a pending timer must not keep an abandoned stream (and its socket) alive
+    stream = ref()
+    if stream is not None:
+        stream._timer = None
+        stream._end_wait(False)
 
 
 class _Events:

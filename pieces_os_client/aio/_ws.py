@@ -1,10 +1,15 @@
 """One asyncio WebSocket connection for the identifiers stream, on a socket of our own.
 
-The socket is made, connected and read with the loop's ``sock_*`` calls, never handed to an
-asyncio transport: nothing stays registered with the loop between two reads, a cancelled read
-loses no bytes (they are appended to :attr:`Wire.buffer` only once a read returns), and closing is
-a plain ``socket.close()`` that schedules nothing, so it is safe from a finalizer. TLS runs
-through an :class:`ssl.SSLObject` over memory buffers.
+The socket is never handed to an asyncio transport. It is read without blocking, and when
+nothing is there the reading task waits on a plain future that a loop reader callback (or
+whoever wants the wait to end: :meth:`AsyncIdentifiersStream.aclose`, the keep-alive timer)
+resolves. The reader is registered for that one wait only and removed before the task goes on,
+so nothing stays registered with the loop between two reads; a cancelled wait loses no bytes
+(bytes are only read by the task itself, into :attr:`Wire.buffer`); and the socket is never
+closed while registered (:meth:`Wire.close` removes the registration first), which leaves a
+plain ``socket.close()`` for a finalizer. One read costs a future and the reader's two
+``epoll_ctl`` calls: no task, no ``asyncio.wait``, no timer. TLS runs through an
+:class:`ssl.SSLObject` over memory buffers.
 
 The rules (handshake request and answer, proxy tunnel, frame header checks and size bound,
 error texts) are the sync stream's: :class:`~pieces_os_client.stream._connect.Connector`,
@@ -20,7 +25,7 @@ import os
 import socket
 import ssl
 import time
-from typing import Callable, Optional, Tuple
+from typing import Any, Callable, Optional, Tuple
 
 from pieces_os_client._core import handshake
 from pieces_os_client._core.frames import (
@@ -39,25 +44,65 @@ __all__ = ["Wire", "open_wire"]
 _CHUNK = 64 * 1024
 
 
+def _running_loop() -> Optional[asyncio.AbstractEventLoop]:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+def _wake(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(True)
+
+
 class Wire:
     """A connected socket (TLS optional) with a receive buffer."""
 
     def __init__(self, sock: socket.socket, tls: Optional[ssl.SSLObject] = None) -> None:
         self.sock = sock
+        self.fd = sock.fileno()
         self.tls = tls
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self.buffer = bytearray()
         self.closed = False
+        self._loop = _running_loop()  # the loop the socket is read and written in
 
     # ------------------------------------------------------------------ raw I/O
+    def _recv_nowait(self) -> Optional[bytes]:
+        """What the socket has now (``b""``: the peer closed it); ``None``: nothing yet."""
+        try:
+            return self.sock.recv(_CHUNK)
+        except (BlockingIOError, InterruptedError):
+            return None
+
+    async def readable(self, waiter: asyncio.Future[Any]) -> Any:
+        """Wait until the socket has something to read, or until someone else resolves ``waiter``.
+
+        Returns ``True`` when the socket became readable, else the result that was set. The loop
+        reader exists during this wait only; cancelling the wait removes it before raising.
+        """
+        loop = asyncio.get_running_loop()
+        self._loop = loop
+        loop.add_reader(self.fd, _wake, waiter)  # by number: a socket object costs its repr per lookup
+        try:
+            return await waiter
+        finally:
+            if not self.closed:
+                loop.remove_reader(self.fd)
+
     async def _recv_raw(self) -> bytes:
-        return await asyncio.get_running_loop().sock_recv(self.sock, _CHUNK)
+        while True:
+            data = self._recv_nowait()
+            if data is not None:
+                return data
+            await self.readable(asyncio.get_running_loop().create_future())
 
     async def _flush_tls(self) -> None:
         pending = self._outgoing.read()
         if pending:
-            await asyncio.get_running_loop().sock_sendall(self.sock, pending)
+            await self.sendall(pending)
 
     async def start_tls(self, context: ssl.SSLContext, server_name: str) -> None:
         """The TLS handshake over this socket."""
@@ -74,19 +119,26 @@ class Wire:
                 self._incoming.write(data)
         await self._flush_tls()
 
-    async def fill(self) -> None:
-        """Append what arrives next to :attr:`buffer`. :raises PeerClosed: the connection ended."""
+    def fill_nowait(self) -> bool:
+        """Append what can be read now to :attr:`buffer`; ``False`` when nothing can.
+
+        :raises PeerClosed: the connection ended.
+        """
         if self.tls is None:
-            data = await self._recv_raw()
+            data = self._recv_nowait()
+            if data is None:
+                return False
             if not data:
                 raise PeerClosed("the connection was closed")
             self.buffer += data
-            return
+            return True
         while True:
             try:
                 data = self.tls.read(_CHUNK)
             except ssl.SSLWantReadError:
-                raw = await self._recv_raw()
+                raw = self._recv_nowait()
+                if raw is None:
+                    return False
                 if not raw:
                     raise PeerClosed("the connection was closed") from None
                 self._incoming.write(raw)
@@ -96,11 +148,19 @@ class Wire:
             if not data:
                 raise PeerClosed("the connection was closed")
             self.buffer += data
-            return
+            return True
+
+    async def fill(self) -> None:
+        """Append what arrives next to :attr:`buffer`. :raises PeerClosed: the connection ended."""
+        while not self.fill_nowait():
+            await self.readable(asyncio.get_running_loop().create_future())
+
+    async def sendall(self, data: bytes) -> None:
+        await asyncio.get_running_loop().sock_sendall(self.sock, data)
 
     async def send(self, data: bytes) -> None:
         if self.tls is None:
-            await asyncio.get_running_loop().sock_sendall(self.sock, data)
+            await self.sendall(data)
             return
         self.tls.write(data)
         await self._flush_tls()
@@ -119,8 +179,17 @@ class Wire:
         return data
 
     def close(self) -> None:
-        """Close the socket now. Plain ``socket.close()``: nothing is scheduled on any loop."""
+        """Close the socket now; nothing is scheduled on any loop.
+
+        Called in the loop the socket was read in, it first removes any reader or writer the
+        socket has there, so that no closed descriptor (whose number the next socket may get)
+        stays registered.
+        """
         self.closed = True
+        loop = self._loop
+        if loop is not None and _running_loop() is loop:
+            loop.remove_reader(self.fd)
+            loop.remove_writer(self.fd)
         self.sock.close()
 
     def forget(self) -> None:
@@ -130,17 +199,6 @@ class Wire:
             self.sock.close()
 
     # ------------------------------------------------------------------ frames
-    async def read_frame(self, rules: MessageRules) -> Tuple[bool, int, bytes]:
-        """The next whole frame: ``(fin, opcode, payload)``. Cancelling it loses nothing.
-
-        The header is checked (rules, size bound) before any of its payload is awaited.
-        """
-        while True:
-            frame = self.buffered_frame(rules)
-            if frame is not None:
-                return frame
-            await self.fill()
-
     def buffered_frame(self, rules: MessageRules) -> Optional[Tuple[bool, int, bytes]]:
         """The next frame if all of it is in :attr:`buffer` already (taken out of it), else ``None``."""
         found = next_frame(self.buffer, rules)

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, FrozenSet, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, FrozenSet, List, Optional, Tuple, Union
 
 if TYPE_CHECKING:
+    from pieces_os_client._core.identifiers import MirrorState
     from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
 
 __all__ = ["CloseCallback", "ErrorCallback", "EventCallback", "MessageCallback", "MirrorUpdate", "StreamEvent"]
@@ -54,11 +55,11 @@ class StreamEvent:
                 ident.conversation is not None and ident.deleted]
 
 
-@dataclass(frozen=True)
 class MirrorUpdate:
-    """What one stream message changed in a :class:`ConversationIdsMirror`.
+    """What one stream message changed in a :class:`ConversationIdsMirror`. Immutable.
 
-    :ivar ids: every conversation id after the change.
+    :ivar ids: every conversation id after the change (a ``frozenset``, built when first read:
+        a change costs what the message names, not the size of the set).
     :ivar added: ids that were not there before.
     :ivar removed: ids that are gone.
     :ivar snapshot: the message was a full snapshot that replaced the set.
@@ -66,9 +67,68 @@ class MirrorUpdate:
     :ivar version: the mirror's version after the change.
     """
 
-    ids: FrozenSet[str]
+    __slots__ = ("__weakref__", "_ids", "_source", "added", "removed", "resync", "snapshot", "version")
+
+    _ids: Optional[FrozenSet[str]]
+    _source: Optional[MirrorState]
     added: FrozenSet[str]
     removed: FrozenSet[str]
     snapshot: bool
     resync: bool
     version: int
+
+    def __init__(
+        self,
+        ids: Optional[FrozenSet[str]] = None,
+        added: FrozenSet[str] = frozenset(),
+        removed: FrozenSet[str] = frozenset(),
+        snapshot: bool = False,
+        resync: bool = False,
+        version: int = 0,
+        *,
+        source: Optional[MirrorState] = None,
+    ) -> None:
+        if ids is None and source is None:
+            raise TypeError("MirrorUpdate needs ids")
+        init = object.__setattr__
+        init(self, "_ids", None if ids is None else frozenset(ids))
+        init(self, "_source", source)
+        init(self, "added", frozenset(added))
+        init(self, "removed", frozenset(removed))
+        init(self, "snapshot", snapshot)
+        init(self, "resync", resync)
+        init(self, "version", version)
+
+    @property
+    def ids(self) -> FrozenSet[str]:
+        ids = self._ids
+        if ids is not None:
+            return ids
+        assert self._source is not None
+        return self._source.ids_of(self)
+
+    def _keep(self, ids: FrozenSet[str]) -> None:
+        """The set after this change, built by the mirror (under its lock) before the next one."""
+        object.__setattr__(self, "_ids", ids)
+        object.__setattr__(self, "_source", None)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError(f"MirrorUpdate is immutable (cannot set {name!r})")
+
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"MirrorUpdate is immutable (cannot delete {name!r})")
+
+    def _key(self) -> Tuple[FrozenSet[str], FrozenSet[str], FrozenSet[str], bool, bool, int]:
+        return self.ids, self.added, self.removed, self.snapshot, self.resync, self.version
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, MirrorUpdate):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"MirrorUpdate(ids={self.ids!r}, added={self.added!r}, removed={self.removed!r}, "
+                f"snapshot={self.snapshot!r}, resync={self.resync!r}, version={self.version!r})")

@@ -47,7 +47,7 @@ class ConversationIdsMirror(MirrorView):
     def __init__(self, *, on_change: Optional[Callable[[MirrorUpdate], object]] = None) -> None:
         check_callback("on_change", on_change)
         self._cond = threading.Condition()
-        self._state = MirrorState()
+        self._state = MirrorState(self._cond)
         self._ended = False
         self._on_change = on_change
         self.stream: Optional[IdentifiersStream] = None
@@ -123,7 +123,7 @@ class ConversationIdsMirror(MirrorView):
 
         The predicate sees the ids after each change, starting with the current set.
         """
-        return self._wait_until(lambda: bool(self._state.snapshots) and predicate(self._state.ids), timeout)
+        return self._wait_until(lambda: bool(self._state.snapshots) and predicate(self._state.frozen()), timeout)
 
     def wait_ready(self, timeout: Optional[float] = None) -> bool:
         """Block until the first snapshot arrived."""
@@ -151,6 +151,7 @@ class ConversationIdsMirror(MirrorView):
         """In a forked child, before any other code runs: a fresh lock (a thread of the parent
         may have held the old one at the fork), and ended if the stream it owns was inherited."""
         self._cond = threading.Condition()
+        self._state.lock = self._cond
         if self.stream is not None:
             self._ended = True
 
