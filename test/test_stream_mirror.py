@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+import pickle
 import threading
 import time
 from typing import Any, Dict, List, Optional
@@ -126,6 +128,7 @@ def test_each_update_keeps_the_set_of_its_own_change() -> None:
     same = MirrorUpdate(ids=frozenset({"c", "d"}), removed=frozenset({"b"}), version=4)
     assert updates[-1] == same and hash(updates[-1]) == hash(same) and updates[-1] != updates[-2]
     assert repr(updates[1]).startswith("MirrorUpdate(ids=frozenset({")
+    assert pickle.loads(pickle.dumps(updates[2])) == updates[2] and copy.copy(updates[1]) == updates[1]
     assert repr(updates[3]).endswith("added=frozenset(), removed=frozenset({'b'}), snapshot=False, resync=False, "
                                      "version=4)")
 

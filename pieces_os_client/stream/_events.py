@@ -129,6 +129,9 @@ class MirrorUpdate:
     def __hash__(self) -> int:
         return hash(self._key())
 
+    def __reduce__(self) -> Tuple[Any, ...]:  # pickle and copy: by value, the set built
+        return MirrorUpdate, (self.ids, self.added, self.removed, self.snapshot, self.resync, self.version)
+
     def __repr__(self) -> str:
         return (f"MirrorUpdate(ids={self.ids!r}, added={self.added!r}, removed={self.removed!r}, "
                 f"snapshot={self.snapshot!r}, resync={self.resync!r}, version={self.version!r})")
