@@ -948,6 +948,18 @@ def test_uvloop_works_when_installed() -> None:
             emu.delay_next(2.0, path=IDENTIFIERS)
             await cancelled_after(0.2, api.conversations_identifiers_snapshot())
             assert client._slots.free == 2
+            # the stream waits on uvloop's reader callbacks and timers: messages, a cancelled
+            # read that loses nothing and leaves nothing registered, a keep-alive ping
+            async with api.conversations_stream_identifiers(ping_interval=0.2, ping_timeout=5) as stream:
+                events = stream.events()
+                assert (await events.__anext__()).ids == [created.id]
+                waited_from = time.monotonic()
+                await cancelled_after(0.35, events.__anext__())  # past the keep-alive deadline
+                assert stream._session.last_rx > waited_from + 0.15  # nothing was created: a pong came
+                assert stream._wire is not None and not asyncio.get_running_loop().remove_reader(stream._wire.fd)
+                second = await api.conversations_create_specific_conversation()
+                assert (await asyncio.wait_for(events.__anext__(), 5)).ids == [second.id]
+                assert stream.connected and stream.reconnects == 0
 
     loop = uvloop.new_event_loop()
     try:
