@@ -177,6 +177,7 @@ class MirrorState:
             self._last = weakref.ref(update)
             return update
 
+
 def notify_change(callback: Optional[Callable[[MirrorUpdate], object]], update: MirrorUpdate, who: str) -> None:
     """Call a mirror's ``on_change`` listener; what it raises is logged, never passed on."""
     if callback is None:

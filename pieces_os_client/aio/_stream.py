@@ -389,9 +389,10 @@ class AsyncIdentifiersStream(StreamStatus):
         """
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[Optional[bool]] = loop.create_future()
-        timeout = self._session.read_timeout(time.monotonic())
+        now = time.monotonic()
+        timeout = self._session.read_timeout(now)
         if timeout is not None:
-            deadline = time.monotonic() + timeout
+            deadline = now + timeout
             if self._timer is None or self._timer_at > deadline:
                 if self._timer is not None:
                     self._timer.cancel()

@@ -84,7 +84,6 @@ class Wire:
         reader exists during this wait only; cancelling the wait removes it before raising.
         """
         loop = asyncio.get_running_loop()
-        self._loop = loop
         loop.add_reader(self.fd, _wake, waiter)  # by number: a socket object costs its repr per lookup
         try:
             return await waiter
@@ -92,12 +91,15 @@ class Wire:
             if not self.closed:
                 loop.remove_reader(self.fd)
 
+    async def _until_readable(self) -> None:
+        await self.readable(asyncio.get_running_loop().create_future())
+
     async def _recv_raw(self) -> bytes:
         while True:
             data = self._recv_nowait()
             if data is not None:
                 return data
-            await self.readable(asyncio.get_running_loop().create_future())
+            await self._until_readable()
 
     async def _flush_tls(self) -> None:
         pending = self._outgoing.read()
@@ -153,7 +155,7 @@ class Wire:
     async def fill(self) -> None:
         """Append what arrives next to :attr:`buffer`. :raises PeerClosed: the connection ended."""
         while not self.fill_nowait():
-            await self.readable(asyncio.get_running_loop().create_future())
+            await self._until_readable()
 
     async def sendall(self, data: bytes) -> None:
         await asyncio.get_running_loop().sock_sendall(self.sock, data)
