@@ -15,7 +15,7 @@ import pytest
 import trustme
 import urllib3
 import websocket
-from emulator_helpers import call
+from testkit.emulator import call
 
 from pieces_os_client.emulator import BREAK_MODES, Emulator
 from pieces_os_client.testing import blackhole_server, running_emulator

@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 import urllib3
-from emulator_helpers import DEMO_ASSET, call, post_json, raw_exchange
+from testkit import ROOT
+from testkit.emulator import DEMO_ASSET, call, post_json, raw_exchange
 
 from pieces_os_client.emulator import Emulator
 from pieces_os_client.testing import running_emulator
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 # ----------------------------------------------------------------------------- endpoints

@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator, List, Set
 
 import pytest
-from emulator_helpers import DEMO_ASSET
+from testkit.emulator import DEMO_ASSET
 
 from pieces_os_client import ApiClient, ApiTimeoutError, Configuration, ConversationsApi
 from pieces_os_client.emulator import Emulator

@@ -1,7 +1,7 @@
 """The identifiers stream at its edges: handshake redirects, header injection, credentials in
 the host URL, a handshake that trickles, reconnect storms, and callbacks in the official style.
 
-Every server here is a raw socket server on 127.0.0.1 (stream_helpers) that stops by itself.
+Every server here is a raw socket server on 127.0.0.1 (testkit.ws) that stops by itself.
 Time bounds are generous: they tell "bounded by connect_timeout" from "60 lines x 0.2 s", and
 "a growing backoff" from "one connection every few milliseconds", on a loaded machine.
 """
@@ -17,7 +17,7 @@ import time
 from typing import Any, Callable, List, Optional, Tuple
 
 import pytest
-from stream_helpers import HeadServer, RawServer, SocketServer, frame, upgrade
+from testkit.ws import HeadServer, RawServer, SocketServer, frame, upgrade
 
 from pieces_os_client.api.conversations_api import ConversationsApi
 from pieces_os_client.api_client import ApiClient

@@ -24,10 +24,10 @@ from typing import Any, Dict, Tuple
 import pydantic
 import pydantic_core
 import pytest
+from testkit import ROOT
 
 from pieces_os_client.models import _precomputed, _schemas
 
-ROOT = Path(__file__).resolve().parents[1]
 TABLE_APPLIES = (pydantic.VERSION, pydantic_core.__version__) == (
     _schemas.PYDANTIC_VERSION,
     _schemas.PYDANTIC_CORE_VERSION,

@@ -593,7 +593,7 @@ def test_wss_through_tls_with_the_configured_ca() -> None:
 
 
 def test_through_an_http_proxy_with_its_headers_and_a_refusal() -> None:
-    from stream_helpers import Relay
+    from testkit.ws import Relay
 
     async def main() -> None:
         async with Emulator(port=0) as emu:

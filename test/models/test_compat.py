@@ -9,11 +9,11 @@ import pickle
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 from typing import Any, Dict
 
 import pydantic
 import pytest
+from testkit import ROOT
 
 import pieces_os_client.models as models
 from pieces_os_client.models import _base
@@ -33,7 +33,6 @@ from pieces_os_client.models.seeded_conversation import SeededConversation
 from pieces_os_client.models.streamed_identifier import StreamedIdentifier
 from pieces_os_client.models.workstream_event_trigger import WorkstreamEventTrigger
 
-ROOT = Path(__file__).resolve().parents[1]
 SCHEMA = {"migration": 0, "semantic": "MAJOR_0_MINOR_0_PATCH_1"}
 
 

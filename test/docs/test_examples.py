@@ -33,12 +33,12 @@ from typing import NamedTuple
 from urllib.parse import urlsplit
 
 import pytest
+from testkit import ROOT
 
 import pieces_os_client
 from pieces_os_client.discovery import CANDIDATE_PORTS, ENV_VAR, find_pieces_os, is_pieces_os
 from pieces_os_client.emulator import Emulator
 
-ROOT = Path(__file__).resolve().parent.parent
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 SEED_PAGE = ROOT.parent / "shared" / "seed" / "ConversationsApi.txt"
 WORKERS = 2  # blocks run in parallel, two at a time (the CI machine has two cores)

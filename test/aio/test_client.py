@@ -1,7 +1,7 @@
 """The asyncio client against real sockets: parity with the sync client, limits, retries,
 timeouts, the pool bound, cancellation in every phase, loops, leaks and forks.
 
-Each test runs in a fresh event loop in debug mode (``aio_helpers.run``), whose exception
+Each test runs in a fresh event loop in debug mode (``testkit.aio.run``), whose exception
 handler must record nothing; warnings are errors (pyproject.toml).
 """
 
@@ -22,8 +22,8 @@ import warnings
 from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
 
 import pytest
-from aio_helpers import run
-from emulator_helpers import DEMO_ASSET
+from testkit.aio import run
+from testkit.emulator import DEMO_ASSET
 
 from pieces_os_client import (
     ApiClient,

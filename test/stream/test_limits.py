@@ -15,7 +15,7 @@ import tracemalloc
 from typing import Dict, Iterator, List, Optional
 
 import pytest
-from stream_helpers import RawServer, frame, frame_header
+from testkit.ws import RawServer, frame, frame_header
 
 from pieces_os_client.api_client import ApiClient
 from pieces_os_client.configuration import Configuration

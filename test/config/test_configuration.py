@@ -6,16 +6,14 @@ import copy
 import inspect
 import math
 import re
-from pathlib import Path
 from typing import Any, Type, get_type_hints
 
 import pytest
+from testkit import ROOT
 from urllib3.util.retry import Retry
 
 from pieces_os_client import ApiTypeError, ApiValueError, Configuration
 from pieces_os_client.configuration import SETTINGS, ConfigurationSettings
-
-ROOT = Path(__file__).resolve().parents[1]
 
 # The official SDK's constructor, in its order (the official package's Configuration.__init__).
 OFFICIAL_POSITIONAL = [

@@ -16,7 +16,7 @@ from typing import Any, Dict, List, TypeVar
 
 import aiohttp
 import pytest
-from emulator_helpers import DEMO_ASSET
+from testkit.emulator import DEMO_ASSET
 
 from pieces_os_client import ApiClient, Configuration, ConversationsApi
 from pieces_os_client.emulator import Emulator

@@ -15,13 +15,14 @@ import pytest
 
 pytest.importorskip("yaml")
 
-ROOT = Path(__file__).resolve().parents[1]
+from testkit import ROOT, SHARED
+
 if str(ROOT) not in sys.path:  # the generator lives in tools/, outside the package
     sys.path.insert(0, str(ROOT))
 
-from tools.codegen import generate, naming, spec  # noqa: E402
+from tools.codegen import generate, naming, spec
 
-SPEC = ROOT.parent / "shared" / "spec" / "conversations.openapi.yaml"
+SPEC = SHARED / "spec" / "conversations.openapi.yaml"
 needs_spec = pytest.mark.skipif(not SPEC.is_file(), reason="OpenAPI document not reachable")
 
 

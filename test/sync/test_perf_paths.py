@@ -15,7 +15,7 @@ from typing import Any, Dict, Iterator, List
 
 import pydantic
 import pytest
-from emulator_helpers import api_for
+from testkit.emulator import api_for
 
 from pieces_os_client.api_client import ApiClient
 from pieces_os_client.configuration import Configuration

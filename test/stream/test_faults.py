@@ -19,7 +19,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
 
 import pytest
 from aiohttp import WSMsgType, web
-from stream_helpers import Relay
+from testkit.ws import Relay
 
 from pieces_os_client.api.conversations_api import ConversationsApi
 from pieces_os_client.api_client import ApiClient

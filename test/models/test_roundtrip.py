@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional
 
 import pytest
@@ -20,10 +19,11 @@ import pytest
 yaml = pytest.importorskip("yaml")
 from hypothesis import HealthCheck, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from testkit import SHARED  # noqa: E402
 
 import pieces_os_client.models as models  # noqa: E402
 
-SPEC = Path(__file__).resolve().parents[1].parent / "shared" / "spec" / "conversations.openapi.yaml"
+SPEC = SHARED / "spec" / "conversations.openapi.yaml"
 if not SPEC.is_file():
     pytest.skip(f"OpenAPI document not reachable ({SPEC.name})", allow_module_level=True)
 

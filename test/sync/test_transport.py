@@ -18,7 +18,7 @@ import pytest
 import trustme
 import urllib3
 import urllib3.util.connection
-from emulator_helpers import api_for
+from testkit.emulator import api_for
 from urllib3.exceptions import InsecureRequestWarning, MaxRetryError, NewConnectionError, ReadTimeoutError
 
 from pieces_os_client import ApiClient, Configuration, ConversationsApi

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 import websocket
-from emulator_helpers import DEMO_ASSET, call, post_json
+from testkit.emulator import DEMO_ASSET, call, post_json
 
 from pieces_os_client.emulator import Emulator
 from pieces_os_client.testing import running_emulator

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from testkit import ROOT
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

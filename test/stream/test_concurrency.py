@@ -16,7 +16,7 @@ import time
 from typing import Callable, Iterator, List
 
 import pytest
-from stream_helpers import RawServer, frame
+from testkit.ws import RawServer, frame
 
 from pieces_os_client.api.conversations_api import ConversationsApi
 from pieces_os_client.api_client import ApiClient

@@ -12,18 +12,18 @@ import json
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from testkit import ROOT
 
-HERE = Path(__file__).parent
+SCRIPTS = ROOT / "test" / "testkit"
 #: calls per storm; CI's extra interpreters run fewer (PIECES_TEST_INTERRUPT_ROUNDS)
 ROUNDS = int(os.environ.get("PIECES_TEST_INTERRUPT_ROUNDS", "1500"))
 
 
 def run_script(name: str, *args: object) -> str:
     done = subprocess.run(
-        [sys.executable, str(HERE / name), *map(str, args)],
+        [sys.executable, str(SCRIPTS / name), *map(str, args)],
         capture_output=True, text=True, timeout=120, check=False,
     )
     assert done.returncode == 0, done.stderr[-3000:]

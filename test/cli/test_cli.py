@@ -19,14 +19,14 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
-from emulator_helpers import DEMO_ASSET
+from testkit import ROOT
+from testkit.emulator import DEMO_ASSET
 
 from pieces_os_client.cli.export import safe_stem
 from pieces_os_client.discovery import ENV_VAR
 from pieces_os_client.emulator import Emulator
 from pieces_os_client.models.conversation import Conversation
 
-ROOT = Path(__file__).resolve().parent.parent
 RUN_TIMEOUT = 60.0
 
 

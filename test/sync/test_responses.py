@@ -20,7 +20,7 @@ from urllib.parse import unquote
 import pydantic
 import pytest
 import urllib3
-from emulator_helpers import api_for
+from testkit.emulator import api_for
 from urllib3.util.retry import Retry
 
 from pieces_os_client import ConversationsApi

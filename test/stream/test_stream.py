@@ -11,11 +11,11 @@ import subprocess
 import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
 import pytest
 import urllib3
+from testkit import ROOT
 
 from pieces_os_client.api.conversations_api import ConversationsApi
 from pieces_os_client.api_client import ApiClient
@@ -412,7 +412,7 @@ class socket_nobody_listens_on:
 
 
 def test_example_script_runs() -> None:
-    example = Path(__file__).resolve().parent.parent / "examples" / "stream_identifiers.py"
+    example = ROOT / "examples" / "stream_identifiers.py"
     env = dict(os.environ, PYTHONWARNINGS="error")
     done = subprocess.run(
         [sys.executable, str(example)], capture_output=True, text=True, timeout=30, env=env, check=False

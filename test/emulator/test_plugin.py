@@ -15,11 +15,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from testkit import ROOT
 
 import pieces_os_client
 from pieces_os_client.emulator import NEEDS_AIOHTTP
 
-ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 

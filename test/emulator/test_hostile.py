@@ -16,16 +16,15 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 import websocket
-from emulator_helpers import Reply, call, post_json
+from testkit import ROOT
+from testkit.emulator import Reply, call, post_json
 
 from pieces_os_client.emulator import Emulator
 
-ROOT = Path(__file__).resolve().parent.parent
 IDS = "/conversations/identifiers"
 CREATE = "/conversations/create"
 STREAM = "/conversations/stream/identifiers"
