@@ -15,6 +15,7 @@ import tracemalloc
 from typing import Dict, Iterator, List, Optional
 
 import pytest
+from testkit.memory import OWN_PEAK_MIB, needs_vmhwm
 from testkit.ws import RawServer, frame, frame_header
 
 from pieces_os_client.api_client import ApiClient
@@ -57,6 +58,7 @@ def make_stream(server: RawServer, config: Optional[Dict[str, object]] = None, *
 
 
 # --------------------------------------------------------------------------- one huge frame
+@needs_vmhwm
 def test_a_256_mb_frame_is_refused_from_its_header_in_bounded_memory() -> None:
     """Measured before the bound: ~2.8 GB RSS for this frame. Now the payload is never read."""
     size = 256 * MiB
@@ -71,7 +73,7 @@ def test_a_256_mb_frame_is_refused_from_its_header_in_bounded_memory() -> None:
 
     code = textwrap.dedent(
         """
-        import json, resource, sys
+        import json, sys
         from pieces_os_client import ApiClient, Configuration
         from pieces_os_client.exceptions import StreamClosedError
         from pieces_os_client.stream import IdentifiersStream
@@ -83,14 +85,15 @@ def test_a_256_mb_frame_is_refused_from_its_header_in_bounded_memory() -> None:
             next(stream)
         except StreamClosedError as exc:
             outcome = str(exc)
-        peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        peak_mb = own_peak_mib()
         print(json.dumps({"peak_mb": peak_mb, "outcome": outcome, "closed": stream.closed,
                           "connections": stream.connections,
                           "errors": [[type(e).__name__, str(e)] for e in errors]}))
         """
     )
     with RawServer(script) as server:
-        run = subprocess.run([sys.executable, "-c", code, server.url], capture_output=True, text=True, timeout=60)
+        run = subprocess.run([sys.executable, "-c", OWN_PEAK_MIB + code, server.url],
+                             capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr[-2000:]
     result = json.loads(run.stdout)
     assert result["peak_mb"] < 800, result

@@ -23,6 +23,7 @@ import zlib
 from collections.abc import Callable, Iterator
 
 import pytest
+from testkit.memory import OWN_PEAK_MIB, needs_vmhwm
 
 from pieces_os_client import ApiClient, ApiTypeError, Configuration, ConversationsApi
 from pieces_os_client.configuration import DEFAULT_MAX_RESPONSE_SIZE
@@ -353,7 +354,7 @@ def test_a_huge_unreadable_success_body_is_kept_as_a_bounded_prefix() -> None:
 
 
 # ---------------------------------------------------------------- memory, in a subprocess
-CLIENT = """
+CLIENT = OWN_PEAK_MIB + """
 import json, resource, sys
 from pieces_os_client import ApiClient, Configuration, ConversationsApi
 url, accept = sys.argv[1], sys.argv[2]
@@ -364,11 +365,7 @@ try:
     outcome = "no error"
 except Exception as exc:
     outcome = f"{type(exc).__name__}: {exc}"
-try:  # this process's own high-water mark (ru_maxrss may still hold the parent's from before exec)
-    with open("/proc/self/status") as status:
-        peak = next(int(line.split()[1]) for line in status if line.startswith("VmHWM:")) / 1024
-except OSError:
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+peak = own_peak_mib()
 print(json.dumps({"outcome": outcome, "peak_mib": peak}))
 """
 
@@ -380,6 +377,7 @@ MEMORY_CASES = {
 }
 
 
+@needs_vmhwm
 @pytest.mark.parametrize("case", list(MEMORY_CASES))
 def test_peak_memory_stays_bounded_against_a_gigabyte(case: str) -> None:
     send, accept, expected = MEMORY_CASES[case]
