@@ -334,13 +334,23 @@ def test_package_import_loads_no_model_module() -> None:
 
 @pytest.mark.parametrize("module", ["conversation", "referenced_asset", "flattened_conversation_message", "node"])
 def test_any_model_module_can_be_imported_first(module: str) -> None:
-    _run(
-        f"import importlib, json\n"
+    out = _run(
+        f"import importlib, json, re\n"
         f"mod = importlib.import_module('pieces_os_client.models.{module}')\n"
         "cls = next(v for v in vars(mod).values() if getattr(v, '__module__', None) == mod.__name__)\n"
         "cls.model_rebuild(force=True)\n"
-        "print(json.dumps(cls.model_json_schema(by_alias=True))[:0])\n"
+        "schema = cls.model_json_schema(by_alias=True)\n"
+        "refs = set(re.findall(r'\"#/[$]defs/([^\"]+)\"', json.dumps(schema)))\n"
+        "top = schema['$defs'][schema['$ref'].rsplit('/', 1)[1]] if '$ref' in schema else schema\n"
+        "print(json.dumps({'class': cls.__name__, 'title': top['title'], 'properties': sorted(top['properties']),\n"
+        "                  'fields': sorted(f.alias or n for n, f in cls.model_fields.items()),\n"
+        "                  'unresolved': sorted(refs - set(schema.get('$defs', {})))}))\n"
     )
+    report = json.loads(out)
+    # the schema is the whole class (a self-referring one is a $ref to its own definition): every
+    # field, and every model it refers to defined in it
+    assert report["title"] == report["class"] and report["properties"] == report["fields"] != []
+    assert report["unresolved"] == []
     if module == "conversation":
         _run(
             "import json\n"

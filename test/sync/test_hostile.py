@@ -15,21 +15,34 @@ import json
 import socket
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, NamedTuple, Optional
 
 import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from pieces_os_client import ApiClient, Configuration, ConversationsApi
+from pieces_os_client import ApiClient, ApiResponse, Configuration, ConversationsApi
 from pieces_os_client.exceptions import (
     ERROR_BODY_LIMIT,
     ApiConnectionError,
+    ApiException,
+    BadRequestException,
+    ConflictException,
+    ForbiddenException,
+    NotFoundException,
     OpenApiException,
     ResponseFormatError,
     ServiceException,
+    TooManyRequestsException,
+    UnauthorizedException,
+    UnprocessableEntityException,
 )
-from pieces_os_client.models import Conversation, FlattenedConversations
+from pieces_os_client.models import (
+    Conversation,
+    Conversations,
+    ConversationsCreateFromAssetOutput,
+    FlattenedConversations,
+)
 
 
 class ScriptedServer:
@@ -221,44 +234,102 @@ extra_headers = st.lists(
 )
 
 
+class Drawn(NamedTuple):
+    """A generated answer: its bytes, and what they say (for predicting the documented outcome)."""
+
+    raw: bytes
+    status: Optional[int] = None  # None: not an HTTP answer at all
+    body: bytes = b""
+    clean: bool = False  # framed plainly: the declared length is the body's, no encoding claimed
+
+
+FRAMING_HEADERS = {"content-length", "transfer-encoding", "content-encoding"}
+
+
 @st.composite
-def responses(draw: st.DrawFn) -> bytes:
+def responses(draw: st.DrawFn) -> Drawn:
     if draw(st.integers(0, 9)) == 0:  # sometimes not HTTP at all
-        return draw(st.one_of(st.binary(max_size=200), st.binary(max_size=200).map(lambda b: b"HTTP/1.1 " + b)))
+        return Drawn(draw(st.one_of(st.binary(max_size=200), st.binary(max_size=200).map(lambda b: b"HTTP/1.1 " + b))))
     body = draw(bodies)
     headers = list(draw(extra_headers))
     content_type = draw(content_types)
     if content_type:
         headers.append(("Content-Type", content_type))
     length = draw(st.none() | st.integers(0, len(body) + 100))
-    return http_response(draw(statuses), body, headers, content_length=length)
+    status = draw(statuses)
+    clean = (length is None or length == len(body)) and not any(n.lower() in FRAMING_HEADERS for n, _ in headers)
+    return Drawn(http_response(status, body, headers, content_length=length), status, body, clean)
+
+
+#: the class each error status raises (docs/errors.md); 5xx is ServiceException, the rest ApiException
+STATUS_CLASSES: dict[int, type[ApiException]] = {
+    400: BadRequestException, 401: UnauthorizedException, 403: ForbiddenException, 404: NotFoundException,
+    409: ConflictException, 422: UnprocessableEntityException, 429: TooManyRequestsException,
+}
+
+
+def error_class(status: int) -> type[ApiException]:
+    return ServiceException if 500 <= status <= 599 else STATUS_CLASSES.get(status, ApiException)
+
+
+#: what each operation returns on success (delete: nothing)
+RESULT_TYPES: dict[str, Any] = {
+    "identifiers": FlattenedConversations, "snapshot": Conversations, "create": Conversation,
+    "from_asset": ConversationsCreateFromAssetOutput, "delete": type(None), "identifiers_info": ApiResponse,
+}
+
+
+def check_documented_outcome(drawn: Drawn, operation: str, outcome: Any) -> None:
+    """The outcome docs/errors.md promises for this answer, as far as the answer decides it."""
+    if not isinstance(outcome, OpenApiException):  # a result: of the operation's type, for a 2xx only
+        assert type(outcome) is RESULT_TYPES[operation], (operation, outcome)
+        assert drawn.status is not None and 200 <= drawn.status <= 299, (drawn.status, operation)
+        if operation == "identifiers_info":
+            assert outcome.status_code == drawn.status and type(outcome.data) is FlattenedConversations
+        if operation != "delete":
+            json.loads(drawn.body)  # a typed result came from a body that is JSON
+        return
+    if drawn.status is None or not drawn.clean:
+        return  # not HTTP, or framing the answer itself garbles: any SDK error says so
+    if drawn.status < 200:  # an interim answer with nothing after it: the answer never came
+        assert isinstance(outcome, ApiConnectionError), (drawn.status, repr(outcome))
+    elif drawn.status >= 300:
+        # an error status (redirects are not followed; 600-999 are kept as sent): the class the
+        # status names, carrying it
+        assert type(outcome) is error_class(drawn.status), (drawn.status, repr(outcome))
+        assert outcome.status == drawn.status and str(outcome).startswith(f"({drawn.status})")
+    else:  # a success status with a body that is not the operation's document
+        assert type(outcome) is ResponseFormatError, (drawn.status, operation, repr(outcome))
+        assert f"answered {drawn.status}" in str(outcome), str(outcome)
 
 
 # ---------------------------------------------------------------- 7. properties
 @settings(max_examples=500, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(response=responses(), operation=st.sampled_from(sorted(OPERATIONS)))
-def test_any_response_gives_a_result_or_an_sdk_error(
-    api: ConversationsApi, server: ScriptedServer, response: bytes, operation: str
+def test_any_response_gives_its_documented_result_or_sdk_error(
+    api: ConversationsApi, server: ScriptedServer, response: Drawn, operation: str
 ) -> None:
-    server.response = response
+    server.response = response.raw
     outcome = call_and_check(api, operation)
     event(type(outcome).__name__)
-    if not isinstance(outcome, OpenApiException) and operation != "delete":
-        expected = {"identifiers": FlattenedConversations, "identifiers_info": object}
-        assert isinstance(outcome, expected.get(operation, object))
-        assert outcome is not None  # a success never hands back a silent None
+    check_documented_outcome(response, operation, outcome)
 
 
 @settings(max_examples=150, deadline=None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(response=responses(), operation=st.sampled_from(["identifiers", "snapshot", "identifiers_info"]))
-def test_retried_gets_give_a_result_or_an_sdk_error(
-    retrying_api: ConversationsApi, server: ScriptedServer, response: bytes, operation: str
+def test_retried_gets_give_their_documented_result_or_sdk_error(
+    retrying_api: ConversationsApi, server: ScriptedServer, response: Drawn, operation: str
 ) -> None:
-    # with a retry allowed, urllib3 drains and discards bad answers to 429/5xx before trying again
-    server.response = response
-    call_and_check(retrying_api, operation)
+    # with a retry allowed, urllib3 drains and discards bad answers to 429/5xx before trying
+    # again; the server gives the same answer each time, so the outcome is the same as unretried
+    server.response = response.raw
+    before = server.requests
+    outcome = call_and_check(retrying_api, operation)
+    check_documented_outcome(response, operation, outcome)
+    if response.clean and response.status in {429, 500, 502, 503, 504}:
+        assert server.requests - before == 2, "a GET answered 429/5xx is tried once more (max_retries=1)"
 
 
 extra_keys = st.text(min_size=1, max_size=10).filter(lambda k: k not in {"schema", "iterable", "indices", "score"})
