@@ -206,25 +206,34 @@ def _create_temp(directory: Path) -> Tuple[str, int]:
     raise FileExistsError(errno.EEXIST, "no free name for a temporary file", str(directory))
 
 
+def _exists(path: Path) -> FileExistsError:
+    """The error for a name already taken, naming that file (not the temporary one)."""
+    return FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path))
+
+
 def _put_in_place(temp: str, path: Path, force: bool) -> None:
     """Give ``temp`` the name ``path``: over an existing file with ``force``, else only if the name is free."""
     if force:
         os.replace(temp, path)
-    elif os.name == "nt":
-        os.rename(temp, path)  # on Windows a rename never replaces a file (FileExistsError)
-    else:
-        try:
-            os.link(temp, path)  # fails with FileExistsError when a file appeared meanwhile
-        except OSError as exc:
-            if isinstance(exc, FileExistsError) or exc.errno not in _NO_HARD_LINKS:
-                raise
-            # No hard links here: look, then rename. A file created in the instant between
-            # the two would be replaced; nothing else can be.
-            if os.path.lexists(path):
-                raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
-            os.rename(temp, path)
+        return
+    try:
+        if os.name == "nt":
+            os.rename(temp, path)  # on Windows a rename never replaces a file
         else:
-            os.unlink(temp)
+            os.link(temp, path)  # fails when a file of that name appeared meanwhile
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError as exc:
+        if os.name == "nt" or exc.errno not in _NO_HARD_LINKS:
+            raise
+        # No hard links here: look, then rename. A file created in the instant between the
+        # two would be replaced; nothing else can be.
+        if os.path.lexists(path):
+            raise _exists(path) from None
+        os.rename(temp, path)
+        return
+    if os.name != "nt":
+        os.unlink(temp)
 
 
 #: How much is written between two looks for a Ctrl-C while a file is written.

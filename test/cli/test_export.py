@@ -8,7 +8,9 @@ before and after each file-system step it takes.
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -266,3 +268,30 @@ def test_ctrl_c_right_after_a_file_is_created_leaves_nothing(emu: Emulator, tmp_
     for run in result["runs"]:
         _check_interrupted(run, result["full"], force=False, as_json=False)
         assert "; not written: " in run["stderr"]  # the file under way was not written
+
+
+# ------------------------------------------------------------------ one file in one step
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_write_file_never_replaces_a_file_without_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, hard_links: bool
+) -> None:
+    """A file that appears after export's check for existing files is left alone, and named in the error."""
+    from pieces_os_client.cli.export import write_file
+
+    if not hard_links:  # as on FAT or exFAT: Linux answers EPERM
+        def no_link(*args: object, **kwargs: object) -> None:
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+
+        monkeypatch.setattr(os, "link", no_link)
+    target = tmp_path / "a.json"
+    target.write_text("mine")
+    with pytest.raises(FileExistsError) as caught:
+        write_file(target, b"new", force=False)
+    assert caught.value.filename == str(target)
+    assert target.read_text() == "mine" and os.listdir(tmp_path) == ["a.json"]
+
+    fresh = tmp_path / "b.json"
+    write_file(fresh, b"new", force=False)
+    write_file(target, b"newer", force=True)
+    assert (fresh.read_bytes(), target.read_bytes()) == (b"new", b"newer")
+    assert sorted(os.listdir(tmp_path)) == ["a.json", "b.json"]  # no temporary file left
