@@ -7,12 +7,15 @@ runs against the emulator on a pseudo-terminal, into a pipe, and into export fil
 from __future__ import annotations
 
 import json
+import select
+import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
-from testkit.cli import cli_env, on_terminal
+from testkit.cli import COMMAND, RUN_TIMEOUT, cli_env, on_terminal
 
 from pieces_os_client.emulator import Emulator
 
@@ -122,3 +125,29 @@ def test_json_text_escapes_what_printable_escapes_and_reads_back() -> None:
     assert "\\udb40\\udc01 tag" in json_text(value)  # beyond the first plane: a surrogate pair
     assert "é 中 😀" in json_text(value)  # printable characters stay as they are
     assert printable("a\tb\x1bc", keep="\t") == "a\tb\\x1bc" and printable("a\tb") == "a\\tb"
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT and selects on a pipe")
+def test_watch_json_escapes_ids_from_the_server(emu: Emulator, tmp_path: Path) -> None:
+    hostile = "id\x9b2J\u202e\u2066\x1b[31mend"
+    emu.create_conversation({"type": "COPILOT", "name": "x"}, conversation_id=hostile)
+    proc = subprocess.Popen(
+        [*COMMAND, "conversations", "watch", "--json", "--host", emu.url],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, encoding="utf-8", env=cli_env(tmp_path),
+    )
+    try:
+        assert proc.stdout is not None
+        ready, _, _ = select.select([proc.stdout], [], [], RUN_TIMEOUT)
+        assert ready, "watch printed nothing in time"
+        line = proc.stdout.readline()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(RUN_TIMEOUT) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        for stream in (proc.stdout, proc.stderr):
+            if stream is not None:
+                stream.close()
+    assert _raw_controls(line) == [], line
+    assert json.loads(line)["ids"] == [hostile]
