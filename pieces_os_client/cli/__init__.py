@@ -20,7 +20,7 @@ import sys
 from typing import Any, Callable, List, Optional, Sequence, cast
 from urllib.parse import urlsplit
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "PROG", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG", "main"]
 
 PROG = "pieces-os-client"
 EXIT_OK = 0
