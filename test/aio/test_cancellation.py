@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import random
-import time
 
 import pytest
-from testkit.aio import IDENTIFIERS, cancelled_after, config, run, unanswered_listener
+from testkit.aio import IDENTIFIERS, cancelled_once_seen, config, run, unanswered_listener, until
 
 from pieces_os_client import ApiConnectionError
 from pieces_os_client.aio import AsyncApiClient, AsyncConversationsApi
@@ -20,12 +19,23 @@ from pieces_os_client.emulator import Emulator
 
 
 async def all_slots_usable(client: AsyncApiClient, emu: Emulator, size: int) -> None:
-    """``size`` calls held by the server at once all get through: no slot was lost."""
-    emu.delay_next(0.5, count=size, path=IDENTIFIERS)
+    """``size`` calls reach the server at once, while it answers none of them: no slot was lost.
+
+    The server holds each of them (30 s), so all ``size`` being in its log proves each had a
+    slot of its own at the same time, with no clock involved; then they are cancelled, and one
+    more call goes through.
+    """
+    emu.delay_next(30.0, count=size, path=IDENTIFIERS)
     api = AsyncConversationsApi(client)
-    started = time.monotonic()
-    await asyncio.gather(*(api.conversations_identifiers_snapshot(_request_timeout=20) for _ in range(size)))
-    assert time.monotonic() - started < 0.5 * size - 0.1 or size == 1
+    before = emu.request_count("GET", IDENTIFIERS)
+    calls = [asyncio.ensure_future(api.conversations_identifiers_snapshot()) for _ in range(size)]
+    await until(lambda: emu.request_count("GET", IDENTIFIERS) - before == size or any(c.done() for c in calls))
+    assert not any(call.done() for call in calls)
+    for call in calls:
+        call.cancel()
+    await asyncio.gather(*calls, return_exceptions=True)
+    emu.clear_faults()
+    assert (await api.conversations_identifiers_snapshot()).iterable is not None
 
 
 def test_cancellation_in_every_phase_sends_nothing_more_and_loses_no_slot(emu: Emulator) -> None:
@@ -33,26 +43,31 @@ def test_cancellation_in_every_phase_sends_nothing_more_and_loses_no_slot(emu: E
         cfg = config(emu.url, connection_pool_maxsize=2)
         async with AsyncApiClient(cfg) as client:
             api = AsyncConversationsApi(client)
+            # each cancel comes once the emulator has the call's request (counted), so it lands
+            # in the phase named, never before the request was sent, however busy the machine
             # waiting for the answer
-            emu.delay_next(2.0, path=IDENTIFIERS)
-            await cancelled_after(0.2, api.conversations_identifiers_snapshot())
+            emu.delay_next(30.0, path=IDENTIFIERS)
+            await cancelled_once_seen(emu, 1, api.conversations_identifiers_snapshot())
             # reading the body
-            emu.stall_body_next(2.0, after_bytes=3, path=IDENTIFIERS)
-            await cancelled_after(0.2, api.conversations_identifiers_snapshot())
+            emu.stall_body_next(30.0, after_bytes=3, path=IDENTIFIERS)
+            await cancelled_once_seen(emu, 2, api.conversations_identifiers_snapshot())
             # an unread response whose read is cancelled
-            emu.stall_body_next(2.0, after_bytes=3, path=IDENTIFIERS)
+            emu.stall_body_next(30.0, after_bytes=3, path=IDENTIFIERS)
             unread = await api.conversations_identifiers_snapshot_without_preload_content()
-            await cancelled_after(0.2, unread.read())
+            await cancelled_once_seen(emu, 3, unread.read())
             unread.release()
             # sleeping between retries
-            emu.fail_next(503, retry_after=5, path=IDENTIFIERS)
-            await cancelled_after(0.3, api.conversations_identifiers_snapshot())
-            # waiting for a pool slot
-            emu.delay_next(1.0, count=2, path=IDENTIFIERS)
+            emu.fail_next(503, retry_after=30, path=IDENTIFIERS)
+            await cancelled_once_seen(emu, 4, api.conversations_identifiers_snapshot(), settle=0.3)
+            # waiting for a pool slot: both slots held by calls the emulator keeps waiting
+            emu.delay_next(30.0, count=2, path=IDENTIFIERS)
             held = [asyncio.ensure_future(api.conversations_identifiers_snapshot()) for _ in range(2)]
-            await asyncio.sleep(0.2)
-            await cancelled_after(0.1, api.conversations_identifiers_snapshot())
-            await asyncio.gather(*held)
+            await until(lambda: emu.request_count("GET", IDENTIFIERS) >= 6)
+            await cancelled_once_seen(emu, 6, api.conversations_identifiers_snapshot(), settle=0.1)
+            for task in held:  # then the two holding calls, mid-answer
+                task.cancel()
+            await asyncio.gather(*held, return_exceptions=True)
+            emu.clear_faults()
             assert emu.request_count("GET", IDENTIFIERS) == 6  # not one attempt more
             assert client._slots.free == 2
             await all_slots_usable(client, emu, 2)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from typing import Any, Dict, List, Optional, TypeVar
 
@@ -61,6 +62,26 @@ async def cancelled_after(delay: float, call: Awaitable[Any]) -> None:
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def cancelled_once_seen(emu: Any, seen: int, call: Awaitable[Any], settle: float = 0.2) -> None:
+    """Start ``call``; once the emulator has recorded ``seen`` requests to IDENTIFIERS in all (so
+    the call's request has reached it, however slow the machine), let it settle into its wait
+    for ``settle`` seconds, then cancel it and check that it ends cancelled."""
+    task = asyncio.ensure_future(call)
+    await until(lambda: emu.request_count("GET", IDENTIFIERS) >= seen or task.done())
+    await asyncio.sleep(settle)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Wait, polling every 10 ms, until ``condition()`` holds; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"condition not met within {timeout} s"
+        await asyncio.sleep(0.01)
 
 
 # ------------------------------------------------------------------ a raw HTTP server
