@@ -6,7 +6,7 @@ out); no socket is opened."""
 from __future__ import annotations
 
 import math
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import pytest
 import urllib3
@@ -255,7 +255,7 @@ def test_the_reason_text_keeps_the_human_part(exc: BaseException, text: str) -> 
         (urllib3.Timeout(), (None, None, None)),
     ],
 )
-def test_a_request_timeout_is_seconds_for_the_attempt_or_a_pair(value: Any, parts: tuple) -> None:
+def test_a_request_timeout_is_seconds_for_the_attempt_or_a_pair(value: Any, parts: Tuple[Optional[float], ...]) -> None:
     assert parse_request_timeout(value) == parts
 
 
@@ -267,7 +267,7 @@ def test_a_request_timeout_must_be_positive(value: float) -> None:
 
 
 @pytest.mark.parametrize("value", [(0, 1), (1, -2), (1, True), (1, math.inf), (1, "2"), (None, 1)])
-def test_a_request_timeout_pair_must_hold_two_positive_numbers(value: tuple) -> None:
+def test_a_request_timeout_pair_must_hold_two_positive_numbers(value: Tuple[Any, Any]) -> None:
     with pytest.raises(ApiValueError) as caught:
         parse_request_timeout(value)
     assert str(caught.value) == f"_request_timeout pair must hold two positive numbers, not {value!r}"

@@ -3,7 +3,7 @@ handshake), the masking of credentials, and the codings an ``Accept-Encoding`` a
 
 from __future__ import annotations
 
-from typing import Any, Dict
+from typing import Any, Dict, Set
 
 import pytest
 
@@ -124,5 +124,5 @@ def test_an_unhashable_value_is_checked_and_not_a_type_error() -> None:
         (" , ,gzip,", {"identity", "gzip"}),
     ],
 )
-def test_the_codings_an_accept_encoding_allows(accept: str, codings: set) -> None:
+def test_the_codings_an_accept_encoding_allows(accept: str, codings: Set[str]) -> None:
     assert accepted_codings(accept) == frozenset(codings)

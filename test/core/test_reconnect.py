@@ -11,7 +11,6 @@ import pytest
 from pieces_os_client._core.reconnect import HEALTHY_AFTER, ReconnectPolicy, backoff_delay
 
 
-
 def policy(max_attempts: Optional[int] = None) -> ReconnectPolicy:
     return ReconnectPolicy(initial_backoff=0.25, max_backoff=10.0, jitter=0.0, max_attempts=max_attempts)
 

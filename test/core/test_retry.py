@@ -7,7 +7,7 @@ no sleep."""
 from __future__ import annotations
 
 import random
-from typing import Dict, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 from urllib3 import HTTPHeaderDict
@@ -178,7 +178,7 @@ def reset() -> ProtocolError:
     return ProtocolError("Connection aborted.", ConnectionResetError(104, "Connection reset by peer"))
 
 
-def resend_on_error(policy: Retry, method: str, make: type) -> Tuple[List[float], BaseException]:
+def resend_on_error(policy: Retry, method: str, make: Callable[[], Exception]) -> Tuple[List[float], BaseException]:
     """The delays of the resends while every attempt fails the same way, and what ends them."""
     delays: List[float] = []
     for _ in range(10):
@@ -192,7 +192,7 @@ def resend_on_error(policy: Retry, method: str, make: type) -> Tuple[List[float]
 
 @pytest.mark.parametrize("method", ["GET", "POST"])
 @pytest.mark.parametrize("make", [refused, connect_timeout])
-def test_a_request_that_never_left_is_retried_whatever_its_method(method: str, make: type,
+def test_a_request_that_never_left_is_retried_whatever_its_method(method: str, make: Callable[[], Exception],
                                                                    jitter: List[float]) -> None:
     delays, final = resend_on_error(sdk_policy(), method, make)
     assert delays == [0.0, 0.5]
@@ -200,14 +200,14 @@ def test_a_request_that_never_left_is_retried_whatever_its_method(method: str, m
 
 
 @pytest.mark.parametrize("make", [read_timeout, reset])
-def test_a_get_is_retried_after_a_read_failure(make: type, jitter: List[float]) -> None:
+def test_a_get_is_retried_after_a_read_failure(make: Callable[[], Exception], jitter: List[float]) -> None:
     delays, final = resend_on_error(sdk_policy(), "GET", make)
     assert delays == [0.0, 0.5]
     assert type(final) is MaxRetryError and isinstance(final.reason, type(make()))
 
 
 @pytest.mark.parametrize("make", [read_timeout, reset])
-def test_a_create_is_not_resent_after_a_read_failure(make: type) -> None:
+def test_a_create_is_not_resent_after_a_read_failure(make: Callable[[], Exception]) -> None:
     # it may have been processed: the failure itself goes to the caller
     delays, final = resend_on_error(sdk_policy(), "POST", make)
     assert delays == []
@@ -215,7 +215,7 @@ def test_a_create_is_not_resent_after_a_read_failure(make: type) -> None:
 
 
 def test_a_tls_failure_is_not_retried() -> None:
-    delays, final = resend_on_error(sdk_policy(), "GET", lambda: SSLError("certificate verify failed"))  # type: ignore[arg-type]
+    delays, final = resend_on_error(sdk_policy(), "GET", lambda: SSLError("certificate verify failed"))
     assert delays == []
     assert type(final) is MaxRetryError and isinstance(final.reason, SSLError)
 
