@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import zlib
-from typing import Dict, Optional
+from typing import Dict, Optional, Tuple
 
 import pytest
 from urllib3.exceptions import DecodeError, ProtocolError, ReadTimeoutError
@@ -249,11 +249,23 @@ def test_a_bomb_is_stopped_long_before_its_end() -> None:
     assert body.received < len(wire) // 4  # stopped at the limit, not after inflating it all
 
 
+def raw_deflate_with_output_held_back() -> Tuple[bytes, bytes]:
+    """A body and its raw deflate stream whose last input byte zlib takes in while a full step
+    of output (CHUNK bytes) still leaves output inside zlib. Found by trying a few sizes."""
+    for extra in range(1, 64):
+        data = bytes(CHUNK + extra)
+        raw = zlib.compressobj(1, zlib.DEFLATED, -zlib.MAX_WBITS)
+        wire = raw.compress(data) + raw.flush()
+        probe = zlib.decompressobj(-zlib.MAX_WBITS)
+        if len(probe.decompress(wire, CHUNK)) == CHUNK and not probe.unconsumed_tail and not probe.eof:
+            return data, wire
+    raise AssertionError("no stream with output held back inside zlib was found")
+
+
 def test_a_step_that_fills_the_output_leaves_nothing_behind() -> None:
-    data = bytes(3 * CHUNK + 5)
-    wire = zlib.compress(data, 9)
+    data, wire = raw_deflate_with_output_held_back()
     body = reader({"Content-Encoding": "deflate"}, accept="deflate", limit=None)
-    body.feed(wire)  # all input at once: zlib holds output beyond each CHUNK-sized step
+    body.feed(wire)  # no input left, yet output is: it must be asked for again
     assert body.finish() == data
 
 
@@ -306,8 +318,9 @@ def test_a_body_read_that_waited_too_long_under_a_deadline(timeout: BaseExceptio
         "which bounds the whole attempt, body included")
 
 
-def test_a_body_read_that_waited_too_long_without_a_deadline() -> None:
-    failure = terms(request_timeout=None).failure(TimeoutError(), 200, "OK", JSON)
+@pytest.mark.parametrize("request_timeout", [None, 5.0])
+def test_a_body_read_that_waited_too_long_without_a_deadline(request_timeout: Optional[float]) -> None:
+    failure = terms(request_timeout=request_timeout).failure(TimeoutError(), 200, "OK", JSON)
     assert type(failure) is ApiTimeoutError
     assert str(failure) == f"Pieces OS at {HOST} stopped sending the response body before the read timeout"
 
