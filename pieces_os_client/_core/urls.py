@@ -48,7 +48,15 @@ def checked_origin(url: str) -> str:
     try:
         parsed = urllib3.util.parse_url(url)
     except urllib3.exceptions.LocationValueError as exc:
-        raise ApiValueError(f"{shown!r} is not a valid URL: {exc}. Check Configuration.host.") from exc
+        # urllib3 quotes the whole URL for some faults (a port above 65535): credentials and all
+        userinfo = _USERINFO.match(url)
+        secret = userinfo.group(2) + "@" if userinfo else ""
+        detail = str(exc)
+        if secret and secret in detail:
+            error = ApiValueError(f"{shown!r} is not a valid URL: {detail.replace(secret, '***@')}. "
+                                  "Check Configuration.host.")
+            raise error from None  # urllib3's error, kept as the cause, would show them again
+        raise ApiValueError(f"{shown!r} is not a valid URL: {detail}. Check Configuration.host.") from exc
     if parsed.scheme not in ("http", "https") or not parsed.host:
         raise ApiValueError(
             f"{shown!r} is not an http:// or https:// URL with a host. "
