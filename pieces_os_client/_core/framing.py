@@ -52,6 +52,9 @@ _MAX_DIGITS = 1000
 _PLAIN_DIGITS = 18
 _STATUS_LINE = re.compile(rb"HTTP/\d\.\d ([0-9]{3})(?: ([^\r\n]*))?")
 _DIGITS = re.compile(r"[0-9]+").fullmatch
+_AFTER_STATUS = (b" ", b"\r", b"\n")
+#: how a folded line (obsolete) starts: it continues the field before it
+_FOLDS = (b" ", b"\t")
 
 
 class Framing(NamedTuple):
@@ -129,7 +132,7 @@ def has_body(status: int, *, head_request: bool) -> bool:
 
 def _plain_length(value: str) -> bool:
     """One Content-Length value as every parser takes it: digits only, below 2**63."""
-    return len(value) <= _PLAIN_DIGITS and _DIGITS(value) is not None
+    return len(value) <= _PLAIN_DIGITS and value.isascii() and value.isdigit()
 
 
 def framing_error(host: str, exc: FramingError) -> ResponseFormatError:
@@ -230,7 +233,7 @@ class HeadScan:
     def feed(self, data: bytes) -> bytes:
         """The bytes to hand to the HTTP parser for ``data`` (received next)."""
         if not self.active:
-            return data
+            return data if self.error is None else b""
         held = self._held
         buffer = held + data if held else data
         start = max(0, len(held) - 2)
@@ -242,11 +245,16 @@ class HeadScan:
                     return self._stop(out, buffer)
                 self._held = buffer
                 return b"".join(out)
-            head = _parse_head(buffer[:end])
-            if head is None:
-                return self._stop(out, buffer)
-            interim = is_interim(head.status)
-            passed = self._decide(head, buffer[:end], final=not interim)
+            raw = buffer[:end]
+            quick = self._quick(raw)
+            if quick is not None:
+                interim, passed = quick
+            else:
+                head = _parse_head(raw)
+                if head is None:
+                    return self._stop(out, buffer)
+                interim = is_interim(head.status)
+                passed = self._decide(head, raw, final=not interim)
             if self.error is not None:
                 self.active = False
                 self._held = b""
@@ -264,6 +272,39 @@ class HeadScan:
         self._held = b""
         out.append(buffer)
         return b"".join(out)
+
+    def _quick(self, raw: bytes) -> Optional[Tuple[bool, bytes]]:
+        """(interim, ``raw``) for a head whose framing fields are already plain (the usual case),
+        found without splitting it into fields; None for any other head."""
+        if raw[:5] != b"HTTP/" or raw[8:9] != b" " or not raw[9:12].isdigit() or raw[12:13] not in _AFTER_STATUS:
+            return None
+        lower = raw.lower()
+        length_at = lower.find(b"\ncontent-length:")
+        coding_at = lower.find(b"\ntransfer-encoding:")
+        value = ""
+        if length_at >= 0:
+            if coding_at >= 0 or lower.find(b"\ncontent-length:", length_at + 16) >= 0:
+                return None
+            end = raw.index(b"\n", length_at + 16)
+            value = raw[length_at + 16:end].strip().decode("latin-1")
+            if not _plain_length(value) or raw[end + 1:end + 2] in _FOLDS:
+                return None
+        elif coding_at >= 0:
+            if lower.find(b"\ntransfer-encoding:", coding_at + 19) >= 0:
+                return None
+            end = raw.index(b"\n", coding_at + 19)
+            value = raw[coding_at + 19:end].strip().decode("latin-1")
+            if value.lower() != "chunked" or raw[end + 1:end + 2] in _FOLDS:
+                return None
+        status = int(raw[9:12])
+        interim = is_interim(status)
+        # the decision itself is body_framing's, as for any head
+        framing = body_framing(status, head_request=self._head_request or interim,
+                               content_lengths=(value,) if length_at >= 0 else (),
+                               transfer_encodings=(value,) if coding_at >= 0 else ())
+        if not interim:
+            self.framing = framing
+        return interim, raw
 
     def _decide(self, head: _Head, raw: bytes, *, final: bool) -> bytes:
         """``raw`` (one head) as the parser gets it; for a final head, ``framing`` or ``error`` set."""

@@ -379,18 +379,14 @@ class _CountingHandler(ResponseHandler):
         self.pieces_scan = HeadScan()
 
     def data_received(self, data: bytes) -> None:
-        self.pieces_received += len(data)
-        scan = self.pieces_scan
-        if scan.active and data:
+        if data:  # (aiohttp calls it with none to resume its own work: passed on as it is)
+            self.pieces_received += len(data)
+            scan = self.pieces_scan
             data = scan.feed(data)
-            if scan.error is not None:
-                # invalid framing: nothing more is read from this connection; the call raises
-                # the error (AsyncApiClient.request)
-                if self.transport is not None:
-                    self.transport.close()
+            if not data:  # part of a head, held until it is whole; or a head whose framing is invalid
+                if scan.error is not None and self.transport is not None:
+                    self.transport.close()  # nothing more is read; the call raises the error (request())
                 return
-            if not data:
-                return  # part of a head, held until it is whole
         super().data_received(data)
 
 
