@@ -4,8 +4,10 @@ The sync transport (:mod:`pieces_os_client.rest`) builds its pool managers with 
 
 * :class:`_Connection` (and its TLS twin) knows whether it is carrying its first exchange or a
   reused one, reads the response head under a deadline through :class:`_HeadReader`, skips
-  interim ``1xx`` answers, and turns the failure of a reused connection before any byte of an
-  answer into :class:`StaleConnection`, which the transport may resend.
+  interim ``1xx`` answers, decides how the body is delimited (``_core.framing``; an invalid
+  framing raises ``FramingError`` before urllib3 reads the head), and turns the failure of a
+  reused connection before any byte of an answer into :class:`StaleConnection`, which the
+  transport may resend.
 * :class:`_Pool` (and its TLS twin) closes a connection whose response was not read to the end
   instead of pooling it, recovers the slot of a connection that was lost (dropped by an
   interrupt, or collected with an unread response), and frees the slot queue's lock when an

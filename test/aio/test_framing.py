@@ -12,7 +12,7 @@ from typing import Tuple
 
 import pytest
 from testkit.aio import run
-from testkit.framing import CASES, AnswerServer, Case, Outcome, check, settings_of, shown, sync_call
+from testkit.framing import CASES, AnswerServer, Case, Outcome, Result, check, settings_of, shown, sync_call
 
 from pieces_os_client import Configuration
 from pieces_os_client.aio import AsyncApiClient, AsyncConversationsApi
@@ -22,10 +22,10 @@ from pieces_os_client.exceptions import OpenApiException
 async def async_call(host: str, case: Case) -> Outcome:
     async with AsyncApiClient(Configuration(host=host, **settings_of(case))) as client:
         try:
-            result = await AsyncConversationsApi(client).conversations_identifiers_snapshot()
+            result = await AsyncConversationsApi(client).conversations_identifiers_snapshot_with_http_info()
         except OpenApiException as exc:
             return exc
-    return [item.id for item in result.iterable]
+    return Result.of([item.id for item in result.data.iterable], result.headers)
 
 
 @pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
@@ -39,5 +39,5 @@ def test_each_answer_gives_the_sync_clients_outcome(case: Case) -> None:
         outcome, sync_outcome = run(both())
     check(case, outcome, mine.url)
     check(case, sync_outcome, theirs.url)
-    assert shown(outcome, mine.url) == shown(sync_outcome, theirs.url)
+    assert shown(outcome, mine.url) == shown(sync_outcome, theirs.url)  # headers too: as they came
     assert mine.requests == theirs.requests == case.requests

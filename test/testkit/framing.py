@@ -17,7 +17,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, List, Mapping, NamedTuple, Optional, Tuple, Union
 
 from pieces_os_client import ApiClient, Configuration, ConversationsApi
 from pieces_os_client.exceptions import (
@@ -108,7 +108,18 @@ CASES: List[Case] = [
          requests=2, close=True),  # a GET whose body broke off is sent once more
 ]
 
-Outcome = Union[List[str], OpenApiException]
+class Result(NamedTuple):
+    """A call that succeeded: the ids it returned and the response headers (as the client shows them)."""
+
+    ids: List[str]
+    headers: List[Tuple[str, str]]
+
+    @classmethod
+    def of(cls, ids: List[str], headers: Optional[Mapping[str, str]]) -> Result:
+        return cls(ids, sorted((name.lower(), value) for name, value in (headers or {}).items()))
+
+
+Outcome = Union[Result, OpenApiException]
 
 
 def settings_of(case: Case) -> Dict[str, Any]:
@@ -118,7 +129,7 @@ def settings_of(case: Case) -> Dict[str, Any]:
 def check(case: Case, outcome: Outcome, host: str) -> None:
     """``outcome`` (ids, or the error raised) is the one ``case`` calls for, against a server at ``host``."""
     if case.error is None:
-        assert outcome == IDS, outcome
+        assert isinstance(outcome, Result) and outcome.ids == IDS, outcome
         return
     assert type(outcome) is case.error, repr(outcome)
     message = str(outcome)
@@ -130,7 +141,7 @@ def check(case: Case, outcome: Outcome, host: str) -> None:
 
 def shown(outcome: Outcome, host: str) -> str:
     """``outcome`` as text to compare between the clients (the host, and byte counts that vary, masked)."""
-    if isinstance(outcome, list):
+    if isinstance(outcome, Result):
         return repr(outcome)
     text = f"{type(outcome).__name__}: {outcome}".replace(host, "{host}")
     return re.sub(r"\(\d+ bytes arrived\)", "(N bytes arrived)", text)
@@ -140,10 +151,10 @@ def sync_call(host: str, case: Case) -> Outcome:
     """The case's call through the sync client."""
     with ApiClient(Configuration(host=host, **settings_of(case))) as client:
         try:
-            result = ConversationsApi(client).conversations_identifiers_snapshot()
+            result = ConversationsApi(client).conversations_identifiers_snapshot_with_http_info()
         except OpenApiException as exc:
             return exc
-    return [item.id for item in result.iterable]
+    return Result.of([item.id for item in result.data.iterable], result.headers)
 
 
 class AnswerServer:
