@@ -118,7 +118,7 @@ def test_nothing_found_says_where_it_looked(monkeypatch: pytest.MonkeyPatch) -> 
     closed = f"http://127.0.0.1:{_free_port()}"
     # discovery finds nothing; the fallback host is a closed port (the real default, 1000, may be taken)
     monkeypatch.setattr(configuration_module, "DEFAULT_HOST", closed)
-    monkeypatch.setattr("pieces_os_client.discovery.find_pieces_os", lambda: None)
+    monkeypatch.setattr("pieces_os_client.discovery.find_pieces_os", lambda **_: None)
     with ApiClient(Configuration(max_retries=0)) as client, pytest.raises(ApiConnectionError) as info:
         ConversationsApi(client).conversations_identifiers_snapshot()
     message = str(info.value)
