@@ -170,6 +170,13 @@ def _optional_text(name: str, value: Any) -> Optional[str]:
     return value
 
 
+def _secret_text(name: str, value: Any) -> Optional[str]:
+    """``None`` or a ``str``, for credentials: a wrong value is described, never shown."""
+    if value is not None and not isinstance(value, str):
+        raise ApiTypeError(f"{name} must be a str or None, not {type(value).__name__}")
+    return value
+
+
 def _text(name: str, value: Any) -> str:
     if not isinstance(value, str):
         raise ApiTypeError(f"{name} must be a str, not {type(value).__name__} ({value!r})")
@@ -207,8 +214,10 @@ def _key_map(name: str, value: Any) -> Dict[str, str]:
             f"{name} must be a dict such as {{'application': '<id>'}}, not {type(value).__name__} ({value!r})"
         )
     for key, item in value.items():
-        if not isinstance(key, str) or not (item is None or isinstance(item, str)):
-            raise ApiTypeError(f"{name} must map scheme names (str) to values (str or None); {key!r}: {item!r} is not")
+        if not isinstance(key, str):
+            raise ApiTypeError(f"{name} must map scheme names (str) to values (str or None), not {key!r}")
+        if not (item is None or isinstance(item, str)):  # a credential: described, never shown
+            raise ApiTypeError(f"{name}[{key!r}] must be a str or None, not {type(item).__name__}")
     return dict(value)
 
 
@@ -349,7 +358,7 @@ SETTINGS: Dict[str, Setting] = {
 #: Checks for attributes that are positional constructor arguments (official order).
 _POSITIONAL_CHECKS: Dict[str, Check] = {
     "host": _host, "retries": _retries, "api_key": _key_map, "api_key_prefix": _key_map,
-    "username": _optional_text, "password": _optional_text, "access_token": _optional_text,
+    "username": _optional_text, "password": _secret_text, "access_token": _secret_text,
     "ssl_ca_cert": _optional_path, "ca_cert_data": _cert_data,
 }
 

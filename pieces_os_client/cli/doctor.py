@@ -318,7 +318,7 @@ def _host_problem(host: str, health: Dict[str, Any], source: str) -> Dict[str, s
             f"point {'--host' if source == 'host' else ENV_VAR} at Pieces OS (or the emulator)",
         )
     if health["connected"]:
-        return _problem(f"{where} the server accepts connections but does not answer: {health['detail']}", slow)
+        return _problem(f"{where} the server accepts connections yet does not answer in time: {health['detail']}", slow)
     return _problem(
         f"{where} nothing answers: {health['detail']}",
         "start Pieces OS (or the emulator), or correct the URL" + (f" or unset {ENV_VAR}" if source == "env" else ""),
