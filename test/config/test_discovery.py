@@ -241,7 +241,7 @@ def _bounded(work: Callable[[], object]) -> tuple[object, float]:
     return outcome[0], time.monotonic() - started
 
 
-@pytest.mark.parametrize("kind", ["trickling", "trickling_head", "silent"])
+@pytest.mark.parametrize("kind", ["trickling", "trickling_head"])
 def test_a_hostile_server_at_pieces_os_url_costs_the_first_call_one_probe(
     kind: str, home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
