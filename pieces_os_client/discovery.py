@@ -39,7 +39,7 @@ from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Sequence
 from urllib.parse import quote, urlsplit
 
 from pieces_os_client._core.deadline import Deadline, OutOfTime, seconds_text
-from pieces_os_client._core.probe import ProbeAnswer, ProbeError, probe_request
+from pieces_os_client._core.probe import ProbeAnswer, probe_request
 from pieces_os_client._core.text import one_line, shown_value
 from pieces_os_client._core.urls import mask_userinfo, url_problem
 
@@ -86,7 +86,7 @@ class HealthCheck(NamedTuple):
     """What ``GET /.well-known/health`` on one base URL showed."""
 
     url: str
-    answered: bool  # an HTTP response came back at all
+    answered: bool  # the status line and headers of an HTTP answer came back (in time)
     looks_like_pieces_os: bool
     detail: str  # what was seen, for messages: "answered 404 Not Found", "connection refused", ...
 
@@ -144,7 +144,7 @@ def _resolve(host: str, port: int, deadline: Deadline) -> List[Any]:
         raise _SlowLookup(f"looking up {host} took longer than {seconds_text(deadline.allowed)}")
     result = found[0]
     if isinstance(result, UnicodeError):
-        raise OSError(f"{host!r} is not a host name that can be looked up")
+        raise OSError(f"{shown_value(host, 40)} is not a host name DNS can look up")
     if isinstance(result, OSError):
         raise result
     return list(result)
@@ -179,12 +179,14 @@ def probe(url: str, path: str, deadline: Deadline, limit: int = _READ_LIMIT) -> 
     parts = urlsplit(url)
     hostname = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
-    authority = parts.netloc.rpartition("@")[2]
     target = quote(parts.path.rstrip("/") + path, safe="/%:@!$&'()*+,;=-._~")
     answer = ProbeAnswer(limit)
     phase = "connect"
     sock: Optional[socket.socket] = None
     try:
+        name = hostname if hostname.isascii() else hostname.encode("idna").decode("ascii")
+        name = f"[{name}]" if ":" in name else name
+        authority = name if parts.port is None else f"{name}:{parts.port}"
         sock = _connect(hostname, port, deadline)
         if parts.scheme == "https":
             phase = "tls"
@@ -196,7 +198,7 @@ def probe(url: str, path: str, deadline: Deadline, limit: int = _READ_LIMIT) -> 
         while not answer.done:
             sock.settimeout(_timeout_left(deadline))
             answer.feed(sock.recv(16384))
-    except (OSError, ProbeError) as exc:  # TimeoutError is an OSError
+    except (OSError, ValueError) as exc:  # TimeoutError is an OSError; ProbeError and UnicodeError ValueErrors
         return ProbeOutcome(phase == "exchange", answer.status, answer.reason, bytes(answer.body), False,
                             isinstance(exc, TimeoutError), _problem(exc, phase, answer, deadline))
     finally:

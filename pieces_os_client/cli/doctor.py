@@ -118,34 +118,37 @@ def _endpoints(host: str, timeout: float) -> List[Dict[str, Any]]:
     from pieces_os_client.configuration import Configuration
 
     config = Configuration(host=host, connect_timeout=timeout, read_timeout=timeout, max_retries=0)
+    # A number bounds each call as a whole, the body included, however the server paces it.
+    # Each call has a client (so a connection) of its own: a call on a kept-alive connection
+    # that the server closes unanswered is sent once more (see _core.exchange), which could
+    # make it take twice --timeout.
+    probes: List[tuple[str, Callable[[Any], Any]]] = [
+        ("GET /conversations/identifiers",
+         lambda api: api.conversations_identifiers_snapshot_with_http_info(_request_timeout=timeout)),
+        ("GET /conversations?transferables=false",
+         lambda api: api.conversations_snapshot_with_http_info(False, _request_timeout=timeout)),
+        ("GET /conversations", lambda api: api.conversations_snapshot_with_http_info(_request_timeout=timeout)),
+    ]
     results: List[Dict[str, Any]] = []
-    with ApiClient(config) as client:
-        api = ConversationsApi(client)
-        # a number bounds each call as a whole, the body included, however the server paces it
-        probes: List[tuple[str, Callable[[], Any]]] = [
-            ("GET /conversations/identifiers",
-             lambda: api.conversations_identifiers_snapshot_with_http_info(_request_timeout=timeout)),
-            ("GET /conversations?transferables=false",
-             lambda: api.conversations_snapshot_with_http_info(False, _request_timeout=timeout)),
-            ("GET /conversations", lambda: api.conversations_snapshot_with_http_info(_request_timeout=timeout)),
-        ]
-        for name, call in probes:
-            times: List[float] = []
-            entry: Dict[str, Any] = {"endpoint": name, "ok": True, "status": None}
-            for _ in range(CALLS_PER_ENDPOINT):
+    for name, call in probes:
+        times: List[float] = []
+        entry: Dict[str, Any] = {"endpoint": name, "ok": True, "status": None}
+        for _ in range(CALLS_PER_ENDPOINT):
+            with ApiClient(config) as client:
+                api = ConversationsApi(client)
                 started = time.perf_counter()
                 try:
-                    response = call()
+                    response = call(api)
                 except Exception as exc:  # reported, never raised
                     entry.update(ok=False, status=getattr(exc, "status", None), error=describe_error(exc))
                     break
                 times.append(time.perf_counter() - started)
-                entry["status"] = response.status_code
-                entry["count"] = len(response.data.iterable or [])
-            if times:
-                entry["median_ms"] = _ms(statistics.median(times))
-                entry["calls"] = len(times)
-            results.append(entry)
+            entry["status"] = response.status_code
+            entry["count"] = len(response.data.iterable or [])
+        if times:
+            entry["median_ms"] = _ms(statistics.median(times))
+            entry["calls"] = len(times)
+        results.append(entry)
     return results
 
 
