@@ -12,7 +12,7 @@ from __future__ import annotations
 import base64
 import ssl
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Protocol, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Mapping, Optional, Protocol, Tuple
 from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pieces_os_client._core import handshake
@@ -71,15 +71,9 @@ def merge_headers(*sources: Optional[Mapping[str, Any]]) -> Dict[str, str]:
 
 def _ssl_context(config: Configuration) -> ssl.SSLContext:
     """An SSL context with the configuration's verification, CA and client-certificate settings."""
-    cadata: Union[str, bytes, None] = config.ca_cert_data
-    if isinstance(cadata, bytes) and cadata.lstrip().startswith(b"-----BEGIN"):
-        cadata = cadata.decode("ascii")
-    try:
-        context = ssl.create_default_context(cafile=config.ssl_ca_cert, cadata=cadata)
-        if config.cert_file:
-            context.load_cert_chain(config.cert_file, config.key_file)
-    except (OSError, ssl.SSLError, ValueError) as exc:
-        raise ApiValueError(f"cannot load the TLS settings for the identifiers stream: {exc}") from exc
+    from pieces_os_client.configuration import load_tls_context
+
+    context = load_tls_context(config)  # ApiValueError naming the setting that cannot be loaded
     if not config.verify_ssl:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE

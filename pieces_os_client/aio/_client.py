@@ -62,7 +62,7 @@ from pieces_os_client._core.headers import check_headers, header_value, redact_h
 from pieces_os_client._core.urls import mask_userinfo, origin_of
 from pieces_os_client.api_client import USER_AGENT, ApiClient, DefaultHeaders, Operation
 from pieces_os_client.api_response import ApiResponse
-from pieces_os_client.configuration import Configuration
+from pieces_os_client.configuration import Configuration, load_tls_context
 from pieces_os_client.exceptions import ApiConnectionError, ApiValueError, OpenApiException
 from pieces_os_client.rest import is_socks_proxy_url
 
@@ -745,9 +745,7 @@ class AsyncApiClient(DefaultHeaders):
         config = self.configuration
         ssl_context: Union[bool, ssl.SSLContext] = False
         if config.verify_ssl:
-            ssl_context = ssl.create_default_context(cafile=config.ssl_ca_cert, cadata=config.ca_cert_data)
-            if config.cert_file:
-                ssl_context.load_cert_chain(config.cert_file, config.key_file)
+            ssl_context = load_tls_context(config)  # ApiValueError naming a setting that cannot be loaded
             if config.assert_hostname is False:
                 ssl_context.check_hostname = False
         connector = _Connector(

@@ -1,7 +1,9 @@
-"""Helpers for the command-line tests: the environment a run gets, running on a pseudo-terminal.
+"""Running the command line as users run it (``python -m pieces_os_client ...`` in a subprocess),
+on a pipe or on a pseudo-terminal.
 
 Every run gets its own ``HOME`` (no port file from a real Pieces OS on this machine) and no
-``PIECES_OS_URL``, ``NO_COLOR``, ``COLUMNS`` or ``XDG_DATA_HOME`` from the outer shell.
+``PIECES_OS_URL``, ``NO_COLOR``, ``COLUMNS`` or ``XDG_DATA_HOME`` from the outer shell, unless
+a test sets one.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import NamedTuple, Optional
 
 from pieces_os_client.discovery import ENV_VAR
 from pieces_os_client.emulator import Emulator
@@ -30,6 +33,24 @@ def cli_env(home: Path, **extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
     env.update(extra)
     return env
+
+
+class Run(NamedTuple):
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float  # wall time, the interpreter's start-up included
+
+
+def run_cli(home: Path, *args: str, env: Optional[dict[str, str]] = None, timeout: float = RUN_TIMEOUT) -> Run:
+    """Run the command and wait for it, at most ``timeout`` seconds (then it is killed and the
+    test fails with ``subprocess.TimeoutExpired``)."""
+    started = time.monotonic()
+    done = subprocess.run(
+        [*COMMAND, *args], capture_output=True, text=True, encoding="utf-8",
+        timeout=timeout, env=cli_env(home, **(env or {})), cwd=home,
+    )
+    return Run(done.returncode, done.stdout, done.stderr, time.monotonic() - started)
 
 
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
