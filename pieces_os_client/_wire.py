@@ -4,8 +4,10 @@ The sync transport (:mod:`pieces_os_client.rest`) builds its pool managers with 
 
 * :class:`_Connection` (and its TLS twin) knows whether it is carrying its first exchange or a
   reused one, reads the response head under a deadline through :class:`_HeadReader`, skips
-  interim ``1xx`` answers, and turns the failure of a reused connection before any byte of an
-  answer into :class:`StaleConnection`, which the transport may resend.
+  interim ``1xx`` answers, decides how the body is delimited (``_core.framing``; an invalid
+  framing raises ``FramingError`` before urllib3 reads the head), and turns the failure of a
+  reused connection before any byte of an answer into :class:`StaleConnection`, which the
+  transport may resend.
 * :class:`_Pool` (and its TLS twin) closes a connection whose response was not read to the end
   instead of pooling it, recovers the slot of a connection that was lost (dropped by an
   interrupt, or collected with an unread response), and frees the slot queue's lock when an
@@ -33,6 +35,7 @@ from urllib3.util.connection import is_connection_dropped
 
 from pieces_os_client._core.exchange import MAX_INTERIM_HEADER_LINES, MAX_LINE, head_deadline, is_interim
 from pieces_os_client._core.failures import HeadTimeout
+from pieces_os_client._core.framing import Framing, FramingError, body_framing
 
 __all__ = ["HeadTimeout", "StaleConnection", "close_when_collected", "pool_classes", "watch_of"]
 
@@ -57,14 +60,16 @@ class StaleConnection(ConnectionResetError):
 class _Watch:
     """What one exchange's reader is held to, and what it has seen."""
 
-    __slots__ = ("deadline", "head_cut", "phase", "received", "timeout")
+    __slots__ = ("deadline", "framing", "head_cut", "head_request", "phase", "received", "timeout")
 
-    def __init__(self, deadline: Optional[float], timeout: Optional[float]) -> None:
+    def __init__(self, deadline: Optional[float], timeout: Optional[float], head_request: bool = False) -> None:
         self.deadline = deadline  # a time.monotonic() value, or None
         self.timeout = timeout  # the socket's own per-read timeout
         self.phase = "head"
         self.received = 0
         self.head_cut = False  # the connection closed before the head's closing blank line
+        self.head_request = head_request  # the request was a HEAD: the answer has no body
+        self.framing: Optional[Framing] = None  # how the body is delimited, once the head is read
 
 
 class _HeadReader(io.RawIOBase):
@@ -134,10 +139,27 @@ class _WireResponse(http.client.HTTPResponse):
 
     def begin(self) -> None:
         super().begin()
-        if self.watch.head_cut and self.watch.received:
+        watch = self.watch
+        if watch.head_cut and watch.received:
             raise http.client.RemoteDisconnected(
-                f"the connection closed in the middle of the response head ({self.watch.received} bytes in)"
+                f"the connection closed in the middle of the response head ({watch.received} bytes in)"
             )
+        # the framing as RFC 9112 has it (_core.framing), where http.client and urllib3 would
+        # read an invalid Content-Length as none; FramingError passes through urllib3, which
+        # closes the connection
+        msg = self.msg
+        try:
+            watch.framing = body_framing(
+                self.status, head_request=watch.head_request,
+                content_lengths=msg.get_all("Content-Length") or (),
+                transfer_encodings=msg.get_all("Transfer-Encoding") or (),
+            )
+        except FramingError as exc:
+            self.close()  # its file holds the socket: closed with the connection, not left to the collector
+            raise exc.answered(self.status, self.reason, msg.items()) from None
+        if self.length is None and watch.framing.length is not None and not self.chunked:
+            # http.client reads a repeated value ("2, 2") as no length and would wait for the close
+            self.length = watch.framing.length
 
     def _read_status(self) -> Any:
         while True:
@@ -173,6 +195,7 @@ class _ExchangeCounting:
     timeout: Any
     _exchanges_on_socket = 0
     _reused = False
+    _head_request = False
     _current: Optional[http.client.HTTPResponse] = None
 
     def connect(self) -> None:
@@ -186,6 +209,8 @@ class _ExchangeCounting:
 
     def request(self, *args: Any, **kwargs: Any) -> None:
         self._reused = self.sock is not None and self._exchanges_on_socket > 0
+        method = args[0] if args else kwargs.get("method")
+        self._head_request = isinstance(method, str) and method.upper() == "HEAD"
         try:
             super().request(*args, **kwargs)  # type: ignore[misc]
         finally:
@@ -193,7 +218,7 @@ class _ExchangeCounting:
 
     def getresponse(self) -> Any:
         timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
-        watch = _Watch(head_deadline(time.monotonic(), timeout), timeout)
+        watch = _Watch(head_deadline(time.monotonic(), timeout), timeout, self._head_request)
         setattr(self, "response_class", functools.partial(_WireResponse, watch))  # noqa: B010 - http.client's hook
         try:
             response = super().getresponse()  # type: ignore[misc]

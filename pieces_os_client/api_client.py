@@ -38,7 +38,7 @@ from pieces_os_client._core.interrupts import interrupt_within
 from pieces_os_client._core.urls import without_userinfo
 from pieces_os_client._version import __version__
 from pieces_os_client.api_response import ApiResponse
-from pieces_os_client.configuration import Configuration
+from pieces_os_client.configuration import API_AUTH, Configuration
 from pieces_os_client.exceptions import (
     ApiException,
     ApiTypeError,
@@ -106,7 +106,7 @@ class Operation:
     responses: Mapping[str, Optional[str]]
     accept: Sequence[str] = ("application/json", "text/plain")
     content_types: Sequence[str] = ()
-    auth: Sequence[str] = ("application",)
+    auth: Sequence[str] = API_AUTH
     #: the Accept and Content-Type sent unless a call says otherwise, chosen once (JSON preferred)
     accept_header: Optional[str] = field(init=False, repr=False, compare=False)
     content_type_header: Optional[str] = field(init=False, repr=False, compare=False)

@@ -12,10 +12,10 @@ import copy
 import logging
 import math
 import os
+import ssl
 import threading
 from types import TracebackType
 from typing import Any, Callable, ClassVar, Dict, List, Mapping, NamedTuple, Optional, Tuple, TypedDict, Union
-from urllib.parse import urlsplit
 
 from typing_extensions import Self, Unpack
 from urllib3.exceptions import InvalidHeader
@@ -23,7 +23,9 @@ from urllib3.response import BaseHTTPResponse
 from urllib3.util.retry import Retry
 
 from pieces_os_client import _lazy
-from pieces_os_client._core.urls import mask_userinfo
+from pieces_os_client._core.headers import check_header
+from pieces_os_client._core.text import shown_value
+from pieces_os_client._core.urls import mask_userinfo, url_problem
 from pieces_os_client.exceptions import ApiTypeError, ApiValueError, unknown_names_message
 
 __all__ = ["DEFAULT_HOST", "Configuration", "HostSetting"]
@@ -70,6 +72,12 @@ class _PiecesRetry(Retry):
 
 
 AuthSettings = Dict[str, Dict[str, Any]]
+
+#: The security schemes the API document declares for the Conversations operations and the
+#: identifiers stream: ``application`` (``X-Application-ID``) only. ``access_token`` feeds the
+#: official ``auth0`` scheme, which none of them declares, so neither transport sends it (nor
+#: does the official SDK on these operations).
+API_AUTH: Tuple[str, ...] = ("application",)
 
 
 class HostSetting(TypedDict):
@@ -149,15 +157,156 @@ def _host(name: str, value: Any) -> str:
     hint = "Check Configuration.host (for example http://localhost:39300)."
     if not isinstance(value, str):
         raise ApiTypeError(f"{name} must be a URL string, not {type(value).__name__} ({value!r}). {hint}")
-    shown = mask_userinfo(value)
-    try:
-        parts = urlsplit(value)
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError as exc:
-        raise ApiValueError(f"{name} {shown!r} is not a valid URL: {mask_userinfo(str(exc))}. {hint}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise ApiValueError(f"{name} {shown!r} is not an http:// or https:// URL with a host. {hint}")
+    problem = url_problem(value)
+    if problem is not None:
+        raise ApiValueError(f"{name} {shown_value(mask_userinfo(value))} {problem}. {hint}")
     return value.rstrip("/")
+
+
+def _optional_text(name: str, value: Any) -> Optional[str]:
+    """``None`` or a ``str`` (tokens, user names, TLS names)."""
+    if value is not None and not isinstance(value, str):
+        raise ApiTypeError(f"{name} must be a str or None, not {type(value).__name__} ({value!r})")
+    return value
+
+
+def _secret_text(name: str, value: Any) -> Optional[str]:
+    """``None`` or a ``str``, for credentials: a wrong value is described, never shown."""
+    if value is not None and not isinstance(value, str):
+        raise ApiTypeError(f"{name} must be a str or None, not {type(value).__name__}")
+    return value
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise ApiTypeError(f"{name} must be a str, not {type(value).__name__} ({value!r})")
+    return value
+
+
+def _optional_path(name: str, value: Any) -> Any:
+    """``None`` or a file path (``str`` or ``os.PathLike``); whether the file exists is for its use."""
+    if value is not None and not isinstance(value, (str, os.PathLike)):
+        raise ApiTypeError(f"{name} must be a file path (str) or None, not {type(value).__name__} ({value!r})")
+    return value
+
+
+def _cert_data(name: str, value: Any) -> Any:
+    if value is not None and not isinstance(value, (str, bytes)):
+        raise ApiTypeError(f"{name} must be PEM text (str), DER bytes or None, not {type(value).__name__} ({value!r})")
+    return value
+
+
+def _assert_hostname(name: str, value: Any) -> Any:
+    if value is not None and not isinstance(value, (bool, str)):
+        raise ApiTypeError(f"{name} must be a host name (str), False or None, not {type(value).__name__} ({value!r})")
+    return value
+
+
+def _key_map(name: str, value: Any) -> Dict[str, str]:
+    """A dict of str to str or None (``api_key``, ``api_key_prefix``), copied; ``None`` is an empty one.
+
+    A ``None`` value is no key at all, as in ``{"application": os.environ.get("APP_ID")}``.
+    """
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ApiTypeError(
+            f"{name} must be a dict such as {{'application': '<id>'}}, not {type(value).__name__} ({value!r})"
+        )
+    for key, item in value.items():
+        if not isinstance(key, str):
+            raise ApiTypeError(f"{name} must map scheme names (str) to values (str or None), not {key!r}")
+        if not (item is None or isinstance(item, str)):  # a credential: described, never shown
+            raise ApiTypeError(f"{name}[{key!r}] must be a str or None, not {type(item).__name__}")
+    return dict(value)
+
+
+def _header_map(name: str, value: Any) -> Optional[Dict[str, str]]:
+    """``None`` or headers (a dict of str to str), each one checked as every header is."""
+    if value is None:
+        return None
+    if not isinstance(value, Mapping):
+        raise ApiTypeError(f"{name} must be a dict of header names to values, not {type(value).__name__} ({value!r})")
+    for key, item in value.items():
+        if not isinstance(key, str) or not isinstance(item, str):
+            raise ApiTypeError(f"{name} must map header names (str) to values (str), not {key!r}: {item!r}")
+        try:
+            check_header(key, item)
+        except ApiValueError as exc:
+            raise ApiValueError(f"{name}: {exc}") from None
+    return dict(value)
+
+
+#: proxy schemes the transports know (SOCKS needs urllib3[socks], and the sync client only)
+_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h", "socks4", "socks4a")
+
+
+def _proxy_url(name: str, value: Any) -> Optional[str]:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ApiTypeError(f"{name} must be a URL string or None, not {type(value).__name__} ({value!r})")
+    problem = url_problem(value, _PROXY_SCHEMES)
+    if problem is not None:
+        raise ApiValueError(f"{name} {shown_value(mask_userinfo(value))} {problem}")
+    return value
+
+
+def _socket_options(name: str, value: Any) -> Any:
+    """``None`` or a list of ``(level, option, value)``, as ``socket.setsockopt`` takes them."""
+    if value is None:
+        return None
+    shape = "a list of (level, option, value) tuples, as socket.setsockopt takes them"
+    if not isinstance(value, (list, tuple)):
+        raise ApiTypeError(f"{name} must be {shape}, not {type(value).__name__} ({value!r})")
+    for item in value:
+        if (
+            not isinstance(item, tuple) or len(item) != 3
+            or not all(isinstance(part, int) and not isinstance(part, bool) for part in item[:2])
+            or not isinstance(item[2], (int, bytes))
+        ):
+            raise ApiTypeError(f"{name} must be {shape}; {item!r} is not")
+    return list(value)
+
+
+def _log_format(name: str, value: Any) -> str:
+    text = _text(name, value)
+    try:
+        logging.Formatter(text)  # the handlers' formatter: it checks the format's fields
+    except ValueError as exc:
+        raise ApiValueError(f"{name} {text!r} is not a logging format: {exc}") from None
+    return text
+
+
+def load_tls_context(config: Configuration) -> ssl.SSLContext:
+    """A verifying SSL context with the configuration's CA (``ssl_ca_cert``, ``ca_cert_data``) and
+    client certificate (``cert_file``, ``key_file``), for the transports that build their own.
+
+    :raises ApiValueError: one of them cannot be loaded (a missing file, text that is not a
+        certificate), naming the setting and the reason.
+    """
+    cadata: Union[str, bytes, None] = config.ca_cert_data
+    if isinstance(cadata, bytes) and cadata.lstrip().startswith(b"-----BEGIN"):
+        cadata = cadata.decode("ascii", "replace")
+    try:
+        context = ssl.create_default_context(cafile=config.ssl_ca_cert, cadata=cadata)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        which = "ssl_ca_cert" if config.ssl_ca_cert else "ca_cert_data"
+        shown = f" {config.ssl_ca_cert!r}" if which == "ssl_ca_cert" else ""
+        raise ApiValueError(f"{which}{shown} cannot be loaded as CA certificates: {_reason(exc)}") from exc
+    if config.cert_file:
+        try:
+            context.load_cert_chain(config.cert_file, config.key_file)
+        except (OSError, ValueError) as exc:
+            raise ApiValueError(
+                f"cert_file {config.cert_file!r} (with key_file {config.key_file!r}) cannot be loaded as a client "
+                f"certificate: {_reason(exc)}"
+            ) from exc
+    return context
+
+
+def _reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or getattr(exc, "reason", None) or exc)
 
 
 class Setting(NamedTuple):
@@ -180,33 +329,38 @@ SETTINGS: Dict[str, Setting] = {
     "backoff_max": Setting(8.0, non_negative_seconds),
     "backoff_jitter": Setting(0.25, non_negative_seconds),
     "connection_pool_maxsize": Setting(max(4, (os.cpu_count() or 1) * 5), positive_count),
+    "discovery_timeout": Setting(5.0, positive_seconds),
     "pool_timeout": Setting(30.0, positive_seconds),
-    "proxy": Setting(None),
-    "proxy_headers": Setting(None),
-    "socket_options": Setting(None),
+    "proxy": Setting(None, _proxy_url),
+    "proxy_headers": Setting(None, _header_map),
+    "socket_options": Setting(None, _socket_options),
     # TLS
     "verify_ssl": Setting(True),
-    "cert_file": Setting(None),
-    "key_file": Setting(None),
-    "assert_hostname": Setting(None),
-    "tls_server_name": Setting(None),
+    "cert_file": Setting(None, _optional_path),
+    "key_file": Setting(None, _optional_path),
+    "assert_hostname": Setting(None, _assert_hostname),
+    "tls_server_name": Setting(None, _optional_text),
     # limits
     "max_response_size": Setting(DEFAULT_MAX_RESPONSE_SIZE, optional_size),
     "stream_max_message_size": Setting(32 * 1024 * 1024, optional_size),
     # requests and models
     "refresh_api_key_hook": Setting(None, optional_callable),
-    "safe_chars_for_path_param": Setting(""),
+    "safe_chars_for_path_param": Setting("", _text),
     "client_side_validation": Setting(True),
-    "datetime_format": Setting("%Y-%m-%dT%H:%M:%S.%f%z"),
-    "date_format": Setting("%Y-%m-%d"),
-    "temp_folder_path": Setting(None),
+    "datetime_format": Setting("%Y-%m-%dT%H:%M:%S.%f%z", _text),
+    "date_format": Setting("%Y-%m-%d", _text),
+    "temp_folder_path": Setting(None, _optional_path),
     # logging
-    "logger_format": Setting("%(asctime)s %(levelname)s %(name)s %(message)s"),
-    "logger_file": Setting(None),
+    "logger_format": Setting("%(asctime)s %(levelname)s %(name)s %(message)s", _log_format),
+    "logger_file": Setting(None, _optional_path),
 }
 
 #: Checks for attributes that are positional constructor arguments (official order).
-_POSITIONAL_CHECKS: Dict[str, Check] = {"host": _host, "retries": _retries}
+_POSITIONAL_CHECKS: Dict[str, Check] = {
+    "host": _host, "retries": _retries, "api_key": _key_map, "api_key_prefix": _key_map,
+    "username": _optional_text, "password": _secret_text, "access_token": _secret_text,
+    "ssl_ca_cert": _optional_path, "ca_cert_data": _cert_data,
+}
 
 #: Every checked attribute, whether set in the constructor or assigned later.
 _CHECKS: Dict[str, Check] = {
@@ -226,6 +380,7 @@ class ConfigurationSettings(TypedDict, total=False):
     backoff_max: float
     backoff_jitter: float
     connection_pool_maxsize: int
+    discovery_timeout: float
     pool_timeout: float
     proxy: Optional[str]
     proxy_headers: Optional[Dict[str, str]]
@@ -274,6 +429,8 @@ class Configuration:
         never made (so a conversation is never created twice).
     :param backoff_max: the longest wait between two attempts, in seconds (default 8); a
         server's ``Retry-After`` is honoured up to this long.
+    :param discovery_timeout: with no host given, the longest the first use may spend looking
+        for a running Pieces OS, in seconds (default 5); each probe within it takes at most 0.5.
     :param connection_pool_maxsize: the most connections open to one host at a time; a call
         that finds them all busy waits for one (default 5 per CPU, at least 4).
     :param pool_timeout: how long, in seconds, a call waits for a free connection before
@@ -294,6 +451,7 @@ class Configuration:
     backoff_max: float
     backoff_jitter: float
     connection_pool_maxsize: int
+    discovery_timeout: float
     pool_timeout: float
     proxy: Optional[str]
     proxy_headers: Optional[Dict[str, str]]
@@ -348,8 +506,8 @@ class Configuration:
         self.server_operation_variables = server_operation_variables or {}
         self.ignore_operation_servers = ignore_operation_servers
 
-        self.api_key: Dict[str, str] = dict(api_key) if api_key else {}
-        self.api_key_prefix: Dict[str, str] = dict(api_key_prefix) if api_key_prefix else {}
+        self.api_key: Dict[str, str] = api_key  # type: ignore[assignment]  # checked and copied by _key_map
+        self.api_key_prefix: Dict[str, str] = api_key_prefix  # type: ignore[assignment]
         self.username = username
         self.password = password
         self.access_token = access_token
@@ -381,8 +539,12 @@ class Configuration:
     def host(self) -> str:
         """The base URL requests go to.
 
-        With no host given and discovery on, the first read looks for a running Pieces OS
-        and remembers the answer; without one, ``http://localhost:1000``.
+        With no host given and discovery on, the first read looks for a running Pieces OS (for
+        at most ``discovery_timeout`` seconds) and remembers the answer; without one,
+        ``http://localhost:1000``.
+
+        :raises ApiValueError: ``PIECES_OS_URL`` is set to something that is not a usable URL.
+        :raises ApiConnectionError: ``PIECES_OS_URL`` names a server that is not Pieces OS.
         """
         if self._host is not None:
             return self._host
@@ -395,7 +557,7 @@ class Configuration:
                     if self.discover:
                         from pieces_os_client.discovery import find_pieces_os
 
-                        found = find_pieces_os()
+                        found = find_pieces_os(total=self.discovery_timeout)
                     resolved = self._resolved_host = found or DEFAULT_HOST
         return resolved
 
@@ -496,9 +658,17 @@ class Configuration:
             }
         return auth
 
-    def auth_headers(self) -> Dict[str, str]:
-        """Every credential that goes in a header, as a plain header dict."""
-        return {s["key"]: s["value"] for s in self.auth_settings().values() if s["in"] == "header"}
+    def auth_headers(self, schemes: Tuple[str, ...] = API_AUTH) -> Dict[str, str]:
+        """The credentials of ``schemes`` that go in a header, as a plain header dict.
+
+        By default the API's own schemes (:data:`API_AUTH`): what every HTTP call and the
+        stream's handshake carry.
+        """
+        settings = self.auth_settings()
+        return {
+            settings[name]["key"]: settings[name]["value"]
+            for name in schemes if name in settings and settings[name]["in"] == "header"
+        }
 
     # ------------------------------------------------------------------ logging
     @property
@@ -534,14 +704,21 @@ class Configuration:
     @logger_file.setter
     def logger_file(self, value: Optional[str]) -> None:
         logger = logging.getLogger(LOGGER_NAME)
+        handler: Optional[logging.Handler] = None
+        if value:
+            try:  # opened first: a file that cannot be opened leaves the previous one in place
+                handler = logging.FileHandler(value)
+            except OSError as exc:
+                raise ApiValueError(
+                    f"logger_file {value!r} cannot be opened for writing: {exc.strerror or exc}"
+                ) from None
+            handler.setFormatter(logging.Formatter(self.logger_format))
         if self._logger_file_handler is not None:
             logger.removeHandler(self._logger_file_handler)
             self._logger_file_handler.close()
             self._logger_file_handler = None
         self._logger_file = value
-        if value:
-            handler = logging.FileHandler(value)
-            handler.setFormatter(logging.Formatter(self.logger_format))
+        if handler is not None:
             logger.addHandler(handler)
             self._logger_file_handler = handler
 

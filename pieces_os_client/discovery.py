@@ -16,23 +16,39 @@ A server "answers like Pieces OS" when ``GET /.well-known/health`` returns 200 w
 body starting with ``ok`` (Pieces OS sends ``ok``, possibly followed by more, as does the
 bundled emulator). Any other web server on one of those ports is passed over, and the error
 raised when nothing was found says which ports were passed over and why.
+
+Every wait has an end. Each probe (looking the host name up, connecting, asking for the health
+answer and reading it) is over within ``timeout`` seconds (default 0.5) however the server
+paces its bytes, and reads at most 4 KiB of body; the whole search is over within ``total``
+seconds (default 5, ``Configuration.discovery_timeout``). Places still untried when that time is
+up are reported as such (outcome ``"out_of_time"``), never waited for.
 """
 
 from __future__ import annotations
 
-import http.client
+import ipaddress
 import logging
 import os
 import socket
+import ssl
 import sys
+import threading
+import time
 from pathlib import Path
-from typing import Iterable, Iterator, List, NamedTuple, Optional, Tuple
-from urllib.parse import urlsplit
+from typing import Any, Iterable, Iterator, List, NamedTuple, Optional, Sequence, Tuple
+from urllib.parse import quote, urlsplit
+
+from pieces_os_client._core.deadline import Deadline, OutOfTime, seconds_text
+from pieces_os_client._core.probe import ProbeAnswer, probe_request
+from pieces_os_client._core.text import one_line, shown_value
+from pieces_os_client._core.urls import mask_userinfo, url_problem
 
 __all__ = [
     "CANDIDATE_PORTS",
     "ENV_VAR",
     "HEALTH_PATH",
+    "PROBE_TIMEOUT",
+    "SEARCH_TIMEOUT",
     "DiscoveryStep",
     "DiscoveryTrace",
     "HealthCheck",
@@ -41,6 +57,7 @@ __all__ = [
     "find_pieces_os",
     "is_pieces_os",
     "port_file_paths",
+    "port_ranges",
     "read_port_file",
     "searched_places",
     "trace_discovery",
@@ -52,19 +69,24 @@ HEALTH_PATH = "/.well-known/health"
 _PORT_FILE = ("com.pieces.os", "production", "Config", ".port.txt")
 #: How much of a health answer or a port file is read (both are a few bytes when genuine).
 _READ_LIMIT = 4096
+#: The longest one probe may take, in seconds: look-up, connection, request and answer.
+PROBE_TIMEOUT = 0.5
+#: The longest a whole search may take, in seconds (``Configuration.discovery_timeout``).
+SEARCH_TIMEOUT = 5.0
 
 logger = logging.getLogger("pieces_os_client")
 
-# Servers the latest search passed over, for the "nothing found" error (replaced whole, never
-# mutated, so readers on other threads see one search's list or another's, never a mix).
-_passed_over: Tuple[str, ...] = ()
+# What the latest search passed over, and what it left untried when its time was up, for the
+# "nothing found" error (replaced whole, never mutated, so readers on other threads see one
+# search's account or another's, never a mix).
+_last_search: Tuple[Tuple[str, ...], str] = ((), "")
 
 
 class HealthCheck(NamedTuple):
     """What ``GET /.well-known/health`` on one base URL showed."""
 
     url: str
-    answered: bool  # an HTTP response came back at all
+    answered: bool  # the status line and headers of an HTTP answer came back (in time)
     looks_like_pieces_os: bool
     detail: str  # what was seen, for messages: "answered 404 Not Found", "connection refused", ...
 
@@ -74,34 +96,171 @@ def candidate_urls(ports: Iterable[int] = CANDIDATE_PORTS, host: str = "localhos
         yield f"http://{host}:{port}"
 
 
-def check_health(url: str, timeout: float = 0.5) -> HealthCheck:
-    """Ask ``url`` for ``/.well-known/health`` (within ``timeout`` per step) and judge the answer."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return HealthCheck(url, False, False, "not an http:// or https:// URL")
+class ProbeOutcome(NamedTuple):
+    """What one probe (a GET on its own connection, within a deadline) saw; see :func:`probe`."""
+
+    connected: bool  # a connection (and TLS session) was made
+    status: Optional[int]  # None: no complete status line and headers arrived
+    reason: str
+    body: bytes  # at most the limit asked for
+    complete: bool  # the body arrived in full, or up to the limit
+    timed_out: bool  # the probe's time ran out
+    problem: str  # why it is not complete ("" when it is)
+
+
+class _SlowLookup(OutOfTime):
+    """Looking the host name up took longer than the probe's deadline allowed."""
+
+
+def _timeout_left(deadline: Deadline) -> Optional[float]:
+    return deadline.wait(time.monotonic())
+
+
+def _resolve(host: str, port: int, deadline: Deadline) -> List[Any]:
+    """``getaddrinfo`` for ``host``, waiting no longer than ``deadline``.
+
+    The system's resolver has no timeout of its own (a missing DNS server can hold it for many
+    seconds), so a name is looked up in a daemon thread that is left to finish by itself if it
+    outlasts the deadline. An IP address needs no look-up.
+    """
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_NUMERICHOST)
     except ValueError:
-        return HealthCheck(url, False, False, "the port is not a number from 0 to 65535")
-    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = conn_class(parts.hostname, port, timeout=timeout)
+        pass
+    found: List[Any] = []
+    done = threading.Event()
+
+    def look_up() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, type=socket.SOCK_STREAM))
+        except (OSError, UnicodeError) as exc:
+            found.append(exc)
+        finally:
+            done.set()
+
+    threading.Thread(target=look_up, name="pieces-os-discovery-lookup", daemon=True).start()
+    if not done.wait(_timeout_left(deadline)):
+        raise _SlowLookup(f"looking up {host} took longer than {seconds_text(deadline.allowed)}")
+    result = found[0]
+    if isinstance(result, UnicodeError):
+        raise OSError(f"{shown_value(host, 40)} is not a host name DNS can look up")
+    if isinstance(result, OSError):
+        raise result
+    return list(result)
+
+
+def _connect(host: str, port: int, deadline: Deadline) -> socket.socket:
+    """A connection to ``host:port`` (each of its addresses in turn), made before ``deadline``."""
+    failure: Optional[OSError] = None
+    for family, kind, proto, _, address in _resolve(host, port, deadline):
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.settimeout(_timeout_left(deadline))
+            sock.connect(address)
+            return sock
+        except OSError as exc:
+            sock.close()
+            if isinstance(exc, TimeoutError):
+                raise
+            failure = exc
+    raise failure or OSError(f"{host} has no address")
+
+
+def probe(url: str, path: str, deadline: Deadline, limit: int = _READ_LIMIT) -> ProbeOutcome:
+    """``GET path`` under the base URL ``url`` on a connection of its own, over by ``deadline``.
+
+    Every wait (look-up, connection, TLS handshake, sending, each read) is given only what is
+    left of ``deadline``, so a server that trickles its answer a byte at a time cannot hold the
+    probe past it. Reads the status line, the headers and at most ``limit`` bytes of body, then
+    closes the connection. Never raises for what the server does or fails to do: the outcome
+    says it.
+    """
+    parts = urlsplit(url)
+    hostname = parts.hostname or ""
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    target = quote(parts.path.rstrip("/") + path, safe="/%:@!$&'()*+,;=-._~")
+    answer = ProbeAnswer(limit)
+    phase = "connect"
+    sock: Optional[socket.socket] = None
     try:
-        conn.request("GET", parts.path.rstrip("/") + HEALTH_PATH, headers={"Accept": "text/plain"})
-        response = conn.getresponse()
-        body = response.read(_READ_LIMIT)
-    except (OSError, http.client.HTTPException) as exc:
-        return HealthCheck(url, False, False, str(exc) or type(exc).__name__)
+        name = hostname if hostname.isascii() else hostname.encode("idna").decode("ascii")
+        name = f"[{name}]" if ":" in name else name
+        authority = name if parts.port is None else f"{name}:{parts.port}"
+        sock = _connect(hostname, port, deadline)
+        if parts.scheme == "https":
+            phase = "tls"
+            sock.settimeout(_timeout_left(deadline))  # the handshake as a whole, not per read
+            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=hostname)
+        phase = "exchange"
+        sock.settimeout(_timeout_left(deadline))
+        sock.sendall(probe_request(authority, target))  # bounded as a whole, as the handshake
+        while not answer.done:
+            sock.settimeout(_timeout_left(deadline))
+            answer.feed(sock.recv(16384))
+    except (OSError, ValueError) as exc:  # TimeoutError is an OSError; ProbeError and UnicodeError ValueErrors
+        return ProbeOutcome(phase == "exchange", answer.status, answer.reason, bytes(answer.body), False,
+                            isinstance(exc, TimeoutError), _problem(exc, phase, answer, deadline))
     finally:
-        conn.close()
-    if response.status == 200 and body.strip()[:2].lower() == b"ok":
+        if sock is not None:
+            sock.close()
+    return ProbeOutcome(True, answer.status, answer.reason, bytes(answer.body), True, False, "")
+
+
+def _problem(exc: BaseException, phase: str, answer: ProbeAnswer, deadline: Deadline) -> str:
+    """Why a probe got no complete answer, in words."""
+    if not isinstance(exc, TimeoutError):
+        return one_line(str(exc) or type(exc).__name__)
+    within = seconds_text(deadline.allowed)
+    if isinstance(exc, _SlowLookup):
+        return str(exc)
+    if phase == "connect":
+        return f"could not connect within {within}"
+    if phase == "tls":
+        return f"the TLS handshake did not finish within {within}"
+    if not answer.received:
+        return f"no answer within {within}"
+    if not answer.has_head:
+        return f"the status line and headers did not finish within {within} ({answer.received} bytes came)"
+    return f"the body did not finish within {within} ({len(answer.body)} bytes came)"
+
+
+def _judge(url: str, outcome: ProbeOutcome) -> HealthCheck:
+    if outcome.status is None:
+        return HealthCheck(url, False, False, outcome.problem)
+    seen = f"answered {outcome.status} {outcome.reason}".rstrip()
+    if not outcome.complete:
+        return HealthCheck(url, True, False, f"GET {HEALTH_PATH} {seen}, but {outcome.problem}")
+    body = outcome.body
+    if outcome.status == 200 and body.strip()[:2].lower() == b"ok":
         return HealthCheck(url, True, True, "answered 200 ok")
-    seen = f"answered {response.status} {response.reason}".rstrip()
-    if response.status == 200:
+    if outcome.status == 200:
         seen += f" with {body[:40]!r}" if body else " with an empty body"
     return HealthCheck(url, True, False, f"GET {HEALTH_PATH} {seen}, not Pieces OS's 200 ok")
 
 
-def is_pieces_os(url: str, timeout: float = 0.5) -> bool:
+def probe_health(url: str, deadline: Deadline) -> Tuple[HealthCheck, ProbeOutcome]:
+    """Judge ``GET /.well-known/health`` on ``url`` within ``deadline``: the verdict and what the probe saw."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return HealthCheck(url, False, False, "not an http:// or https:// URL"), _NO_PROBE
+    try:
+        parts.port  # noqa: B018 - parsing the port is the check
+    except ValueError:
+        return HealthCheck(url, False, False, "the port is not a number from 0 to 65535"), _NO_PROBE
+    outcome = probe(url, HEALTH_PATH, deadline)
+    return _judge(url, outcome), outcome
+
+
+_NO_PROBE = ProbeOutcome(False, None, "", b"", False, False, "")
+
+
+def check_health(url: str, timeout: float = PROBE_TIMEOUT) -> HealthCheck:
+    """Ask ``url`` for ``/.well-known/health`` and judge the answer, all within ``timeout`` seconds."""
+    return probe_health(url, Deadline.after(time.monotonic(), timeout))[0]
+
+
+def is_pieces_os(url: str, timeout: float = PROBE_TIMEOUT) -> bool:
     """True when ``url`` answers ``GET /.well-known/health`` as Pieces OS does, within ``timeout``."""
     return check_health(url, timeout).looks_like_pieces_os
 
@@ -133,14 +292,6 @@ def read_port_file(path: Path) -> Optional[int]:
     return None
 
 
-def _port_open(host: str, port: int, timeout: float) -> bool:
-    try:
-        with socket.create_connection((host, port), timeout=timeout):
-            return True
-    except OSError:
-        return False
-
-
 def _tilde(path: Path) -> str:
     try:
         return "~/" + path.relative_to(Path.home()).as_posix()
@@ -148,12 +299,29 @@ def _tilde(path: Path) -> str:
         return str(path)
 
 
+def port_ranges(ports: Sequence[int]) -> str:
+    """``[39300, 39301, 39302, 1000]`` -> ``"39300-39302, 1000"``."""
+    parts: List[str] = []
+    start = prev = None
+    for port in [*ports, None]:
+        if start is not None and port is not None and prev is not None and port == prev + 1:
+            prev = port
+            continue
+        if start is not None:
+            parts.append(str(start) if start == prev else f"{start}-{prev}")
+        start = prev = port
+    return ", ".join(parts)
+
+
 def searched_places() -> str:
-    """Where :func:`find_pieces_os` looks, in words, and what the latest search passed over."""
+    """Where :func:`find_pieces_os` looks, in words, and what the latest search passed over or left untried."""
     files = " or ".join(_tilde(path) for path in port_file_paths())
     text = f"{ENV_VAR}, the port file {files} and ports 39300-39333, 1000 and 5323"
-    if _passed_over:
-        text += "; passed over, as not Pieces OS: " + "; ".join(_passed_over)
+    passed_over, cut_short = _last_search
+    if passed_over:
+        text += "; passed over, as not Pieces OS: " + "; ".join(passed_over)
+    if cut_short:
+        text += "; " + cut_short
     return text
 
 
@@ -169,19 +337,31 @@ def _not_pieces_os(url: str, check: HealthCheck) -> Exception:
     )
 
 
+def _invalid_env(value: str, problem: str) -> Exception:
+    from pieces_os_client.exceptions import ApiValueError
+
+    return ApiValueError(
+        f"The environment variable {ENV_VAR} {shown_value(mask_userinfo(value))} {problem}. Set it to the URL "
+        "of Pieces OS (for example http://localhost:39300), or unset it to let the client search."
+    )
+
+
 class DiscoveryStep(NamedTuple):
     """One place :func:`trace_discovery` looked, and what it found there.
 
     ``source`` is ``"env"`` (``PIECES_OS_URL``), ``"port_file"`` or ``"scan"``. ``where`` is
     the variable's value, the file's path or the scanned URL. ``outcome`` is one of:
 
-    * ``"unset"`` — ``PIECES_OS_URL`` is not set;
+    * ``"unset"`` — ``PIECES_OS_URL`` is not set; ``"invalid"`` — it is not a URL the client
+      can use (``detail`` says why, as in "is not an http:// or https:// URL with a host");
     * ``"missing"`` — no port file there; ``"no_port"`` — the file holds no port number;
       ``"duplicate"`` — it names a port already tried;
     * ``"closed"`` — nothing listens on the port;
-    * ``"no_answer"`` — something is there (or was named) but no HTTP answer came back;
+    * ``"no_answer"`` — something is there (or was named) but no complete HTTP answer came back
+      in time;
     * ``"not_pieces_os"`` — a server answered, but not as Pieces OS does;
-    * ``"pieces_os"`` — Pieces OS (or the emulator) answered.
+    * ``"pieces_os"`` — Pieces OS (or the emulator) answered;
+    * ``"out_of_time"`` — not tried: the whole search's time was used up before.
     """
 
     source: str
@@ -199,23 +379,37 @@ class DiscoveryTrace(NamedTuple):
     url: Optional[str]
 
 
+def _out_of_time(search: Deadline) -> str:
+    return f"not tried: the search's {seconds_text(search.allowed)} were used up"
+
+
 def trace_discovery(
     ports: Iterable[int] = CANDIDATE_PORTS,
     host: str = "localhost",
-    timeout: float = 0.5,
+    timeout: float = PROBE_TIMEOUT,
     port_files: Optional[Iterable[Path]] = None,
+    *,
+    total: Optional[float] = SEARCH_TIMEOUT,
 ) -> DiscoveryTrace:
     """Search as :func:`find_pieces_os` does, and return every step as data (for diagnostics).
 
     The search stops where :func:`find_pieces_os` stops: at the first Pieces OS, or at
-    ``PIECES_OS_URL`` when it is set. Never raises for what it finds: a ``PIECES_OS_URL`` that
-    names a server which is not Pieces OS is a step with outcome ``"not_pieces_os"`` (and no url).
+    ``PIECES_OS_URL`` when it is set. Each probe is over within ``timeout`` seconds and the
+    whole search within ``total`` (``None``: no bound on the whole, each probe still bounded).
+    Never raises for what it finds: a ``PIECES_OS_URL`` that names a server which is not Pieces
+    OS is a step with outcome ``"not_pieces_os"`` (and no url), one that is not a usable URL a
+    step with outcome ``"invalid"``.
     """
+    search = Deadline.after(time.monotonic(), total)
     steps: List[DiscoveryStep] = []
     explicit = os.environ.get(ENV_VAR, "").strip()
     if explicit:
+        problem = url_problem(explicit)
+        if problem is not None:
+            steps.append(DiscoveryStep("env", explicit, None, "invalid", problem))
+            return DiscoveryTrace(steps, None)
         url = explicit.rstrip("/")
-        check = check_health(url, timeout)
+        check, _ = probe_health(url, search.within(time.monotonic(), timeout))
         if check.looks_like_pieces_os:
             steps.append(DiscoveryStep("env", url, None, "pieces_os", check.detail, True))
             return DiscoveryTrace(steps, url)
@@ -239,7 +433,11 @@ def trace_discovery(
             steps.append(DiscoveryStep("port_file", str(path), port, "duplicate", f"port {port} was already tried"))
             continue
         tried.add(port)
-        check = check_health(f"http://{host}:{port}", timeout)
+        now = time.monotonic()
+        if search.expired(now):
+            steps.append(DiscoveryStep("port_file", str(path), port, "out_of_time", _out_of_time(search)))
+            continue
+        check, _ = probe_health(f"http://{host}:{port}", search.within(now, timeout))
         if check.looks_like_pieces_os:
             logger.debug("found Pieces OS at %s (from the port file %s)", check.url, path)
             steps.append(DiscoveryStep("port_file", str(path), port, "pieces_os", check.detail, True))
@@ -251,15 +449,19 @@ def trace_discovery(
         if port in tried:
             continue
         url = f"http://{host}:{port}"
-        if not _port_open(host, port, timeout):
-            steps.append(DiscoveryStep("scan", url, port, "closed", "nothing listens"))
+        now = time.monotonic()
+        if search.expired(now):
+            steps.append(DiscoveryStep("scan", url, port, "out_of_time", _out_of_time(search)))
             continue
-        check = check_health(url, timeout)
-        if check.looks_like_pieces_os:
+        check, seen = probe_health(url, search.within(now, timeout))
+        if not seen.connected:
+            detail = seen.problem if seen.timed_out else "nothing listens"
+            steps.append(DiscoveryStep("scan", url, port, "closed", detail))
+        elif check.looks_like_pieces_os:
             logger.debug("found Pieces OS at %s", check.url)
             steps.append(DiscoveryStep("scan", url, port, "pieces_os", check.detail, True))
             return DiscoveryTrace(steps, check.url)
-        if check.answered:
+        elif check.answered:
             logger.debug("passing over %s: %s", check.url, check.detail)
             steps.append(DiscoveryStep("scan", url, port, "not_pieces_os", check.detail))
         else:
@@ -270,29 +472,45 @@ def trace_discovery(
 def find_pieces_os(
     ports: Iterable[int] = CANDIDATE_PORTS,
     host: str = "localhost",
-    timeout: float = 0.5,
+    timeout: float = PROBE_TIMEOUT,
     port_files: Optional[Iterable[Path]] = None,
+    *,
+    total: Optional[float] = SEARCH_TIMEOUT,
 ) -> Optional[str]:
     """The base URL of a running Pieces OS, or None (see the module docstring for the order).
 
-    ``port_files`` replaces the default port file locations (:func:`port_file_paths`).
-    A refused port costs microseconds on loopback, so the whole search takes milliseconds
-    when nothing runs. Raises ``ApiConnectionError`` when ``PIECES_OS_URL`` names a server
-    that answers but is not Pieces OS. :func:`trace_discovery` is the same search, step by step.
+    ``port_files`` replaces the default port file locations (:func:`port_file_paths`). Each
+    probe is over within ``timeout`` seconds, the whole search within ``total`` seconds
+    (``None``: no bound on the whole). A refused port costs microseconds on loopback, so the
+    whole search takes milliseconds when nothing runs.
+
+    :raises ApiValueError: ``PIECES_OS_URL`` is not a usable URL (the message says why).
+    :raises ApiConnectionError: ``PIECES_OS_URL`` names a server that answers but is not Pieces OS.
+
+    :func:`trace_discovery` is the same search, step by step.
     """
-    global _passed_over
-    steps, url = trace_discovery(ports, host, timeout, port_files)
+    global _last_search
+    steps, url = trace_discovery(ports, host, timeout, port_files, total=total)
     last = steps[-1]
+    if last.source == "env" and last.outcome == "invalid":
+        raise _invalid_env(last.where, last.detail)
     if last.source == "env" and last.outcome == "not_pieces_os":
         raise _not_pieces_os(last.where, HealthCheck(last.where, True, False, last.detail))
     if url is not None:
         if last.source != "env":
-            _passed_over = ()
+            _last_search = ((), "")
         return url
     passed_over: List[str] = []
+    untried: List[int] = []
     for step in steps:
         if step.outcome == "not_pieces_os":
             origin = " (from the port file)" if step.source == "port_file" else ""
             passed_over.append(f"port {step.port}{origin}: {step.detail}")
-    _passed_over = tuple(passed_over[:5])
+        elif step.outcome == "out_of_time" and step.port is not None:
+            untried.append(step.port)
+    cut_short = ""
+    if untried:
+        cut_short = (f"the search stopped after {seconds_text(total)} (discovery_timeout) before trying "
+                     f"port{'s' if len(untried) > 1 else ''} {port_ranges(untried)}")
+    _last_search = (tuple(passed_over[:5]), cut_short)
     return None

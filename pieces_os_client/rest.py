@@ -37,6 +37,7 @@ from pieces_os_client._core.failures import (
     pool_timeout_error,
     translate,
 )
+from pieces_os_client._core.framing import FramingError, framing_error
 from pieces_os_client._core.headers import check_headers, header_value, redact_headers
 from pieces_os_client._core.urls import origin_of
 from pieces_os_client._wire import StaleConnection, close_when_collected, pool_classes, watch_of
@@ -127,7 +128,10 @@ class RESTResponse:
     def _read_body(self) -> bytes:
         resp = self.response
         terms = self._terms
-        reader = terms.reader(self.status, self.reason, resp.headers, getattr(resp, "length_remaining", None))
+        watch = watch_of(resp)
+        framing = watch.framing if watch is not None else None
+        length = framing.length if framing is not None else getattr(resp, "length_remaining", None)
+        reader = terms.reader(self.status, self.reason, resp.headers, length)
         deadline = terms.deadline
         fp = getattr(resp, "_fp", None)  # the http.client response: it undoes chunked framing
         read: Callable[[int], bytes]
@@ -136,8 +140,7 @@ class RESTResponse:
         else:
             # read1 waits for the socket at most once, so the deadline is checked between waits
             read = fp.read1 if deadline is not None else fp.read
-        watch = watch_of(resp) if deadline is not None else None
-        if watch is not None:
+        if deadline is not None and watch is not None:
             watch.deadline = deadline  # the reader stops at it, however the server paces its bytes
         sock = _socket_of(resp) if deadline is not None and watch is None else None
         saved_timeout = sock.gettimeout() if sock is not None else None
@@ -153,6 +156,8 @@ class RESTResponse:
             if not chunk:
                 break
             reader.feed(chunk)
+            if length is not None and reader.received >= length:
+                break  # all the declared bytes (http.client has ended the body): no read for its end
         data = reader.finish()
         if sock is not None:
             sock.settimeout(saved_timeout)
@@ -304,6 +309,8 @@ class RESTClientObject:
                 resp = self._send(method, url, host, payload, headers, timeout)
             except EmptyPoolError as exc:
                 raise pool_timeout_error(method, url, host, self.configuration.pool_timeout, self._pool_size) from exc
+            except FramingError as exc:  # a malformed answer: never retried (see _core.framing)
+                raise framing_error(host, exc) from exc
             except (MaxRetryError, HTTPError, OSError, ValueError) as exc:
                 # ValueError: http.client rejecting a malformed response while urllib3 drains it for a retry
                 if may_resend_stale(reused=_is_stale(exc), response_bytes=0, resends=resends,

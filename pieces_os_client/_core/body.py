@@ -148,16 +148,25 @@ class BodyReader:
         :raises ProtocolError: fewer bytes than the Content-Length arrived.
         :raises DecodeError: the compressed stream ended early.
         """
-        length = self.content_length
-        if length is not None and self.received < length:
-            raise ProtocolError(
-                f"Connection broken: IncompleteRead({self.received} bytes read, "
-                f"{length - self.received} more expected)"
-            )
+        short = self.cut_short()
+        if short is not None:
+            raise short
         if self.inflater is not None:
             self.inflater.finish()
         parts = self._parts
         return parts[0] if len(parts) == 1 else b"".join(parts)
+
+    def cut_short(self) -> Optional[ProtocolError]:
+        """The error for a body that ended before its Content-Length, if it did (None otherwise).
+
+        A transport whose library reports an early end its own way maps that onto this one.
+        """
+        length = self.content_length
+        if length is None or self.received >= length:
+            return None
+        return ProtocolError(
+            f"Connection broken: IncompleteRead({self.received} bytes read, {length - self.received} more expected)"
+        )
 
     def _choose_inflater(self, accept_encoding: Optional[str]) -> Optional[Inflater]:
         if "Content-Encoding" not in self.headers:  # the usual case, found without a KeyError inside get()

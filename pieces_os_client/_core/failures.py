@@ -31,6 +31,7 @@ __all__ = [
     "body_broken_error",
     "body_timeout_error",
     "cause_of_type",
+    "head_read_timeout",
     "parse_request_timeout",
     "pool_timeout_error",
     "reason_text",
@@ -49,6 +50,20 @@ class HeadTimeout(TimeoutError):
         super().__init__(f"timed out reading the response {phase}")
         self.phase = phase
         self.received = received
+
+
+def head_read_timeout(url: str, received: int) -> ReadTimeoutError:
+    """What a transport reports when the response head did not come in time.
+
+    ``received``: the bytes of an answer that had arrived (interim answers included). With
+    none, a plain read timeout ("sent no response"); with some, one caused by the
+    :class:`HeadTimeout` that :func:`translate` reports as a head begun but not finished, as
+    the sync client's head reader raises it.
+    """
+    error = ReadTimeoutError(None, url, "Read timed out.")  # type: ignore[arg-type]
+    if received:
+        error.__cause__ = HeadTimeout("head", received)
+    return error
 
 
 def cause_of_type(exc: Optional[BaseException], kind: type[_E]) -> Optional[_E]:

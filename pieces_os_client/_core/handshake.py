@@ -10,7 +10,8 @@ Rules:
   passes :func:`~pieces_os_client._core.headers.check_headers` before anything is written;
 * a redirect (any 3xx) is never followed: the credentials in the request belong to the
   configured origin, so a redirect is a refusal naming the status and the ``Location``;
-* anything but ``101`` with the right ``Sec-WebSocket-Accept`` is a refusal.
+* anything but ``101`` with the right ``Sec-WebSocket-Accept`` is a refusal, and so is a ``101``
+  that picks an extension or subprotocol the request did not offer.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import base64
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any, Dict, Mapping, Optional, Union
+from typing import Any, Dict, Mapping, Optional, Sequence, Union
 
 from pieces_os_client._core.headers import check_headers
 from pieces_os_client._core.urls import mask_userinfo
@@ -116,8 +117,15 @@ def is_redirect(status: int) -> bool:
     return 300 <= status < 400
 
 
-def refusal(response: Response, key: str) -> Optional[str]:
+def refusal(
+    response: Response, key: str, extensions: Sequence[str] = (), protocols: Sequence[str] = ()
+) -> Optional[str]:
     """What is wrong with ``response`` as an answer to the upgrade with ``key``; ``None``: accepted.
+
+    ``extensions`` and ``protocols`` are the names the request offered (the stream offers none):
+    a ``Sec-WebSocket-Extensions`` or ``Sec-WebSocket-Protocol`` naming anything else is a
+    refusal (RFC 6455 section 4.1: the client must fail the connection), since frames the server
+    would then send could not be read.
 
     The text starts with the status (``"HTTP 302 Found, a redirect to ..."``) and shows any
     ``Location`` with its credentials masked.
@@ -136,4 +144,11 @@ def refusal(response: Response, key: str) -> Optional[str]:
         return f"{status} without 'Connection: Upgrade'"
     if response.headers.get("sec-websocket-accept") != accept_value(key):
         return f"{status} with a wrong Sec-WebSocket-Accept"
+    chosen = [item.split(";", 1)[0].strip() for item in response.headers.get("sec-websocket-extensions", "").split(",")]
+    unasked = [name for name in chosen if name and name.lower() not in {e.lower() for e in extensions}]
+    if unasked:
+        return f"{status} with the extension {unasked[0][:60]!r}, which the client did not offer"
+    protocol = response.headers.get("sec-websocket-protocol", "").strip()
+    if protocol and protocol not in protocols:
+        return f"{status} with the subprotocol {protocol[:60]!r}, which the client did not offer"
     return None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Any, Dict, FrozenSet, Mapping, Optional, Tuple
 
-__all__ = ["REDACTED_HEADERS", "accepted_codings", "check_headers", "header_value", "redact_headers"]
+__all__ = ["REDACTED_HEADERS", "accepted_codings", "check_header", "check_headers", "header_value", "redact_headers"]
 
 #: headers whose values are credentials: masked wherever headers are logged or shown
 REDACTED_HEADERS = frozenset({"x-application-id", "authorization", "cookie", "proxy-authorization", "x-api-key"})

@@ -14,8 +14,8 @@ from pieces_os_client._core.reconnect import ReconnectPolicy
 from pieces_os_client._core.text import one_line, preview
 
 if TYPE_CHECKING:
+    from pieces_os_client._core.events import MirrorUpdate, StreamEvent
     from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
-    from pieces_os_client.stream._events import MirrorUpdate, StreamEvent
 
 __all__ = [
     "MAX_SIZE_SETTING",
@@ -139,7 +139,7 @@ class MirrorState:
 
         Returns what changed; ``None`` when nothing did (a snapshot always counts as a change).
         """
-        from pieces_os_client.stream._events import MirrorUpdate
+        from pieces_os_client._core.events import MirrorUpdate
 
         with self.lock:
             if event.snapshot:

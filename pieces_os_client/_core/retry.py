@@ -30,10 +30,12 @@ def body_retries(retries: Retry, method: str) -> int:
 
 
 def backoff(retries: Retry, attempt: int) -> float:
-    """The wait before re-sending a request whose body broke off (``attempt`` from 0)."""
-    delay = min(float(retries.backoff_max), float(retries.backoff_factor) * (2.0**attempt))
+    """The wait before re-sending a request whose body broke off (``attempt`` from 0): never
+    longer than ``backoff_max``, jitter included, as urllib3 bounds the other retries' waits."""
+    longest = float(retries.backoff_max)
+    delay = min(longest, float(retries.backoff_factor) * (2.0**attempt))
     jitter = float(getattr(retries, "backoff_jitter", 0.0))
-    return delay + (random.uniform(0, jitter) if jitter else 0.0)
+    return min(longest, delay + (random.uniform(0, jitter) if jitter else 0.0))
 
 
 def _delay(retries: Retry, response: Any) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Optional, Tuple, Union
 
-from pieces_os_client._core.frames import MessageTooLarge, PeerClosed, ProtocolError, close_status, describe_close
+from pieces_os_client._core.frames import MessageTooLarge, PeerClosed, ProtocolError
 from pieces_os_client._core.identifiers import (
     ended_text,
     gave_up_text,
@@ -25,7 +25,7 @@ from pieces_os_client._core.text import one_line
 from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
 
 if TYPE_CHECKING:
-    from pieces_os_client.stream._events import StreamEvent
+    from pieces_os_client._core.events import StreamEvent
 
 __all__ = ["Dropped", "StreamSession", "StreamStatus"]
 
@@ -46,7 +46,7 @@ class Dropped(Exception):
         if isinstance(exc, PeerClosed):
             return cls(str(exc), exc)
         if isinstance(exc, ProtocolError):
-            return cls(f"the server broke the WebSocket protocol: {exc}", exc)
+            return cls(f"the server broke the WebSocket protocol: {exc} (closed with {exc.code})", exc)
         return cls(one_line(f"{type(exc).__name__}: {exc}"), exc)
 
 
@@ -139,11 +139,12 @@ class StreamSession:
     def pinged(self, now: float) -> None:
         self.ping_sent = now
 
-    def server_closed(self, data: Union[bytes, bytearray]) -> Tuple[int, str]:
-        """The server's close frame: remembers it and answers the reason to drop with, and the
-        status to echo."""
-        self.close_frame = close_status(data)
-        return self.close_frame[0], describe_close(data)
+    def server_closed(self, code: int, reason: str) -> str:
+        """The server's (valid) close frame: remembers it and answers the reason to drop with."""
+        self.close_frame = (code, reason)
+        if code == 1005:
+            return "the server closed the connection"
+        return one_line(f"the server closed the connection (code {code}{', ' + reason if reason else ''})")
 
     # ------------------------------------------------------------------ messages
     def message(self, payload: Union[bytes, bytearray]) -> StreamEvent:
@@ -151,7 +152,7 @@ class StreamSession:
 
         :raises pydantic.ValidationError, ValueError: a malformed message (see :meth:`malformed`).
         """
-        from pieces_os_client.stream._events import StreamEvent
+        from pieces_os_client._core.events import StreamEvent
 
         message = parse_message(payload)
         snapshot = self.awaiting_snapshot

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Union
 
-__all__ = ["one_line", "preview"]
+__all__ = ["one_line", "preview", "shown_value"]
 
 
 def one_line(text: str, limit: int = 200) -> str:
@@ -24,3 +24,13 @@ def preview(payload: Union[str, bytes, bytearray], limit: int = 80) -> str:
     if len(head) < len(payload) and not line.endswith("..."):
         line = line[: limit - 3] + "..."
     return line
+
+
+def shown_value(value: str, limit: int = 100) -> str:
+    """``repr(value)``, cut to ``limit`` characters and saying how long it was when it is longer.
+
+    For messages about a setting's value: enough to recognise it, never a screenful.
+    """
+    if len(value) <= limit:
+        return repr(value)
+    return f"{value[:limit]!r}... ({len(value)} characters)"

@@ -48,19 +48,21 @@ from urllib3.exceptions import (
 )
 
 from pieces_os_client._core import retry as _retry
-from pieces_os_client._core.body import BodyTerms
+from pieces_os_client._core.body import BodyReader, BodyTerms
 from pieces_os_client._core.exchange import may_resend_stale
 from pieces_os_client._core.failures import (
+    head_read_timeout,
     parse_request_timeout,
     pool_timeout_error,
     reason_text,
     translate,
 )
+from pieces_os_client._core.framing import HeadScan, framing_error
 from pieces_os_client._core.headers import check_headers, header_value, redact_headers
 from pieces_os_client._core.urls import mask_userinfo, origin_of
 from pieces_os_client.api_client import USER_AGENT, ApiClient, DefaultHeaders, Operation
 from pieces_os_client.api_response import ApiResponse
-from pieces_os_client.configuration import Configuration
+from pieces_os_client.configuration import Configuration, load_tls_context
 from pieces_os_client.exceptions import ApiConnectionError, ApiValueError, OpenApiException
 from pieces_os_client.rest import is_socks_proxy_url
 
@@ -328,14 +330,17 @@ class _Slot:
 class _Attempt:
     """What the connector learns about the attempt running in this task."""
 
-    __slots__ = ("connected", "deadline", "head_timeout", "heads", "protocol", "received_before", "reused")
+    __slots__ = ("connected", "deadline", "head_request", "head_timeout", "heads", "protocol", "received_before",
+                 "reused")
 
     def __init__(
         self, deadline: Optional[_Deadline], head_timeout: Optional[float], heads: Optional[_HeadDeadlines] = None,
+        *, head_request: bool = False,
     ) -> None:
         self.deadline = deadline
         self.head_timeout = head_timeout
         self.heads = heads
+        self.head_request = head_request
         self.connected = False
         self.reused = False
         self.protocol: Optional[_CountingHandler] = None
@@ -345,6 +350,11 @@ class _Attempt:
         """How many bytes of an answer this attempt's connection received while it carried the attempt."""
         protocol = self.protocol
         return 0 if protocol is None else protocol.pieces_received - self.received_before
+
+    def scan(self) -> Optional[HeadScan]:
+        """What was seen of the head of this attempt's answer (None before a connection)."""
+        protocol = self.protocol
+        return None if protocol is None else protocol.pieces_scan
 
 
 _ATTEMPT: contextvars.ContextVar[Optional[_Attempt]] = contextvars.ContextVar("pieces_os_client_attempt", default=None)
@@ -361,8 +371,22 @@ class _CountingHandler(ResponseHandler):
     pieces_received = 0
     pieces_used = False
 
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        #: the heads of the current exchange: aiohttp's parser refuses some framing that RFC 9112
+        #: accepts (equal repeated Content-Length values, Transfer-Encoding beside Content-Length,
+        #: lengths past 2**64), so it is given each head in one plain form (see _core.framing)
+        self.pieces_scan = HeadScan()
+
     def data_received(self, data: bytes) -> None:
-        self.pieces_received += len(data)
+        if data:  # (aiohttp calls it with none to resume its own work: passed on as it is)
+            self.pieces_received += len(data)
+            scan = self.pieces_scan
+            data = scan.feed(data)
+            if not data:  # part of a head, held until it is whole; or a head whose framing is invalid
+                if scan.error is not None and self.transport is not None:
+                    self.transport.close()  # nothing more is read; the call raises the error (request())
+                return
         super().data_received(data)
 
 
@@ -384,6 +408,7 @@ class _Connector(aiohttp.TCPConnector):
             protocol.pieces_used = True
             attempt.protocol = protocol
             attempt.received_before = protocol.pieces_received
+            protocol.pieces_scan.start(head_request=attempt.head_request)
             if attempt.deadline is not None and attempt.head_timeout is not None:
                 # the whole head within the read timeout (or what is left of the attempt)
                 bound = time.monotonic() + attempt.head_timeout
@@ -411,7 +436,7 @@ def _classify(exc: BaseException, attempt: _Attempt, expired: bool, url: str) ->
     if expired:
         if not attempt.connected:
             return ConnectTimeoutError(_AsyncConnection(), "timed out while connecting")
-        return ReadTimeoutError(None, url, "Read timed out.")  # type: ignore[arg-type]
+        return head_read_timeout(url, attempt.response_bytes())
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return ConnectTimeoutError(_AsyncConnection(), f"Connection timed out: {exc}")
     if isinstance(exc, aiohttp.ClientProxyConnectionError):
@@ -422,7 +447,7 @@ def _classify(exc: BaseException, attempt: _Attempt, expired: bool, url: str) ->
     if isinstance(exc, aiohttp.ClientConnectorError):
         return _new_connection_error(f"Failed to establish a new connection: {exc.os_error}")
     if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
-        return ReadTimeoutError(None, url, "Read timed out.")  # type: ignore[arg-type]
+        return head_read_timeout(url, attempt.response_bytes())
     return ProtocolError("Connection aborted.", exc)
 
 
@@ -443,12 +468,18 @@ class _RetryView:
         self._response.close()
 
 
-def _header_dict(response: aiohttp.ClientResponse) -> HTTPHeaderDict:
+def _header_dict(response: aiohttp.ClientResponse, fields: Optional[List[Tuple[str, str]]] = None) -> HTTPHeaderDict:
     """The response headers as the sync client has them (Latin-1, repeats kept, names as sent).
 
     Filled as ``HTTPHeaderDict.add`` fills it (its table: lower-case name to ``[name, value,
     ...]``), without a method call per header; the test suite checks the two agree.
+    ``fields``: the head's fields as they came, when aiohttp was given them rewritten.
     """
+    if fields is not None:
+        headers = HTTPHeaderDict()
+        for field_name, field_value in fields:
+            headers.add(field_name, field_value)
+        return headers
     if not _FILL_DIRECTLY:
         headers = HTTPHeaderDict()
         for key, value in response.raw_headers:
@@ -484,7 +515,8 @@ class AsyncResponse:
 
     def __init__(
         self, response: aiohttp.ClientResponse, slot: _Slot, terms: BodyTerms, headers: HTTPHeaderDict, *,
-        no_body: bool = False, read_timeout: Optional[float] = None,
+        no_body: bool = False, read_timeout: Optional[float] = None, content_length: Optional[int] = None,
+        framed: bool = False,
     ) -> None:
         self.response = response
         self.status: int = response.status
@@ -497,6 +529,9 @@ class AsyncResponse:
         self._no_body = no_body
         #: the wait allowed for each read of the body (None: aiohttp's sock_read, if any, applies)
         self._read_timeout = read_timeout
+        #: the body's length as decided from its head (_core.framing), when ``framed``
+        self._content_length = content_length
+        self._framed = framed
 
     def getheaders(self) -> HTTPHeaderDict:
         return self.headers
@@ -513,9 +548,10 @@ class AsyncResponse:
             raise ApiValueError("this response was released before its body was read")
         complete = False
         terms = self._terms
+        reader: Optional[BodyReader] = None
         try:
-            reader = terms.reader(self.status, self.reason, self.headers,
-                                  0 if self._no_body else self.response.content_length)
+            length = self._content_length if self._framed else 0 if self._no_body else self.response.content_length
+            reader = terms.reader(self.status, self.reason, self.headers, length)
             content = self.response.content
             bounded = terms.deadline is not None
             if bounded:
@@ -524,7 +560,6 @@ class AsyncResponse:
                 within = _NO_DEADLINE
                 if self._read_timeout is not None and not content.is_eof():
                     self._start_read_timeout(self._read_timeout)
-            length = reader.content_length
             with within:
                 while True:
                     size = reader.read_size(bounded_time=bounded)
@@ -538,7 +573,9 @@ class AsyncResponse:
             self.data = reader.finish()
             complete = True
         except (OpenApiException, aiohttp.ClientError, HTTPError, OSError, ValueError, asyncio.TimeoutError) as exc:
-            failure = terms.failure(exc, self.status, self.reason, self.headers, _TIMEOUTS)
+            short = reader.cut_short() if reader is not None and isinstance(exc, aiohttp.ClientPayloadError) else None
+            # the body ended before its Content-Length: said as the sync client says it
+            failure = terms.failure(short or exc, self.status, self.reason, self.headers, _TIMEOUTS)
             if failure is exc:
                 raise
             raise failure from exc
@@ -708,9 +745,7 @@ class AsyncApiClient(DefaultHeaders):
         config = self.configuration
         ssl_context: Union[bool, ssl.SSLContext] = False
         if config.verify_ssl:
-            ssl_context = ssl.create_default_context(cafile=config.ssl_ca_cert, cadata=config.ca_cert_data)
-            if config.cert_file:
-                ssl_context.load_cert_chain(config.cert_file, config.key_file)
+            ssl_context = load_tls_context(config)  # ApiValueError naming a setting that cannot be loaded
             if config.assert_hostname is False:
                 ssl_context.check_hostname = False
         connector = _Connector(
@@ -832,7 +867,7 @@ class AsyncApiClient(DefaultHeaders):
             started = time.monotonic()
             deadline_at = None if total is None else started + total
             deadline = _Deadline(deadline_at, loop)
-            attempt = _Attempt(deadline, head_timeout, self._heads)
+            attempt = _Attempt(deadline, head_timeout, self._heads, head_request=method == "HEAD")
             token = _ATTEMPT.set(attempt)
             try:
                 with deadline:
@@ -844,6 +879,9 @@ class AsyncApiClient(DefaultHeaders):
                 slot.release()
                 if not isinstance(exc, (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError)):
                     raise  # cancellation, or a bug: as it is
+                scan = attempt.scan()
+                if scan is not None and scan.error is not None:  # a malformed answer: never retried
+                    raise framing_error(host, scan.error) from exc
                 failure = _classify(exc, attempt, deadline.expired, url)
                 try:
                     retries, delay = _retry.after_error(retries, method, url, failure)
@@ -864,8 +902,10 @@ class AsyncApiClient(DefaultHeaders):
             finally:
                 _ATTEMPT.reset(token)
             status = resp.status
+            scan = attempt.scan()
+            framing = scan.framing if scan is not None else None
             try:
-                header_map = _header_dict(resp)
+                header_map = _header_dict(resp, scan.fields if scan is not None else None)
                 decision = (_retry.after_status(retries, method, url, _RetryView(resp, header_map))
                             if _retry.may_retry_status(retries, status) else None)
             except BaseException:
@@ -882,6 +922,7 @@ class AsyncApiClient(DefaultHeaders):
             result = AsyncResponse(
                 resp, slot, BodyTerms(host, config.max_response_size, accept_encoding, deadline_at, total), header_map,
                 no_body=method == "HEAD" or status == 204 or status == 304, read_timeout=head_timeout,
+                content_length=framing.length if framing is not None else None, framed=framing is not None,
             )
             if not preload_content:
                 return result

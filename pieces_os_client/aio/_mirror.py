@@ -8,13 +8,13 @@ import inspect
 import logging
 from typing import Any, Callable, FrozenSet, Mapping, Optional, cast
 
+from pieces_os_client._core.connect import IDENTIFIERS_PATH, ClientLike
+from pieces_os_client._core.events import MirrorUpdate, StreamEvent
+from pieces_os_client._core.forks import reset_in_forked_child
 from pieces_os_client._core.identifiers import MirrorState, MirrorView, notify_change
+from pieces_os_client._core.options import check_callback
 from pieces_os_client.aio._stream import AsyncIdentifiersStream
 from pieces_os_client.exceptions import StreamClosedError
-from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike
-from pieces_os_client.stream._events import MirrorUpdate, StreamEvent
-from pieces_os_client.stream._link import reset_in_forked_child
-from pieces_os_client.stream._options import check_callback
 
 __all__ = ["AsyncConversationIdsMirror"]
 

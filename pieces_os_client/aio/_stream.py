@@ -9,37 +9,29 @@ bound, the same reconnect policy and the same error texts. Only the waiting is a
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import random
 import time
 import warnings
 import weakref
 from types import EllipsisType
-from typing import TYPE_CHECKING, Any, Generator, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Deque, Generator, Mapping, Optional, Union
 
 from typing_extensions import Never
 
-from pieces_os_client._core.frames import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_PING,
-    OP_PONG,
-    OP_TEXT,
-    STATUS_TOO_BIG,
-    MessageRules,
-    MessageTooLarge,
-    PeerClosed,
-    ProtocolError,
-)
+from pieces_os_client._core.connect import IDENTIFIERS_PATH, ClientLike, Endpoint
+from pieces_os_client._core.events import StreamEvent
+from pieces_os_client._core.forks import reset_in_forked_child
+from pieces_os_client._core.frames import MessageTooLarge, PeerClosed
+from pieces_os_client._core.options import check_stream_options, keyword_options, reject_unknown
 from pieces_os_client._core.session import Dropped as _Dropped
 from pieces_os_client._core.session import StreamSession, StreamStatus
 from pieces_os_client._core.text import one_line
-from pieces_os_client.aio._ws import Wire, open_wire
+from pieces_os_client._core.websocket import Close, Event, Failed, Message
+from pieces_os_client.aio._connect import open_wire
+from pieces_os_client.aio._link import Wire
 from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
-from pieces_os_client.stream._connect import IDENTIFIERS_PATH, ClientLike, Connector
-from pieces_os_client.stream._events import StreamEvent
-from pieces_os_client.stream._link import reset_in_forked_child
-from pieces_os_client.stream._options import check_stream_options, keyword_options, reject_unknown
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -111,7 +103,7 @@ class AsyncIdentifiersStream(StreamStatus):
             backoff_jitter=backoff_jitter, ping_interval=ping_interval, ping_timeout=ping_timeout,
             connect_timeout=connect_timeout, close_timeout=close_timeout, max_message_size=max_message_size,
         )
-        self._connector = Connector(client, path, headers, connect_timeout)  # checks every header now
+        self._connector = Endpoint(client, path, headers, connect_timeout)  # checks every header now
         self.url: str = self._connector.url
         """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
         self._session = StreamSession.start(
@@ -123,7 +115,7 @@ class AsyncIdentifiersStream(StreamStatus):
 
         self._wire: Optional[Wire] = None  # the open connection
         self._pending: Optional[Wire] = None  # a connection being opened
-        self._rules = MessageRules(self._max_message_size)
+        self._events: Deque[Event] = collections.deque()  # what the last read produced, not yet handled
         self._step: Optional[asyncio.Task[Any]] = None  # the connection attempt the iterating task waits on
         self._waiter: Optional[asyncio.Future[Optional[bool]]] = None  # ends the iterating task's read wait
         self._timer: Optional[asyncio.TimerHandle] = None  # the keep-alive deadline
@@ -181,8 +173,10 @@ class AsyncIdentifiersStream(StreamStatus):
         self._closing = True
         if self._inherited:
             return
-        if self._wire is not None and not self._wire.closed:
-            self._wire.close_frame_nowait()  # first: a read that is ending may release the socket itself
+        wire = self._wire
+        if wire is not None and not wire.closed and wire.protocol is not None:
+            wire.protocol.send_close()
+            wire.flush_nowait()
         self._end_wait(None)
         step = self._step
         if step is not None and not step.done():
@@ -190,7 +184,14 @@ class AsyncIdentifiersStream(StreamStatus):
             await asyncio.wait({step}, timeout=self._close_timeout)
         if self._wake is not None and not self._wake.done():
             self._wake.set_result(None)
+        if wire is not None and not wire.closed:
+            self._stop_timer()
+            self._wire = None
+            await asyncio.sleep(0)  # a read that was ending unwinds first (it leaves the socket to us)
+            await wire.wait_closed()  # the server's answer to the close, for at most close_timeout
         self._release()
+        if wire is not None and not wire.closed:
+            wire.close()
 
     def _release(self) -> None:
         self._stop_timer()
@@ -292,32 +293,25 @@ class AsyncIdentifiersStream(StreamStatus):
                 await self._reconnect()
                 continue
             try:
-                frame = await self._recv(wire)
+                event = await self._recv(wire)
             except _Closed:
                 continue
             except _Dropped as dropped:
                 if not self._closing:
                     self._drop(wire, dropped.reason, dropped.cause, retry=dropped.retry)
                 continue
-            if frame is None:
-                continue
-            opcode, payload = frame
-            if opcode == OP_CLOSE:
-                status, reason = self._session.server_closed(payload)
-                wire.close_frame_nowait(status)  # the reply echoes the server's status
-                self._drop(wire, reason, None)
-                continue
-            if opcode == OP_PING:
-                try:
-                    await wire.send_frame(OP_PONG, payload)
-                except OSError as exc:
-                    self._drop(wire, one_line(f"answering a ping failed: {exc}"), exc)
-                continue
-            if opcode not in (OP_TEXT, OP_BINARY):
-                continue  # pong
-            event = self._parse(wire, payload)
-            if event is not None:
-                return event
+            if isinstance(event, Message):
+                parsed = self._parse(wire, event.data)
+                if parsed is not None:
+                    return parsed
+            elif isinstance(event, Close):  # the protocol has answered it
+                self._drop(wire, self._session.server_closed(event.code, event.reason), None)
+            elif isinstance(event, Failed):
+                await wire.wait_closed()  # the protocol sent the close code; the server may answer it
+                error = event.error
+                lost = self._too_large(error) if isinstance(error, MessageTooLarge) else _Dropped.reading_failed(error)
+                self._drop(wire, lost.reason, lost.cause, retry=lost.retry)
+            # pings (answered by the protocol) and pongs need nothing more
 
     async def _run_step(self, task: asyncio.Task[Any]) -> None:
         """Wait for ``task`` (a connection attempt).
@@ -344,40 +338,50 @@ class AsyncIdentifiersStream(StreamStatus):
             raise _Closed
 
     async def _open_step(self) -> Wire:
-        task = asyncio.get_running_loop().create_task(open_wire(self._connector, self._adopt))
+        task = asyncio.get_running_loop().create_task(
+            open_wire(self._connector, self._max_message_size, self._close_timeout, self._adopt))
         await self._run_step(task)
         return task.result()  # ApiConnectionError / StreamError
 
     def _adopt(self, wire: Optional[Wire]) -> None:
         self._pending = wire
 
-    async def _recv(self, wire: Wire) -> Optional[Tuple[int, bytes]]:
-        """One frame: ``(opcode, payload)`` of a message or control frame; ``None``: nothing yet (keep-alive).
+    async def _recv(self, wire: Wire) -> Optional[Event]:
+        """The next protocol event; ``None``: nothing yet (keep-alive).
 
-        Read by the iterating task itself: a frame already buffered (one read often brings
-        several) is taken at once; else the socket is read without blocking, and only when it
-        has nothing does the task wait (:meth:`_wait_readable`).
+        Read by the iterating task itself: an event left from the last read (one read often
+        brings several frames) is taken at once; else the socket is read without blocking, and
+        only when it has nothing does the task wait (:meth:`_wait_readable`).
         """
-        rules = self._rules
+        if self._events:
+            return self._events.popleft()
+        protocol = wire.protocol
+        assert protocol is not None
         try:
             while True:
-                frame = wire.buffered_frame(rules)
-                if frame is not None:
-                    break
-                if wire.fill_nowait():
+                data = wire.read_nowait()
+                if data is None:
+                    woke = await self._wait_readable(wire)
+                    if woke is None:
+                        raise _Closed
+                    if not woke:  # the keep-alive timer
+                        await self._keepalive(wire)
+                        return None
                     continue
-                woke = await self._wait_readable(wire)
-                if woke is None:
-                    raise _Closed
-                if not woke:  # the keep-alive timer
-                    await self._keepalive(wire)
-                    return None
-        except MessageTooLarge as exc:
-            raise self._too_large(wire, exc) from exc
-        except (PeerClosed, ProtocolError, OSError) as exc:
+                if not data:
+                    protocol.receive_eof()
+                    raise PeerClosed("the connection was closed")
+                protocol.receive_data(data)
+                events = protocol.events_received()
+                await wire.flush()  # a pong, a close
+                self._session.received(time.monotonic())
+                if events:
+                    break
+        except (PeerClosed, OSError) as exc:
             raise _Dropped.reading_failed(exc) from exc
-        self._session.received(time.monotonic())
-        return frame[1], frame[2]
+        if len(events) > 1:
+            self._events.extend(events[1:])
+        return events[0]
 
     async def _wait_readable(self, wire: Wire) -> Optional[bool]:
         """Wait for the socket: ``True`` readable, ``False`` the keep-alive deadline came (perhaps
@@ -422,18 +426,20 @@ class AsyncIdentifiersStream(StreamStatus):
             raise _Dropped(action)
         if action:
             try:
-                await wire.send_frame(OP_PING)
+                assert wire.protocol is not None
+                wire.protocol.send_ping()
+                await wire.flush()
             except OSError as exc:
                 raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
             self._session.pinged(now)
 
-    def _too_large(self, wire: Wire, exc: MessageTooLarge) -> _Dropped:
+    def _too_large(self, exc: MessageTooLarge) -> _Dropped:
+        """Report a message over the bound (the protocol closed the connection with 1009)."""
         error, reason, retry = self._session.too_large(exc)
-        wire.close_frame_nowait(STATUS_TOO_BIG, b"message too big")
         logger.warning("%s", error)
         return _Dropped(reason, error, retry=retry)
 
-    def _parse(self, wire: Wire, payload: bytes) -> Optional[StreamEvent]:
+    def _parse(self, wire: Wire, payload: Union[bytes, bytearray]) -> Optional[StreamEvent]:
         try:
             return self._session.message(payload)
         except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
@@ -449,7 +455,9 @@ class AsyncIdentifiersStream(StreamStatus):
             wire.close()
             return
         self._wire = wire
-        self._rules = MessageRules(self._max_message_size)
+        self._events.clear()
+        assert wire.protocol is not None
+        self._events.extend(wire.protocol.events_received())  # frames that came with the handshake's answer
         self._session.connected(time.monotonic())
         logger.debug("identifiers stream connected to %s (connection %d)", self.url, self.connections)
 
@@ -458,6 +466,7 @@ class AsyncIdentifiersStream(StreamStatus):
         if self._wire is wire:
             self._wire = None
         wire.close()
+        self._events.clear()
         if self._closing:
             return
         error = self._session.dropped(time.monotonic(), reason, cause, retry=retry)

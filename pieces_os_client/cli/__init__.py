@@ -20,7 +20,7 @@ import sys
 from typing import Any, Callable, List, Optional, Sequence, cast
 from urllib.parse import urlsplit
 
-__all__ = ["EXIT_FAILURE", "EXIT_OK", "EXIT_USAGE", "PROG", "main"]
+__all__ = ["EXIT_FAILURE", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "PROG", "main"]
 
 PROG = "pieces-os-client"
 EXIT_OK = 0
@@ -36,13 +36,12 @@ class UsageError(Exception):
 
 
 def _host(text: str) -> str:
-    try:
-        parts = urlsplit(text)
-        parts.port  # noqa: B018 - parsing the port is the check
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a valid URL: {exc}") from None
-    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an http:// or https:// URL with a host")
+    from pieces_os_client._core.text import shown_value
+    from pieces_os_client._core.urls import mask_userinfo, url_problem
+
+    problem = url_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(f"{shown_value(mask_userinfo(text))} {problem}")
     return text.rstrip("/")
 
 
@@ -130,7 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     _common(doctor, "print the report as one JSON document")
     doctor.add_argument(
         "--timeout", type=_seconds, default=2.0, metavar="SECONDS",
-        help="the longest wait for each probe (default: 2)",
+        help="the longest each probe may take, whatever the server does (default: 2)",
+    )
+    doctor.add_argument(
+        "--discovery-timeout", type=_seconds, default=5.0, metavar="SECONDS",
+        help="the longest the search for Pieces OS may take as a whole (default: 5, as Configuration's "
+        "discovery_timeout)",
     )
     doctor.add_argument(
         "--ports", type=_ports, default=None, metavar="LIST",

@@ -9,7 +9,7 @@ import os
 import shutil
 import sys
 import unicodedata
-from typing import TYPE_CHECKING, Any, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Sequence, TextIO, Tuple
 
 if TYPE_CHECKING:
     from pieces_os_client.api.conversations_api import ConversationsApi
@@ -20,6 +20,7 @@ __all__ = [
     "display_width",
     "is_terminal",
     "iso",
+    "json_text",
     "local_time",
     "no_color",
     "open_api",
@@ -52,17 +53,52 @@ def color(text: str, code: str, enabled: bool) -> str:
     return f"\033[{code}m{text}\033[0m" if enabled else text
 
 
-def printable(text: str) -> str:
-    """``text`` safe to print on a terminal: control characters shown as escapes (``\\n``, ``\\x1b``)."""
+def _python_escape(char: str) -> str:
+    return repr(char)[1:-1] if ord(char) < 0x10000 else f"\\U{ord(char):08x}"
+
+
+def _json_escape(char: str) -> str:
+    code = ord(char)
+    if code < 0x10000:
+        return f"\\u{code:04x}"
+    code -= 0x10000  # beyond the first plane: a UTF-16 surrogate pair, as JSON spells it
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def _shown(text: str, keep: str, escape: Callable[[str], str]) -> str:
+    """``text`` with each character that is not printable (``str.isprintable``) and not in ``keep`` escaped.
+
+    Not printable: the C0 and C1 controls (escape, CSI U+009B, newline, ...), DEL, format
+    characters (the bidi controls U+061C, U+200E, U+200F, U+202A-U+202E, U+2066-U+2069, zero
+    width ones), line and paragraph separators, spaces other than U+0020, surrogates, private
+    use and unassigned code points: nothing that can move the cursor, recolour, reorder or
+    hide text on a terminal is left as it is.
+    """
     if text.isprintable():
         return text
-    out = []
-    for char in text:
-        if char.isprintable():
-            out.append(char)
-        else:
-            out.append(repr(char)[1:-1] if ord(char) < 0x10000 else f"\\U{ord(char):08x}")
-    return "".join(out)
+    return "".join(char if char.isprintable() or char in keep else escape(char) for char in text)
+
+
+def printable(text: str, keep: str = "") -> str:
+    """``text`` safe to print on a terminal: control characters shown as escapes (``\\n``, ``\\x1b``).
+
+    ``keep`` names characters to leave as they are (a Markdown export keeps tabs in messages).
+    """
+    return _shown(text, keep, _python_escape)
+
+
+def json_text(value: Any, indent: Optional[int] = None) -> str:
+    """``value`` as JSON in which every character ``printable`` would escape is a ``\\uXXXX`` escape.
+
+    The document is the same to any JSON parser; only its spelling differs from
+    ``json.dumps(value, ensure_ascii=False)``. That spelling never holds a control character
+    (``json.dumps`` already escapes C0 controls in strings; this adds DEL, C1, bidi and the
+    other non-printable characters), nor a lone surrogate that UTF-8 could not encode.
+    """
+    text = json.dumps(value, ensure_ascii=False, indent=indent)
+    # A raw newline can only be indentation (json.dumps writes one in a string as \n), and
+    # every other character that is not printable stands in a string, where \uXXXX is valid.
+    return "\n".join(_shown(line, "", _json_escape) for line in text.split("\n"))
 
 
 def _char_width(char: str) -> int:
@@ -117,8 +153,10 @@ def table(rows: Sequence[Sequence[str]], headers: Sequence[str], flexible: int, 
         yield "  ".join(parts).rstrip()
 
 
-def print_json(value: Any, stream: TextIO = sys.stdout, indent: Optional[int] = 2) -> None:
-    stream.write(json.dumps(value, ensure_ascii=False, indent=indent) + "\n")
+def print_json(value: Any, stream: Optional[TextIO] = None, indent: Optional[int] = 2) -> None:
+    """``value`` as JSON (see ``json_text``: no control character, on a terminal or not) on stdout."""
+    stream = sys.stdout if stream is None else stream
+    stream.write(json_text(value, indent) + "\n")
     stream.flush()
 
 

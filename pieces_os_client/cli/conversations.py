@@ -16,6 +16,7 @@ from pieces_os_client.cli._output import (
     is_terminal,
     iso,
     join_ids,
+    json_text,
     local_time,
     open_api,
     print_json,
@@ -245,7 +246,7 @@ def watch(args: argparse.Namespace) -> int:
                 for event in stream.events():
                     for record in changes(event, known):
                         if args.json:
-                            sys.stdout.write(json.dumps(record, ensure_ascii=False) + "\n")
+                            sys.stdout.write(json_text(record) + "\n")
                         else:
                             sys.stdout.write(_watch_line(record) + "\n")
                         sys.stdout.flush()

@@ -2,14 +2,18 @@
 
 It follows the discovery chain step by step (:func:`pieces_os_client.discovery.trace_discovery`),
 then asks the chosen host for its health and version, times each read endpoint, opens the
-identifiers stream, and lists versions and non-default settings. Every probe is bounded by
-``--timeout``; nothing is written to the server (GETs and one WebSocket only).
+identifiers stream, and lists versions and non-default settings. Nothing is written to the
+server (GETs and one WebSocket only).
+
+Every wait has an end: each probe (a health or version GET, one endpoint call, the stream's
+opening, its first snapshot) is over within ``--timeout`` seconds however the server paces its
+bytes, and the discovery search as a whole within ``--discovery-timeout``. :func:`worst_case`
+is the resulting bound on a whole run; docs/cli.md states it.
 """
 
 from __future__ import annotations
 
 import argparse
-import http.client
 import os
 import platform
 import statistics
@@ -18,15 +22,21 @@ import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence
-from urllib.parse import urlsplit
 
+from pieces_os_client._core.deadline import Deadline, seconds_text
+from pieces_os_client._core.text import shown_value
 from pieces_os_client.cli import EXIT_FAILURE, EXIT_OK, PROG
 from pieces_os_client.cli._output import color, describe_error, print_json, printable, wants_color
+from pieces_os_client.discovery import SEARCH_TIMEOUT, port_ranges
 
-__all__ = ["diagnose", "run"]
+__all__ = ["diagnose", "port_ranges", "run", "worst_case"]
 
 #: How many times each read endpoint is called; the report gives the median latency.
 CALLS_PER_ENDPOINT = 3
+#: The read endpoints doctor times.
+ENDPOINTS = 3
+#: How long closing the identifiers stream may wait for its reader thread, in seconds.
+STREAM_CLOSE_TIMEOUT = 0.5
 DEPENDENCIES = (
     "urllib3", "pydantic", "pydantic-core", "python-dateutil", "websocket-client", "typing-extensions", "aiohttp",
 )
@@ -37,28 +47,28 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
-def port_ranges(ports: Sequence[int]) -> str:
-    """``[39300, 39301, 39302, 1000]`` -> ``"39300-39302, 1000"``."""
-    parts: List[str] = []
-    start = prev = None
-    for port in [*ports, None]:
-        if start is not None and port is not None and prev is not None and port == prev + 1:
-            prev = port
-            continue
-        if start is not None:
-            parts.append(str(start) if start == prev else f"{start}-{prev}")
-        start = prev = port
-    return ", ".join(parts)
+def worst_case(timeout: float, discovery_timeout: float = SEARCH_TIMEOUT) -> float:
+    """The longest a whole ``doctor`` run can take, in seconds, whatever the servers do.
+
+    Discovery (``discovery_timeout``), then one ``timeout`` each for the health and version
+    GETs, one per endpoint call (three calls to each of three endpoints), and two for the
+    stream (opening it, then its first snapshot) plus the wait for its reader thread on close.
+    A local run adds a few milliseconds of its own on top (and Python's start-up).
+    """
+    probes = 2 + ENDPOINTS * CALLS_PER_ENDPOINT + 2
+    return discovery_timeout + probes * timeout + STREAM_CLOSE_TIMEOUT
 
 
 # ------------------------------------------------------------------ probes
-def _discovery(ports: Optional[Sequence[int]], timeout: float) -> tuple[Dict[str, Any], Optional[str]]:
+def _discovery(
+    ports: Optional[Sequence[int]], timeout: float, total: float
+) -> tuple[Dict[str, Any], Optional[str]]:
     from pieces_os_client._core.urls import mask_userinfo
     from pieces_os_client.discovery import CANDIDATE_PORTS, trace_discovery
 
     scanned = list(ports) if ports is not None else list(CANDIDATE_PORTS)
     started = time.perf_counter()
-    steps, url = trace_discovery(scanned, timeout=timeout)
+    steps, url = trace_discovery(scanned, timeout=timeout, total=total)
     rows = []
     for step in steps:
         row = step._asdict()
@@ -68,6 +78,7 @@ def _discovery(ports: Optional[Sequence[int]], timeout: float) -> tuple[Dict[str
     return {
         "skipped": False,
         "ports": port_ranges(scanned),
+        "seconds_allowed": total,
         "steps": rows,
         "chosen": mask_userinfo(url) if url else None,
         "seconds": round(time.perf_counter() - started, 3),
@@ -75,45 +86,30 @@ def _discovery(ports: Optional[Sequence[int]], timeout: float) -> tuple[Dict[str
 
 
 def _get_text(url: str, path: str, timeout: float) -> Dict[str, Any]:
-    parts = urlsplit(url)
-    conn_class = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
-    conn = conn_class(parts.hostname or "localhost", parts.port, timeout=timeout)
+    from pieces_os_client.discovery import probe
+
     started = time.perf_counter()
-    try:
-        conn.request("GET", parts.path.rstrip("/") + path, headers={"Accept": "text/plain"})
-        response = conn.getresponse()
-        body = response.read(4096)
-    except (OSError, http.client.HTTPException) as exc:
-        return {"ok": False, "status": None, "error": _network_error(exc, timeout)}
-    finally:
-        conn.close()
+    seen = probe(url, path, Deadline.after(time.monotonic(), timeout))
+    if not seen.complete or seen.status is None:
+        error = seen.problem if seen.status is None else f"answered {seen.status}, but {seen.problem}"
+        return {"ok": False, "status": seen.status, "error": error}
     return {
-        "ok": response.status == 200,
-        "status": response.status,
-        "text": body.decode("utf-8", "replace").strip()[:200],
+        "ok": seen.status == 200,
+        "status": seen.status,
+        "text": seen.body.decode("utf-8", "replace").strip()[:200],
         "ms": _ms(time.perf_counter() - started),
     }
 
 
-def _network_error(exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, TimeoutError):
-        return f"no answer within {timeout:g} s"
-    return str(exc) or type(exc).__name__
-
-
 def _health(url: str, timeout: float) -> Dict[str, Any]:
-    from pieces_os_client.discovery import HEALTH_PATH, check_health
+    from pieces_os_client._core.urls import mask_userinfo
+    from pieces_os_client.discovery import HEALTH_PATH, probe_health
 
     started = time.perf_counter()
-    check = check_health(url, timeout)
+    check, seen = probe_health(url, Deadline.after(time.monotonic(), timeout))
     elapsed = time.perf_counter() - started
-    detail = check.detail
-    if not check.answered and ("timed out" in detail or elapsed >= timeout * 0.9):
-        detail = f"no answer within {timeout:g} s ({detail})"
-    from pieces_os_client._core.urls import mask_userinfo
-
     return {"url": mask_userinfo(url + HEALTH_PATH), "ok": check.looks_like_pieces_os, "answered": check.answered,
-            "detail": detail, "ms": _ms(elapsed)}
+            "connected": seen.connected, "timed_out": seen.timed_out, "detail": check.detail, "ms": _ms(elapsed)}
 
 
 def _endpoints(host: str, timeout: float) -> List[Dict[str, Any]]:
@@ -122,31 +118,37 @@ def _endpoints(host: str, timeout: float) -> List[Dict[str, Any]]:
     from pieces_os_client.configuration import Configuration
 
     config = Configuration(host=host, connect_timeout=timeout, read_timeout=timeout, max_retries=0)
+    # A number bounds each call as a whole, the body included, however the server paces it.
+    # Each call has a client (so a connection) of its own: a call on a kept-alive connection
+    # that the server closes unanswered is sent once more (see _core.exchange), which could
+    # make it take twice --timeout.
+    probes: List[tuple[str, Callable[[Any], Any]]] = [
+        ("GET /conversations/identifiers",
+         lambda api: api.conversations_identifiers_snapshot_with_http_info(_request_timeout=timeout)),
+        ("GET /conversations?transferables=false",
+         lambda api: api.conversations_snapshot_with_http_info(False, _request_timeout=timeout)),
+        ("GET /conversations", lambda api: api.conversations_snapshot_with_http_info(_request_timeout=timeout)),
+    ]
     results: List[Dict[str, Any]] = []
-    with ApiClient(config) as client:
-        api = ConversationsApi(client)
-        probes: List[tuple[str, Callable[[], Any]]] = [
-            ("GET /conversations/identifiers", api.conversations_identifiers_snapshot_with_http_info),
-            ("GET /conversations?transferables=false", lambda: api.conversations_snapshot_with_http_info(False)),
-            ("GET /conversations", api.conversations_snapshot_with_http_info),
-        ]
-        for name, call in probes:
-            times: List[float] = []
-            entry: Dict[str, Any] = {"endpoint": name, "ok": True, "status": None}
-            for _ in range(CALLS_PER_ENDPOINT):
+    for name, call in probes:
+        times: List[float] = []
+        entry: Dict[str, Any] = {"endpoint": name, "ok": True, "status": None}
+        for _ in range(CALLS_PER_ENDPOINT):
+            with ApiClient(config) as client:
+                api = ConversationsApi(client)
                 started = time.perf_counter()
                 try:
-                    response = call()
+                    response = call(api)
                 except Exception as exc:  # reported, never raised
                     entry.update(ok=False, status=getattr(exc, "status", None), error=describe_error(exc))
                     break
                 times.append(time.perf_counter() - started)
-                entry["status"] = response.status_code
-                entry["count"] = len(response.data.iterable or [])
-            if times:
-                entry["median_ms"] = _ms(statistics.median(times))
-                entry["calls"] = len(times)
-            results.append(entry)
+            entry["status"] = response.status_code
+            entry["count"] = len(response.data.iterable or [])
+        if times:
+            entry["median_ms"] = _ms(statistics.median(times))
+            entry["calls"] = len(times)
+        results.append(entry)
     return results
 
 
@@ -169,6 +171,7 @@ def _stream(host: str, timeout: float) -> Dict[str, Any]:
         try:
             stream = ConversationsApi(client).conversations_stream_identifiers(
                 on_message=on_message, reconnect=False, ping_interval=None, connect_timeout=timeout,
+                close_timeout=STREAM_CLOSE_TIMEOUT,
             )
         except Exception as exc:  # reported, never raised
             return {"opened": False, "snapshot": False, "error": describe_error(exc)}
@@ -258,6 +261,12 @@ def _not_found_problems(discovery: Dict[str, Any], timeout: float) -> List[Dict[
     problems: List[Dict[str, str]] = []
     steps = discovery["steps"]
     env = steps[0]
+    if env["source"] == "env" and env["outcome"] == "invalid":
+        return [_problem(
+            f"{ENV_VAR} {shown_value(env['where'])} {env['detail']}",
+            f"set {ENV_VAR} to the URL of Pieces OS (for example http://localhost:39300), or unset it to let "
+            "the client search",
+        )]
     if env["source"] == "env" and env["outcome"] == "not_pieces_os":
         return [_problem(
             f"{ENV_VAR} is {env['where']}, but the server there is not Pieces OS: {env['detail']}",
@@ -272,6 +281,7 @@ def _not_found_problems(discovery: Dict[str, Any], timeout: float) -> List[Dict[
             ))
     foreign = [s for s in steps if s["source"] == "scan" and s["outcome"] == "not_pieces_os"]
     silent = [s for s in steps if s["source"] == "scan" and s["outcome"] == "no_answer"]
+    untried = [s["port"] for s in steps if s["outcome"] == "out_of_time" and s["port"] is not None]
     for step in foreign:
         problems.append(_problem(
             f"port {step['port']} answers but is not Pieces OS: {step['detail']}",
@@ -280,10 +290,17 @@ def _not_found_problems(discovery: Dict[str, Any], timeout: float) -> List[Dict[
         ))
     for step in silent:
         problems.append(_problem(
-            f"port {step['port']} accepts connections but sends no HTTP answer within {timeout:g} s ({step['detail']})",
+            f"port {step['port']} accepts connections but gives no complete HTTP answer: {step['detail']}",
             "if this is Pieces OS, it may be starting or hung: wait or restart it; otherwise free the port",
         ))
-    if not foreign and not silent:
+    if untried:
+        allowed = seconds_text(discovery["seconds_allowed"])
+        problems.append(_problem(
+            f"the search stopped after {allowed}, before trying port{'s' if len(untried) > 1 else ''} "
+            f"{port_ranges(untried)}",
+            f"name Pieces OS with {ENV_VAR} or --host, or give the search more time with --discovery-timeout",
+        ))
+    if not foreign and not silent and not untried:
         problems.append(_problem(
             f"nothing listens on ports {discovery['ports']}; is Pieces OS running?",
             f"start Pieces OS (or the stand-in: {PROG} emulator), or name it with {ENV_VAR} or --host",
@@ -295,24 +312,30 @@ def _host_problem(host: str, health: Dict[str, Any], source: str) -> Dict[str, s
     from pieces_os_client.discovery import ENV_VAR
 
     where = f"{ENV_VAR} is {host}, but" if source == "env" else f"at {host}"
+    slow = "Pieces OS may be starting, overloaded or hung: wait a moment, or restart it; try a larger --timeout"
+    if health["answered"] and health["timed_out"]:
+        return _problem(f"{where} the server began to answer but did not finish: {health['detail']}", slow)
     if health["answered"]:
         return _problem(
             f"{where} the server is not Pieces OS: {health['detail']}",
             f"point {'--host' if source == 'host' else ENV_VAR} at Pieces OS (or the emulator)",
         )
-    if "no answer within" in health["detail"]:
-        return _problem(
-            f"{where} the server accepts connections but does not answer: {health['detail']}",
-            "Pieces OS may be starting, overloaded or hung: wait a moment, or restart it; try a larger --timeout",
-        )
+    if health["connected"]:
+        return _problem(f"{where} the server accepts connections yet does not answer in time: {health['detail']}", slow)
     return _problem(
         f"{where} nothing answers: {health['detail']}",
         "start Pieces OS (or the emulator), or correct the URL" + (f" or unset {ENV_VAR}" if source == "env" else ""),
     )
 
 
-def diagnose(host: Optional[str], timeout: float, ports: Optional[Sequence[int]] = None) -> Dict[str, Any]:
-    """The whole report as JSON-ready data; ``report["ok"]`` says whether all is well."""
+def diagnose(
+    host: Optional[str], timeout: float, ports: Optional[Sequence[int]] = None,
+    discovery_timeout: float = SEARCH_TIMEOUT,
+) -> Dict[str, Any]:
+    """The whole report as JSON-ready data; ``report["ok"]`` says whether all is well.
+
+    Over within :func:`worst_case` seconds, whatever the servers it talks to do.
+    """
     from pieces_os_client._core.urls import mask_userinfo
     from pieces_os_client.configuration import DEFAULT_HOST
 
@@ -322,7 +345,7 @@ def diagnose(host: Optional[str], timeout: float, ports: Optional[Sequence[int]]
         report["discovery"] = {"skipped": True, "reason": "--host was given", "steps": [], "chosen": None}
         source = "host"
     else:
-        report["discovery"], host = _discovery(ports, timeout)
+        report["discovery"], host = _discovery(ports, timeout, discovery_timeout)
         source = report["discovery"]["steps"][-1]["source"] if host else "none"
         if host is None:
             problems += _not_found_problems(report["discovery"], timeout)
@@ -382,23 +405,32 @@ def _discovery_lines(discovery: Dict[str, Any]) -> List[str]:
     if discovery["skipped"]:
         return ["  discovery skipped: --host was given"]
     lines: List[str] = []
-    closed: List[int] = []
+    grouped: Dict[str, List[int]] = {"closed": [], "out_of_time": []}
+    said = {"closed": "closed (nothing listens)", "out_of_time": "not tried (the search's time was used up)"}
 
     def flush_closed() -> None:
-        if closed:
-            label = f"ports {port_ranges(closed)}" if len(closed) > 1 else f"port {closed[0]}"
-            lines.append(f"  {label:<28} closed (nothing listens)")
-            closed.clear()
+        for outcome, ports in grouped.items():
+            if ports:
+                label = f"ports {port_ranges(ports)}" if len(ports) > 1 else f"port {ports[0]}"
+                lines.append(f"  {label:<28} {said[outcome]}")
+                ports.clear()
 
     for step in discovery["steps"]:
         outcome, detail = step["outcome"], printable(step["detail"])
         mark = "  <- chosen" if step["chosen"] else ""
-        if step["source"] == "scan" and outcome == "closed":
-            closed.append(step["port"])
+        if step["source"] == "scan" and outcome in grouped:
+            if any(grouped[other] for other in grouped if other != outcome):
+                flush_closed()
+            grouped[outcome].append(step["port"])
             continue
         flush_closed()
         if step["source"] == "env":
-            text = "not set" if outcome == "unset" else f"{printable(step['where'])}: {_outcome(outcome, detail)}"
+            if outcome == "unset":
+                text = "not set"
+            elif outcome == "invalid":
+                text = f"{printable(shown_value(step['where']))} {detail}"
+            else:
+                text = f"{printable(step['where'])}: {_outcome(outcome, detail)}"
             lines.append(f"  {ENV_VAR:<28} {text}{mark}")
         elif step["source"] == "port_file":
             lines.append(f"  port file {printable(_tilde(Path(step['where'])))}")
@@ -419,6 +451,7 @@ def _outcome(outcome: str, detail: str) -> str:
         "pieces_os": "Pieces OS",
         "not_pieces_os": f"open, not Pieces OS: {detail}",
         "no_answer": f"no answer: {detail}",
+        "out_of_time": detail,
     }.get(outcome, detail)
 
 
@@ -475,7 +508,7 @@ def render(report: Dict[str, Any], colored: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    report = diagnose(args.host, args.timeout, args.ports)
+    report = diagnose(args.host, args.timeout, args.ports, args.discovery_timeout)
     if args.json:
         print_json(report)
     else:

@@ -22,11 +22,13 @@ backoff with jitter); the first message of every connection is marked ``snapshot
 :class:`ConversationIdsMirror` turns all of this into a thread-safe, always-current set of
 conversation ids.
 
-The package, one idea per module: ``_connect`` (URL, TLS, proxy, handshake), ``_frames``
-(reading messages with a size bound), ``_link`` (the socket, shutdown, fork), ``_stream``
-(the state machine), ``_events`` (what consumers receive), ``_mirror`` (the live id set),
-``_options`` (argument checks), ``_text`` (bounded text for errors and logs). Importing it
-loads neither websocket-client nor the models; they load on first use.
+The protocol itself (frames, fragments, pings, the close handshake, UTF-8, the size bound, the
+handshake's answer) is :class:`pieces_os_client._core.websocket.ClientProtocol`, shared with the
+asyncio stream; this package is the blocking-socket shell around it: ``_connect`` (opening the
+socket, proxy tunnel, TLS, the upgrade), ``_link`` (the connection, shutdown, fork), ``_stream``
+(reading, keep-alive, reconnects, delivery), ``_mirror`` (the live id set), and ``_events`` /
+``_options`` / ``_text``, which re-export what both streams share from ``_core``. Importing it
+loads no model; they load on first use.
 """
 
 from __future__ import annotations

@@ -1,18 +1,84 @@
-"""The socket a stream currently holds, how it is shut down, and what a forked child does with it."""
+"""The connection a stream currently holds (a socket and its protocol object), how it is shut down,
+and what a forked child does with it."""
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
 import threading
-import weakref
-from typing import TYPE_CHECKING, Optional, Protocol
+import time
+from typing import List, Optional
 
-if TYPE_CHECKING:
-    import websocket
+from pieces_os_client._core.forks import reset_in_forked_child
+from pieces_os_client._core.websocket import ClientProtocol, Event, State
 
-__all__ = ["Link", "close_ws", "reset_in_forked_child"]
+__all__ = ["Connection", "Link", "close_ws", "reset_in_forked_child"]
+
+_CHUNK = 64 * 1024
+
+
+class Connection:
+    """A connected socket and the :class:`ClientProtocol` that reads and writes on it.
+
+    Bytes go through the protocol under :attr:`lock`, and what it answers (a pong, a close) is
+    written at once under the same lock, so that a thread closing the stream and the thread
+    reading it never interleave their frames.
+    """
+
+    def __init__(self, sock: socket.socket, protocol: ClientProtocol) -> None:
+        self.sock = sock
+        self.protocol = protocol
+        self.lock = threading.Lock()
+        self.finished = threading.Event()  # the close handshake is over (or the connection is gone)
+        self.connected = True
+
+    def receive(self, data: bytes) -> List[Event]:
+        """Feed bytes read off the socket; what they produced. :raises OSError: writing the answer."""
+        with self.lock:
+            protocol = self.protocol
+            if data:
+                protocol.receive_data(data)
+            else:
+                protocol.receive_eof()
+            events = protocol.events_received()
+            out = protocol.data_to_send()
+            if protocol.state is State.CLOSED:
+                self.finished.set()
+            if out:
+                self.sock.sendall(out)
+        return events
+
+    def send_ping(self) -> None:
+        with self.lock:
+            self.protocol.send_ping()
+            self.sock.sendall(self.protocol.data_to_send())
+
+    def send_close(self, code: int = 1000) -> None:
+        with self.lock:
+            self.protocol.send_close(code)
+            out = self.protocol.data_to_send()
+            if out:
+                self.sock.sendall(out)
+
+    def wait_closed(self) -> None:
+        """After a close was sent: read until the server's close (or the end of the connection),
+        for at most the protocol's ``close_timeout``. Best effort; what arrives is dropped."""
+        deadline = time.monotonic() + self.protocol.close_timeout
+        with contextlib.suppress(OSError):
+            while self.protocol.state is not State.CLOSED:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return
+                self.sock.settimeout(left)
+                self.receive(self.sock.recv(_CHUNK))
+
+    def shutdown(self) -> None:
+        """Close the socket without a close frame."""
+        self.connected = False
+        self.finished.set()
+        _shutdown_socket(self.sock)
+        with contextlib.suppress(OSError):
+            self.sock.close()
 
 
 class Link:
@@ -29,14 +95,18 @@ class Link:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.closing = threading.Event()
-        self.ws: Optional[websocket.WebSocket] = None
+        self.ws: Optional[Connection] = None
         self.pending: Optional[socket.socket] = None  # connected, handshake not finished
         self.reading = False  # a thread is inside recv on ``ws``
         self.inherited = False  # this process got the link from its parent by fork
         reset_in_forked_child(self)
 
-    def shutdown(self, send_timeout: float = 0.25) -> None:
-        """Ask for the end: send a close frame, wake any reader, close what no one reads."""
+    def shutdown(self, send_timeout: float = 0.25, *, wait: bool = False) -> None:
+        """Ask for the end: send a close frame, wake any reader, close what no one reads.
+
+        ``wait``: first give the server ``close_timeout`` to answer the close (RFC 6455 section
+        7.1.1), as ``close()`` does; a garbage-collected stream does not wait.
+        """
         with self.lock:
             first = not self.closing.is_set()
             self.closing.set()
@@ -47,18 +117,23 @@ class Link:
             _shutdown_socket(pending)
         if ws is None:
             return
-        sock = ws.sock
-        if sock is not None and first:
-            try:
-                sock.settimeout(send_timeout)
+        if first:
+            try:  # best effort: the peer may already be gone
+                ws.sock.settimeout(send_timeout)
                 ws.send_close()
-            except Exception:  # best effort: the peer may already be gone
+                if not wait:
+                    pass
+                elif reading:  # the reader takes the server's answer; give it close_timeout to come
+                    ws.finished.wait(ws.protocol.close_timeout)
+                else:
+                    ws.wait_closed()
+            except Exception:
                 pass
-            _shutdown_socket(sock)
+            _shutdown_socket(ws.sock)
         if not reading:
             close_ws(ws)
 
-    def detach(self, ws: websocket.WebSocket) -> bool:
+    def detach(self, ws: Connection) -> bool:
         """Forget ``ws`` if it is the current socket; ``True`` when it was."""
         with self.lock:
             if self.ws is ws:
@@ -79,34 +154,12 @@ class Link:
         ws, pending = self.ws, self.pending
         self.ws = self.pending = None
         self.reading = False
+        if ws is not None:
+            ws.connected = False
         for sock in (pending, ws.sock if ws is not None else None):
             if sock is not None:
                 with contextlib.suppress(OSError):
                     sock.close()  # this process's descriptor only: no FIN while the parent holds it
-
-
-class _ForkAware(Protocol):
-    def _after_fork_in_child(self) -> None: ...
-
-
-_LIVE: weakref.WeakSet[_ForkAware] = weakref.WeakSet()
-
-
-def reset_in_forked_child(obj: _ForkAware) -> None:
-    """Have ``obj._after_fork_in_child()`` run in every child forked while ``obj`` lives.
-
-    It runs right after the fork, before any other code of the child, in its only thread.
-    """
-    _LIVE.add(obj)
-
-
-def _run_fork_hooks() -> None:
-    for obj in list(_LIVE):
-        obj._after_fork_in_child()
-
-
-if hasattr(os, "register_at_fork"):  # POSIX
-    os.register_at_fork(after_in_child=_run_fork_hooks)
 
 
 def _shutdown_socket(sock: socket.socket) -> None:
@@ -114,7 +167,6 @@ def _shutdown_socket(sock: socket.socket) -> None:
         sock.shutdown(socket.SHUT_RDWR)
 
 
-def close_ws(ws: websocket.WebSocket) -> None:
-    """Close a WebSocket's socket without a close frame (websocket-client's ``shutdown``)."""
-    with contextlib.suppress(Exception):  # websocket-client already swallows most of these
-        ws.shutdown()  # type: ignore[no-untyped-call]
+def close_ws(ws: Connection) -> None:
+    """Close a connection's socket without a close frame."""
+    ws.shutdown()

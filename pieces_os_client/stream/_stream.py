@@ -2,21 +2,21 @@
 
 from __future__ import annotations
 
-import contextlib
+import collections
 import logging
 import random
-import socket
 import threading
 import time
 import weakref
 from types import EllipsisType
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Optional, Tuple, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Deque, Iterator, Mapping, Optional, Tuple, Union
 
 from typing_extensions import Never
 
-from pieces_os_client._core.frames import STATUS_TOO_BIG
+from pieces_os_client._core.frames import MessageTooLarge, PeerClosed
 from pieces_os_client._core.session import Dropped as _Dropped
 from pieces_os_client._core.session import StreamSession, StreamStatus
+from pieces_os_client._core.websocket import Close, Event, Failed, Message
 from pieces_os_client.exceptions import (
     ApiConnectionError,
     StreamClosedError,
@@ -30,28 +30,18 @@ from pieces_os_client.stream._events import (
     MessageCallback,
     StreamEvent,
 )
-from pieces_os_client.stream._frames import (
-    OP_BINARY,
-    OP_CLOSE,
-    OP_PING,
-    OP_TEXT,
-    FrameReader,
-    MessageTooLarge,
-    PeerClosed,
-    ProtocolError,
-)
-from pieces_os_client.stream._link import Link, close_ws
+from pieces_os_client.stream._link import Connection, Link, close_ws
 from pieces_os_client.stream._options import callback_style, check_stream_options, keyword_options, reject_unknown
 from pieces_os_client.stream._text import one_line
 
 if TYPE_CHECKING:
     from types import TracebackType
 
-    import websocket
-
     from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
 
 __all__ = ["IdentifiersStream"]
+
+_CHUNK = 64 * 1024
 
 logger = logging.getLogger("pieces_os_client.stream")
 
@@ -150,7 +140,8 @@ class IdentifiersStream(StreamStatus):
             connect_timeout=connect_timeout, close_timeout=close_timeout, max_message_size=max_message_size,
         )
 
-        self._connector = Connector(api_client, path, headers, connect_timeout)
+        self._connector = Connector(api_client, path, headers, connect_timeout, max_message_size=max_message_size,
+                                    close_timeout=close_timeout)
         self.url: str = self._connector.url
         """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
         self._max_message_size: Optional[int] = max_message_size
@@ -168,7 +159,7 @@ class IdentifiersStream(StreamStatus):
         self._close_timeout = close_timeout
 
         self._link = Link()
-        self._reader: Optional[FrameReader] = None  # reads the current connection
+        self._events: Deque[Event] = collections.deque()  # what the last read produced, not yet handled
         self._state_lock = threading.Lock()
         self._iter_lock = threading.Lock()  # held by the thread reading in iterator mode
         self._mode: Optional[str] = None  # "iterator" | "background"
@@ -249,7 +240,7 @@ class IdentifiersStream(StreamStatus):
         if self._link.inherited:
             self._finalizer.detach()
             return
-        self._link.shutdown()
+        self._link.shutdown(wait=True)
         self._finalizer.detach()
         thread = self._thread
         if thread is None:
@@ -318,82 +309,80 @@ class IdentifiersStream(StreamStatus):
                 self._reconnect()
                 continue
             try:
-                payload = self._recv(ws)
+                event = self._recv(ws)
             except _Dropped as dropped:
                 if not self._link.closing.is_set():
                     self._drop(ws, dropped.reason, dropped.cause, retry=dropped.retry)
                 continue
-            if payload is None:
-                continue
-            event = self._parse(ws, payload)
-            if event is not None:
-                return event
+            if isinstance(event, Message):
+                parsed = self._parse(ws, event.data)
+                if parsed is not None:
+                    return parsed
+            elif isinstance(event, Close):
+                if not self._link.closing.is_set():  # the protocol has answered it
+                    self._drop(ws, self._session.server_closed(event.code, event.reason), None)
+            elif isinstance(event, Failed):
+                ws.wait_closed()  # the protocol sent the close code; the server may answer it
+                error = event.error
+                lost = self._too_large(error) if isinstance(error, MessageTooLarge) else _Dropped.reading_failed(error)
+                self._drop(ws, lost.reason, lost.cause, retry=lost.retry)
+            # pings (answered by the protocol) and pongs need nothing more
 
-    def _recv(self, ws: websocket.WebSocket) -> Optional[bytearray]:
-        """Read one message or control frame: the data of a message, or ``None`` for anything else."""
-        reader = self._reader
+    def _recv(self, ws: Connection) -> Optional[Event]:
+        """The next protocol event, reading the socket when none is left; ``None``: nothing yet."""
+        if self._events:
+            return self._events.popleft()
         with self._link.lock:
-            if self._link.closing.is_set() or reader is None:
+            if self._link.closing.is_set():
                 return None
             self._link.reading = True
         try:
-            ws.settimeout(self._read_timeout())
-            opcode, data = reader.read()
+            sock = ws.sock
+            sock.settimeout(self._read_timeout())
+            data = sock.recv(_CHUNK)
+            events = ws.receive(data)
         except TimeoutError:  # socket.timeout, also from ssl
             self._keepalive(ws)
             return None
-        except MessageTooLarge as exc:
-            raise self._too_large(ws, exc) from exc
-        except (PeerClosed, ProtocolError, OSError, ValueError, AttributeError) as exc:  # also closed by close()
+        except (OSError, ValueError, AttributeError) as exc:  # also closed by close()
             raise _Dropped.reading_failed(exc) from exc
         finally:
             with self._link.lock:
                 self._link.reading = False
+        if not data:
+            raise _Dropped.reading_failed(PeerClosed("the connection was closed"))
         self._session.received(time.monotonic())
-        if opcode == OP_CLOSE:
-            status, reason = self._session.server_closed(data)
-            self._send_close(ws, status)  # the reply echoes the server's status
-            raise _Dropped(reason)
-        if opcode == OP_PING:
-            try:
-                ws.pong(bytes(data))
-            except Exception as exc:
-                raise _Dropped(one_line(f"answering a ping failed: {exc}"), exc) from exc
+        if not events:
             return None
-        if opcode in (OP_TEXT, OP_BINARY):
-            return data  # the JSON parser rejects text that is not UTF-8
-        return None  # pong
+        first = events[0]
+        if len(events) > 1:
+            self._events.extend(events[1:])
+        return first
 
-    def _too_large(self, ws: websocket.WebSocket, exc: MessageTooLarge) -> _Dropped:
-        """Report a message over the bound and close the connection with status 1009."""
+    def _too_large(self, exc: MessageTooLarge) -> _Dropped:
+        """Report a message over the bound (the protocol closed the connection with 1009)."""
         # Every connection begins with the full list: when that is what was too large, a new
         # connection would meet the same message, so the stream ends instead of looping.
         error, reason, retry = self._session.too_large(exc)
-        self._send_close(ws, STATUS_TOO_BIG, b"message too big")
         self._report(error, logging.WARNING)
         return _Dropped(reason, error, retry=retry)
-
-    @staticmethod
-    def _send_close(ws: websocket.WebSocket, status: int = 1000, reason: bytes = b"") -> None:
-        with contextlib.suppress(Exception):  # best effort: the connection is going anyway
-            ws.send_close(status, reason)
 
     def _read_timeout(self) -> Optional[float]:
         return self._session.read_timeout(time.monotonic())
 
-    def _keepalive(self, ws: websocket.WebSocket) -> None:
+    def _keepalive(self, ws: Connection) -> None:
         now = time.monotonic()
         action = self._session.keepalive(now)
         if isinstance(action, str):
             raise _Dropped(action)
         if action:
             try:
-                ws.ping(b"")
+                ws.send_ping()
             except Exception as exc:
                 raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
             self._session.pinged(now)
 
-    def _parse(self, ws: websocket.WebSocket, payload: bytearray) -> Optional[StreamEvent]:
+    def _parse(self, ws: Connection, payload: Union[bytes, bytearray]) -> Optional[StreamEvent]:
         try:
             return self._session.message(payload)
         except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
@@ -407,24 +396,25 @@ class IdentifiersStream(StreamStatus):
             return None
 
     # ------------------------------------------------------------------ connections
-    def _connect(self) -> websocket.WebSocket:
+    def _connect(self) -> Connection:
         try:
             return self._connector.open(self._link)
         except Closing as exc:
             raise _Dropped("closed while connecting", exc) from exc
 
-    def _install(self, ws: websocket.WebSocket) -> None:
+    def _install(self, ws: Connection) -> None:
         with self._link.lock:
             if self._link.closing.is_set():
                 close_ws(ws)
                 return
             self._link.ws = ws
-        self._reader = FrameReader(cast(socket.socket, ws.sock), self._max_message_size)
+        self._events.clear()
+        self._events.extend(ws.protocol.events_received())  # frames that came with the handshake's answer
         self._session.connected(time.monotonic())
         logger.debug("identifiers stream connected to %s (connection %d)", self.url, self.connections)
 
     def _drop(
-        self, ws: websocket.WebSocket, reason: str, cause: Optional[BaseException], *, retry: bool = True
+        self, ws: Connection, reason: str, cause: Optional[BaseException], *, retry: bool = True
     ) -> None:
         """The current connection is gone: close it and report, or end the stream.
 
@@ -432,6 +422,7 @@ class IdentifiersStream(StreamStatus):
         """
         self._link.detach(ws)
         close_ws(ws)
+        self._events.clear()
         if self._link.closing.is_set():
             return
         error = self._session.dropped(time.monotonic(), reason, cause, retry=retry)

@@ -19,47 +19,12 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 import pytest
-from testkit import ROOT
+from testkit.cli import RUN_TIMEOUT, cli_env, named, on_terminal, one_line_error
 from testkit.emulator import DEMO_ASSET
 
-from pieces_os_client.cli.export import safe_stem
 from pieces_os_client.discovery import ENV_VAR
 from pieces_os_client.emulator import Emulator
 from pieces_os_client.models.conversation import Conversation
-
-RUN_TIMEOUT = 60.0
-
-
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in (ENV_VAR, "NO_COLOR", "COLUMNS", "XDG_DATA_HOME")}
-    env["HOME"] = str(home)
-    env["USERPROFILE"] = str(home)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-    env.update(extra)
-    return env
-
-
-@pytest.fixture
-def cli(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
-    home = tmp_path / "home"
-    home.mkdir()
-
-    def run(*args: str, env: Optional[dict[str, str]] = None, input: Optional[str] = None,
-            timeout: float = RUN_TIMEOUT) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "pieces_os_client", *args],
-            capture_output=True, text=True, encoding="utf-8", timeout=timeout, input=input,
-            env=_env(home, **(env or {})), cwd=tmp_path,
-        )
-
-    return run
-
-
-def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
-    assert "Traceback" not in result.stderr, result.stderr
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    return lines[0]
 
 
 def _closed_port() -> int:
@@ -69,14 +34,6 @@ def _closed_port() -> int:
 
 
 NOT_PIECES = b"HTTP/1.1 404 Not Found\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot here\n"
-
-
-def _named(emu: Emulator, *names: str) -> list[str]:
-    ids = []
-    for name in names:
-        ids.append(emu.create_conversation({"type": "COPILOT", "name": name}))
-        time.sleep(0.01)  # distinct creation times, so "newest first" is well defined
-    return ids
 
 
 # ------------------------------------------------------------------ start-up, help, usage
@@ -96,7 +53,7 @@ def test_help_imports_no_models_urllib3_or_pydantic() -> None:
         "sys.exit(1 if heavy else 0)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=RUN_TIMEOUT,
-                            env=_env(Path.home()))
+                            env=cli_env(Path.home()))
     assert result.returncode == 0, result.stderr
 
 
@@ -135,7 +92,7 @@ def test_emulator_subcommand_is_pieces_os_emulator(cli: Any) -> None:
 
 # ------------------------------------------------------------------ list
 def test_list_newest_first_text_and_json(cli: Any, emu: Emulator) -> None:
-    ids = _named(emu, "first", "second", "third")
+    ids = named(emu, "first", "second", "third")
     emu.create_conversation(from_asset=DEMO_ASSET)
     result = cli("conversations", "list", "--json", "--host", emu.url)
     assert result.returncode == 0, result.stderr
@@ -155,7 +112,7 @@ def test_list_newest_first_text_and_json(cli: Any, emu: Emulator) -> None:
 
 def test_list_cuts_names_to_the_width_but_never_in_json(cli: Any, emu: Emulator) -> None:
     long_name = "a long name " * 30
-    _named(emu, long_name, "evil\x1b[31mred\nline")
+    named(emu, long_name, "evil\x1b[31mred\nline")
     narrow = cli("conversations", "list", "--host", emu.url, env={"COLUMNS": "120"})
     assert narrow.returncode == 0
     assert all(len(line) <= 120 for line in narrow.stdout.splitlines()), narrow.stdout
@@ -169,23 +126,23 @@ def test_list_with_no_server_is_one_line_and_exit_1(cli: Any) -> None:
     port = _closed_port()
     result = cli("conversations", "list", "--host", f"http://127.0.0.1:{port}")
     assert result.returncode == 1
-    line = _one_line_error(result)
+    line = one_line_error(result)
     assert line.startswith("pieces-os-client: error: ") and str(port) in line
 
 
 def test_list_finds_the_server_through_pieces_os_url(cli: Any, emu: Emulator) -> None:
-    _named(emu, "found by discovery")
+    named(emu, "found by discovery")
     result = cli("conversations", "list", env={ENV_VAR: emu.url})
     assert result.returncode == 0 and "found by discovery" in result.stdout
 
 
 def test_a_closed_pipe_ends_quietly(emu: Emulator, tmp_path: Path) -> None:
     """``pieces-os-client conversations list | head -1``: the reader goes away early."""
-    _named(emu, *[f"conversation {i}" for i in range(50)])
+    named(emu, *[f"conversation {i}" for i in range(50)])
     for extra in ([], ["--json"]):
         proc = subprocess.Popen(
             [sys.executable, "-m", "pieces_os_client", "conversations", "list", "--host", emu.url, *extra],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=_env(tmp_path),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(tmp_path),
         )
         assert proc.stdout is not None and proc.stderr is not None
         proc.stdout.close()  # as head does after its line: every write now fails with EPIPE
@@ -216,7 +173,7 @@ def test_show_text_json_and_unknown_id(cli: Any, emu: Emulator) -> None:
     assert conversation is not None and conversation.id == seeded and len(conversation.messages.iterable) == 2
 
     missing = cli("conversations", "show", "no-such-id", "--host", emu.url)
-    assert missing.returncode == 1 and "no conversation with id no-such-id" in _one_line_error(missing)
+    assert missing.returncode == 1 and "no conversation with id no-such-id" in one_line_error(missing)
 
 
 # ------------------------------------------------------------------ create and delete
@@ -232,16 +189,16 @@ def test_create_by_name_and_from_an_asset(cli: Any, emu: Emulator) -> None:
     assert document["id"] in emu.conversation_ids() and document["assets"]["iterable"][0]["id"] == DEMO_ASSET
 
     both = cli("conversations", "create", "--name", "x", "--from-asset", DEMO_ASSET, "--host", emu.url)
-    assert both.returncode == 2 and "cannot be combined" in _one_line_error(both)
+    assert both.returncode == 2 and "cannot be combined" in one_line_error(both)
     unknown = cli("conversations", "create", "--from-asset", "no-such-asset", "--host", emu.url)
-    assert unknown.returncode == 1 and "asset not found" in _one_line_error(unknown)
+    assert unknown.returncode == 1 and "asset not found" in one_line_error(unknown)
 
 
 def test_delete_needs_yes_off_a_terminal(cli: Any, emu: Emulator) -> None:
-    keep, gone = _named(emu, "keep", "gone")
+    keep, gone = named(emu, "keep", "gone")
     refused = cli("conversations", "delete", gone, "--host", emu.url, input="y\n")
     assert refused.returncode == 2
-    assert "--yes" in _one_line_error(refused)
+    assert "--yes" in one_line_error(refused)
     assert gone in emu.conversation_ids()
 
     result = cli("conversations", "delete", gone, "--yes", "--host", emu.url)
@@ -252,19 +209,19 @@ def test_delete_needs_yes_off_a_terminal(cli: Any, emu: Emulator) -> None:
     assert partly.returncode == 1
     report = json.loads(partly.stdout)
     assert report["deleted"] == [keep] and report["failed"][0]["id"] == "no-such-id"
-    assert "not deleted no-such-id" in _one_line_error(partly)
+    assert "not deleted no-such-id" in one_line_error(partly)
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_delete_asks_on_a_terminal(emu: Emulator, tmp_path: Path) -> None:
     import pty
 
-    (gone,) = _named(emu, "gone")
+    (gone,) = named(emu, "gone")
     primary, secondary = pty.openpty()
     try:
         proc = subprocess.Popen(
             [sys.executable, "-m", "pieces_os_client", "conversations", "delete", gone, "--host", emu.url],
-            stdin=secondary, stdout=subprocess.PIPE, stderr=secondary, env=_env(tmp_path),
+            stdin=secondary, stdout=subprocess.PIPE, stderr=secondary, env=cli_env(tmp_path),
         )
         seen = b""
         deadline = time.monotonic() + 30
@@ -283,100 +240,6 @@ def test_delete_asks_on_a_terminal(emu: Emulator, tmp_path: Path) -> None:
     assert gone not in emu.conversation_ids()
 
 
-# ------------------------------------------------------------------ export
-def test_export_json_round_trips_and_markdown_reads(cli: Any, emu: Emulator, tmp_path: Path) -> None:
-    emu.create_conversation(from_asset=DEMO_ASSET)
-    chat = emu.create_conversation({"type": "COPILOT", "name": "Chat", "messages": [
-        {"role": "USER", "fragment": {"string": {"raw": "hello there"}}},
-    ]})
-    out = tmp_path / "json"
-    result = cli("conversations", "export", "--format", "json", "--out", str(out), "--host", emu.url)
-    assert result.returncode == 0, result.stderr
-    files = sorted(out.iterdir())
-    assert len(files) == 2 and all(f.suffix == ".json" for f in files)
-    assert sorted(result.stdout.split()) == sorted(str(f) for f in files)
-    for path in files:
-        conversation = Conversation.from_json(path.read_bytes())
-        assert conversation is not None
-        assert json.loads(path.read_text(encoding="utf-8")) == emu.conversation(conversation.id)  # as sent
-
-    md = tmp_path / "md"
-    result = cli("conversations", "export", chat, "--format", "markdown", "--out", str(md), "--host", emu.url)
-    assert result.returncode == 0, result.stderr
-    (page,) = md.iterdir()
-    text = page.read_text(encoding="utf-8")
-    assert page.name.startswith("Chat-") and page.suffix == ".md"
-    assert text.startswith("# Chat\n") and f"- id: `{chat}`" in text
-    assert "## 1. USER" in text and "\nhello there\n" in text
-
-
-HOSTILE = [
-    "a/b\\c", "..", "../../etc/passwd", "\x00\x1b[31mred\r\nline\t", "CON", "nul.txt", "com1", "x" * 300,
-    "dup", "dup", "DUP", "", "   ", ".hidden", "trailing. ", "ü" * 200 + "😀" * 50, 'we<i>rd:"|?*',
-]
-
-
-def test_export_hostile_names(cli: Any, emu: Emulator, tmp_path: Path) -> None:
-    ids = [emu.create_conversation({"type": "COPILOT", "name": name}) for name in HOSTILE]
-    ids.append(emu.create_conversation({"type": "COPILOT"}))  # no name at all
-    ids.append(emu.create_conversation({"type": "COPILOT", "name": "same id start"}, conversation_id="ab" * 20))
-    ids.append(emu.create_conversation({"type": "COPILOT", "name": "same id start"}, conversation_id="ab" * 20 + "x"))
-    out = tmp_path / "out"
-    for fmt in ("json", "markdown"):
-        result = cli("conversations", "export", "--format", fmt, "--out", str(out / fmt), "--host", emu.url)
-        assert result.returncode == 0, result.stderr
-        files = list((out / fmt).iterdir())
-        assert len(files) == len(ids)
-        names = [f.name for f in files]
-        assert len({n.lower() for n in names}) == len(names)  # distinct, even ignoring case
-        for name in names:
-            stem = name.rsplit(".", 1)[0]
-            assert len(name.encode("utf-8")) <= 100, name
-            assert name.isprintable() and not any(c in name for c in '<>:"/\\|?*'), name
-            assert not name.startswith((".", " ", "-")) and not stem.endswith((".", " "))
-            assert stem.split(".")[0].split("-")[0].upper() not in ("CON", "NUL", "COM1", "PRN", "AUX"), name
-    exported = {Conversation.from_json(f.read_bytes()).id for f in (out / "json").iterdir()}  # type: ignore[union-attr]
-    assert exported == set(ids)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["home", "out"]  # nothing written elsewhere
-
-
-def test_safe_stem() -> None:
-    assert safe_stem("..") == "conversation"
-    assert safe_stem("a/../b") == "a_.._b"
-    assert safe_stem("CON") == "_CON" and safe_stem("lpt1.txt") == "_lpt1.txt"
-    assert safe_stem("\x1b[0m") == "[0m"
-    assert len(safe_stem("é" * 300).encode()) <= 64
-
-
-def test_export_never_overwrites_without_force(cli: Any, emu: Emulator, tmp_path: Path) -> None:
-    _named(emu, "one", "two")
-    out = tmp_path / "out"
-    assert cli("conversations", "export", "--out", str(out), "--host", emu.url).returncode == 0
-    victim = sorted(out.iterdir())[0]
-    victim.write_text("mine")
-    again = cli("conversations", "export", "--out", str(out), "--host", emu.url)
-    assert again.returncode == 1
-    assert "--force" in _one_line_error(again) and "nothing was written" in again.stderr
-    assert victim.read_text() == "mine"
-    forced = cli("conversations", "export", "--out", str(out), "--force", "--host", emu.url)
-    assert forced.returncode == 0, forced.stderr
-    assert victim.read_text() != "mine"
-    assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
-
-
-def test_export_part_way_says_what_was_and_was_not_written(cli: Any, emu: Emulator, tmp_path: Path) -> None:
-    (there,) = _named(emu, "there")
-    out = tmp_path / "out"
-    result = cli("conversations", "export", there, "missing-id", "--json", "--out", str(out), "--host", emu.url)
-    assert result.returncode == 1
-    report = json.loads(result.stdout)
-    assert [w["id"] for w in report["written"]] == [there]
-    assert report["not_written"] == [{"id": "missing-id", "reason": "no conversation with this id"}]
-    line = _one_line_error(result)
-    assert "wrote 1 of 2" in line and "missing-id" in line
-    assert len(list(out.iterdir())) == 1
-
-
 # ------------------------------------------------------------------ watch
 def _read_line(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
     assert proc.stdout is not None
@@ -388,11 +251,11 @@ def _read_line(proc: subprocess.Popen[str], timeout: float = 20.0) -> str:
 @pytest.mark.skipif(sys.platform == "win32", reason="sends SIGINT and selects on a pipe")
 @pytest.mark.parametrize("as_json", [True, False])
 def test_watch_prints_changes_and_stops_on_ctrl_c_or_sigterm(emu: Emulator, tmp_path: Path, as_json: bool) -> None:
-    (existing,) = _named(emu, "before")
+    (existing,) = named(emu, "before")
     proc = subprocess.Popen(
         [sys.executable, "-m", "pieces_os_client", "conversations", "watch", "--host", emu.url,
          *(["--json"] if as_json else [])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(tmp_path),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=cli_env(tmp_path),
     )
     try:
         first = _read_line(proc)
@@ -432,12 +295,12 @@ def test_watch_prints_changes_and_stops_on_ctrl_c_or_sigterm(emu: Emulator, tmp_
 def test_watch_with_no_server_fails_in_one_line(cli: Any) -> None:
     result = cli("conversations", "watch", "--host", f"http://127.0.0.1:{_closed_port()}")
     assert result.returncode == 1
-    _one_line_error(result)
+    one_line_error(result)
 
 
 # ------------------------------------------------------------------ doctor
 def test_doctor_healthy_through_pieces_os_url(cli: Any, emu: Emulator) -> None:
-    _named(emu, "one", "two")
+    named(emu, "one", "two")
     result = cli("doctor", "--json", "--timeout", "10", env={ENV_VAR: emu.url})
     assert result.returncode == 0, result.stdout + result.stderr
     report = json.loads(result.stdout)
@@ -544,48 +407,19 @@ def test_doctor_masks_credentials(cli: Any, emu: Emulator) -> None:
 
 
 # ------------------------------------------------------------------ on a terminal
-def _on_terminal(argv: list[str], env: dict[str, str]) -> tuple[int, str]:
-    """Run with stdout and stderr on a pseudo-terminal; the exit status and all it printed."""
-    import pty
-
-    primary, secondary = pty.openpty()
-    output = b""
-    try:
-        proc = subprocess.Popen([sys.executable, "-m", "pieces_os_client", *argv],
-                                stdin=subprocess.DEVNULL, stdout=secondary, stderr=secondary, env=env)
-        os.close(secondary)
-        deadline = time.monotonic() + RUN_TIMEOUT
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([primary], [], [], 0.5)
-            if ready:
-                try:
-                    chunk = os.read(primary, 65536)
-                except OSError:  # the child closed the terminal (Linux reports EIO)
-                    break
-                if not chunk:
-                    break
-                output += chunk
-            elif proc.poll() is not None:
-                break
-        code = proc.wait(RUN_TIMEOUT)
-    finally:
-        os.close(primary)
-    return code, output.decode("utf-8", "replace")
-
-
 @pytest.mark.skipif(sys.platform == "win32", reason="needs a pseudo-terminal")
 def test_colour_and_progress_only_on_a_terminal_without_no_color(emu: Emulator, tmp_path: Path) -> None:
-    _named(emu, "one", "two", "three")
-    code, shown = _on_terminal(["doctor", "--timeout", "10"], _env(tmp_path, **{ENV_VAR: emu.url}))
+    named(emu, "one", "two", "three")
+    code, shown = on_terminal(["doctor", "--timeout", "10"], cli_env(tmp_path, **{ENV_VAR: emu.url}))
     assert code == 0 and "\x1b[32mok\x1b[0m" in shown
-    code, shown = _on_terminal(["doctor", "--timeout", "10"], _env(tmp_path, NO_COLOR="1", **{ENV_VAR: emu.url}))
+    code, shown = on_terminal(["doctor", "--timeout", "10"], cli_env(tmp_path, NO_COLOR="1", **{ENV_VAR: emu.url}))
     assert code == 0 and "\x1b[" not in shown and "Result: ok" in shown
 
-    code, shown = _on_terminal(["conversations", "export", "--out", str(tmp_path / "a"), "--host", emu.url],
-                               _env(tmp_path))
+    code, shown = on_terminal(["conversations", "export", "--out", str(tmp_path / "a"), "--host", emu.url],
+                               cli_env(tmp_path))
     assert code == 0 and "\rexporting 3/3" in shown
-    code, shown = _on_terminal(["conversations", "export", "--out", str(tmp_path / "b"), "--host", emu.url],
-                               _env(tmp_path, NO_COLOR="1"))
+    code, shown = on_terminal(["conversations", "export", "--out", str(tmp_path / "b"), "--host", emu.url],
+                               cli_env(tmp_path, NO_COLOR="1"))
     assert code == 0 and "exporting" not in shown and "wrote 3 files" in shown
 
 
@@ -611,28 +445,6 @@ def test_trace_discovery_is_find_pieces_os_step_by_step(
 
     steps, url = trace_discovery([closed, foreign], host="127.0.0.1", timeout=2, port_files=[])
     assert url is None and [s.outcome for s in steps] == ["unset", "closed", "not_pieces_os"]
-
-
-def test_messages_given_as_references_only_are_shown_as_such() -> None:
-    from pieces_os_client.cli.conversations import messages_of
-    from pieces_os_client.cli.export import markdown
-
-    stamp = {"value": "2026-01-02T03:04:05Z"}
-    conversation = Conversation.from_dict({
-        "id": "c1", "name": "Refs", "created": stamp, "updated": stamp,
-        "messages": {"iterable": [
-            {"id": "m2", "reference": {"id": "m2", "created": stamp, "updated": stamp, "role": "ASSISTANT",
-                                       "conversation": {"id": "c1"}}},
-            {"id": "m1"},
-        ], "indices": {"m1": 0, "m2": 1}},
-    })
-    assert conversation is not None
-    first, second = messages_of(conversation)
-    assert (first.id, first.reference_only) == ("m1", True)
-    assert (second.role, second.text, second.note) == ("ASSISTANT", None, "no text was sent for this message")
-    text = markdown(conversation)
-    assert "## 1. message `m1`" in text and "*(only its id was sent (no role, time or text))*" in text
-    assert "## 2. ASSISTANT · 2026-01-02T03:04:05Z" in text
 
 
 def test_doctor_masks_every_credential_setting() -> None:

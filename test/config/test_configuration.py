@@ -112,6 +112,31 @@ BAD_VALUES = [
     ("backoff_max", math.inf, ApiValueError),
     ("backoff_jitter", "0.1", ApiTypeError),
     ("refresh_api_key_hook", 5, ApiTypeError),
+    # every other setting a transport or a handler would choke on later, with a raw TypeError,
+    # ValueError or OSError naming neither the setting nor the value
+    ("discovery_timeout", 0, ApiValueError),
+    ("discovery_timeout", "5", ApiTypeError),
+    ("api_key", 5, ApiTypeError),
+    ("api_key", "my-app", ApiTypeError),
+    ("api_key_prefix", ["Bearer"], ApiTypeError),
+    ("username", 5, ApiTypeError),
+    ("proxy", 5, ApiTypeError),
+    ("proxy", "ftp://proxy.example", ApiValueError),
+    ("proxy", "proxy.example:3128", ApiValueError),
+    ("proxy_headers", "Proxy-Authorization: x", ApiTypeError),
+    ("socket_options", 5, ApiTypeError),
+    ("ssl_ca_cert", 5, ApiTypeError),
+    ("ca_cert_data", 5, ApiTypeError),
+    ("cert_file", 5, ApiTypeError),
+    ("key_file", 5, ApiTypeError),
+    ("assert_hostname", 5, ApiTypeError),
+    ("tls_server_name", 5, ApiTypeError),
+    ("safe_chars_for_path_param", None, ApiTypeError),
+    ("datetime_format", 5, ApiTypeError),
+    ("temp_folder_path", 5, ApiTypeError),
+    ("logger_format", "%(message", ApiValueError),
+    ("logger_file", 5, ApiTypeError),
+    ("logger_file", "/no/such/folder/sdk.log", ApiValueError),
 ]
 
 
@@ -187,3 +212,73 @@ def test_a_misspelled_setting_gets_a_suggestion() -> None:
     assert str(caught.value).startswith(
         "Configuration(): unknown setting: conect_timeout (did you mean connect_timeout?). Valid settings: "
     )
+
+
+def test_a_host_name_no_resolver_can_take_is_refused_at_the_door_naming_it() -> None:
+    long_host = "http://" + "a" * 300 + ":39300"
+    with pytest.raises(ApiValueError) as info:
+        Configuration(host=long_host)
+    message = str(info.value)
+    assert message.startswith("host 'http://aaaa") and "... (313 characters)" in message
+    assert "has a host name of 300 characters; DNS allows at most 253" in message and "codec" not in message
+    with pytest.raises(ApiValueError, match=re.escape("whose label 'aaaaaaaaaaaaaaaaaaaa...' is 64 characters")):
+        Configuration(host="http://" + "a" * 64 + ".example")
+    with pytest.raises(ApiValueError, match=r"proxy 'http://aaaa.*has a host name of 300 characters"):
+        Configuration(proxy=long_host)
+    # names that resolvers take are left alone
+    for good in ("http://" + "a" * 63 + ".example", "http://pieces.local.:1", "http://[fe80::1%25eth0]:1",
+                 "http://b\u00fccher.example"):
+        assert Configuration(host=good).host == good
+
+
+def test_a_proxy_header_that_would_inject_lines_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ApiValueError) as info:
+        Configuration(proxy="http://proxy.example:3128", proxy_headers={"Proxy-Authorization": "Basic s3cr\r\nX: 1"})
+    assert str(info.value) == ("proxy_headers: the value of header 'Proxy-Authorization' contains a line break or "
+                               "NUL, which HTTP forbids")
+
+
+def test_tls_files_that_cannot_be_loaded_are_an_api_value_error_naming_the_setting(tmp_path: Any) -> None:
+    import asyncio
+
+    from pieces_os_client import ApiClient, ConversationsApi
+    from pieces_os_client.aio import AsyncApiClient, AsyncConversationsApi
+
+    not_a_cert = tmp_path / "not-a-cert.pem"
+    not_a_cert.write_text("hello")
+    cases = [
+        ({"ssl_ca_cert": str(tmp_path / "missing.pem")}, f"ssl_ca_cert {str(tmp_path / 'missing.pem')!r} cannot be "
+                                                        "loaded as CA certificates: No such file or directory"),
+        ({"ca_cert_data": "hello"}, "ca_cert_data cannot be loaded as CA certificates: "),
+        ({"cert_file": str(not_a_cert)}, f"cert_file {str(not_a_cert)!r} (with key_file None) cannot be loaded as a "
+                                         "client certificate: "),
+    ]
+    for settings, words in cases:
+        config = Configuration(host="https://127.0.0.1:1", max_retries=0, **settings)
+
+        async def call(config: Configuration = config) -> None:
+            async with AsyncApiClient(config) as client:
+                await AsyncConversationsApi(client).conversations_identifiers_snapshot()
+
+        with pytest.raises(ApiValueError) as on_async:
+            asyncio.run(call())
+        with ApiClient(config) as client, pytest.raises(ApiValueError) as on_stream:
+            ConversationsApi(client).conversations_stream_identifiers(reconnect=False)
+        for caught in (on_async, on_stream):
+            assert str(caught.value).startswith(words), str(caught.value)
+
+
+@pytest.mark.parametrize(("name", "value", "words"), [
+    ("access_token", 12345, "access_token must be a str or None, not int"),
+    ("access_token", b"tok-bytes", "access_token must be a str or None, not bytes"),
+    ("password", 12345, "password must be a str or None, not int"),
+    ("api_key", {"application": 12345}, "api_key['application'] must be a str or None, not int"),
+], ids=_ids)
+def test_a_credential_of_the_wrong_type_is_named_but_never_shown(name: str, value: Any, words: str) -> None:
+    for assign in (False, True):
+        with pytest.raises(ApiTypeError) as info:
+            if assign:
+                setattr(Configuration(host="http://127.0.0.1:1"), name, value)
+            else:
+                Configuration(**{name: value})
+        assert str(info.value) == words

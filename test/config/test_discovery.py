@@ -7,25 +7,31 @@ answers every request with one fixed response (a web server that is not Pieces O
 from __future__ import annotations
 
 import socket
+import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Optional
 
 import pytest
+from testkit.hostile import HOSTILE
+from testkit.ws import HeadServer
 
 from pieces_os_client import ApiClient, Configuration, ConversationsApi
 from pieces_os_client.discovery import (
     CANDIDATE_PORTS,
     ENV_VAR,
+    DiscoveryTrace,
     check_health,
     find_pieces_os,
     is_pieces_os,
     port_file_paths,
     read_port_file,
     searched_places,
+    trace_discovery,
 )
 from pieces_os_client.emulator import Emulator
-from pieces_os_client.exceptions import ApiConnectionError
+from pieces_os_client.exceptions import ApiConnectionError, ApiValueError
 
 NOT_FOUND = b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 # A web server that answers 200 to everything, health check included, with a page of its own.
@@ -118,7 +124,7 @@ def test_nothing_found_says_where_it_looked(monkeypatch: pytest.MonkeyPatch) -> 
     closed = f"http://127.0.0.1:{_free_port()}"
     # discovery finds nothing; the fallback host is a closed port (the real default, 1000, may be taken)
     monkeypatch.setattr(configuration_module, "DEFAULT_HOST", closed)
-    monkeypatch.setattr("pieces_os_client.discovery.find_pieces_os", lambda: None)
+    monkeypatch.setattr("pieces_os_client.discovery.find_pieces_os", lambda **_: None)
     with ApiClient(Configuration(max_retries=0)) as client, pytest.raises(ApiConnectionError) as info:
         ConversationsApi(client).conversations_identifiers_snapshot()
     message = str(info.value)
@@ -207,3 +213,122 @@ def test_a_stale_port_file_falls_back_to_the_scan(emu: Emulator, not_pieces: int
     assert find_pieces_os(ports=[emu.port], host="127.0.0.1") == f"http://127.0.0.1:{emu.port}"
     port_file_paths(home)[0].write_text(str(_free_port()))  # nothing listens there any more
     assert find_pieces_os(ports=[emu.port], host="127.0.0.1") == f"http://127.0.0.1:{emu.port}"
+
+
+# ---------------------------------------------------------------- every wait has an end
+# A server that trickles its answer (or says nothing) must cost a probe its timeout (0.5 s by
+# default), never more; the whole search ends within its own total. HANG only catches a probe
+# that waits on, as one held for the 13 minutes a 4 KiB trickle takes would.
+HANG = 30.0
+
+
+def _bounded(work: Callable[[], object]) -> tuple[object, float]:
+    """``work()``'s result (or the exception it raised) and its duration, run in a worker thread
+    that must end within HANG seconds."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            outcome.append(work())
+        except Exception as exc:  # handed to the test
+            outcome.append(exc)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(HANG)
+    assert not worker.is_alive(), f"still waiting after {HANG} s"
+    return outcome[0], time.monotonic() - started
+
+
+@pytest.mark.parametrize("kind", ["trickling", "trickling_head"])
+def test_a_hostile_server_at_pieces_os_url_costs_the_first_call_one_probe(
+    kind: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with HeadServer(HOSTILE[kind]) as server:
+        monkeypatch.setenv(ENV_VAR, server.url)
+        config = Configuration()
+        found, seconds = _bounded(lambda: config.host)
+    print(f"{kind}: Configuration().host took {seconds:.3f} s")
+    if isinstance(found, ApiConnectionError):
+        # a 200 came, then a body too slow to finish: some server, but not Pieces OS
+        assert kind == "trickling"
+        assert "does not look like Pieces OS: GET /.well-known/health answered 200 OK, but the body did not " \
+               "finish within 0.5 s" in str(found)
+    else:
+        # no complete answer in time: the user's choice stands, as for a Pieces OS still starting
+        assert found == server.url
+
+
+def test_each_probe_ends_within_its_timeout_and_says_how_it_ended(emu: Emulator, home: Path) -> None:
+    servers = [HeadServer(HOSTILE[kind]) for kind in ("trickling", "trickling_head", "silent", "flooding")]
+    with servers[0], servers[1], servers[2], servers[3]:
+        ports = [server.port for server in servers] + [emu.port]
+        trace, seconds = _bounded(lambda: trace_discovery(ports, host="127.0.0.1", timeout=1, port_files=[],
+                                                          total=None))
+    print(f"scan past 4 hostile ports (1 s a probe): {seconds:.3f} s")
+    assert isinstance(trace, DiscoveryTrace)
+    outcomes = [(step.outcome, step.detail) for step in trace.steps[1:]]
+    assert [outcome for outcome, _ in outcomes] == ["not_pieces_os", "no_answer", "no_answer", "not_pieces_os",
+                                                    "pieces_os"]
+    assert outcomes[0][1].startswith("GET /.well-known/health answered 200 OK, but the body did not finish "
+                                     "within 1 s (")
+    assert outcomes[1][1].startswith("the status line and headers did not finish within 1 s (")
+    assert outcomes[2][1] == "no answer within 1 s"
+    assert outcomes[3][1] == "GET /.well-known/health answered 200 OK with b'" + "x" * 40 + "', not Pieces OS's 200 ok"
+    assert trace.url == emu.url
+
+
+def test_the_whole_search_ends_within_its_total_and_says_what_it_left_untried(home: Path) -> None:
+    servers = [HeadServer(HOSTILE["silent"]) for _ in range(5)]
+    with servers[0], servers[1], servers[2], servers[3], servers[4]:
+        ports = [server.port for server in servers]
+        trace, seconds = _bounded(lambda: trace_discovery(ports, host="127.0.0.1", port_files=[], total=1.0))
+        assert isinstance(trace, DiscoveryTrace)
+        print(f"search with total=1 over 5 silent ports: {seconds:.3f} s")
+        # each probe takes its 0.5 s (the second one at most what is left of the 1 s), then time is up
+        outcomes = [step.outcome for step in trace.steps[1:]]
+        tried = outcomes.count("no_answer")
+        assert tried in (1, 2) and outcomes == ["no_answer"] * tried + ["out_of_time"] * (5 - tried)
+        assert trace.steps[-1].detail == "not tried: the search's 1 s were used up"
+        assert find_pieces_os(ports, host="127.0.0.1", port_files=[], total=0.3) is None
+    untried = ", ".join(str(port) for port in ports[1:])  # one 0.5 s probe cut to 0.3 s, then none
+    assert searched_places().endswith(
+        f"; the search stopped after 0.3 s (discovery_timeout) before trying ports {untried}")
+
+
+def test_discovery_timeout_bounds_the_search_of_the_first_call(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pieces_os_client.configuration as configuration_module
+
+    closed = f"http://127.0.0.1:{_free_port()}"
+    monkeypatch.setattr(configuration_module, "DEFAULT_HOST", closed)  # nothing found: the first call fails here
+    with HeadServer(HOSTILE["silent"]) as silent_server:
+        write_port_file(home, str(silent_server.port))  # the port file's probe uses up the whole search
+        config = Configuration(discovery_timeout=0.3, max_retries=0)
+        with ApiClient(config) as client, pytest.raises(ApiConnectionError) as info:
+            ConversationsApi(client).conversations_identifiers_snapshot()
+    assert Configuration().discovery_timeout == 5.0
+    assert ("the search stopped after 0.3 s (discovery_timeout) before trying ports 39300-39333, 1000, 5323"
+            in str(info.value))
+
+
+# ---------------------------------------------------------------- PIECES_OS_URL must be a usable URL
+@pytest.mark.parametrize(("value", "words"), [
+    ("http://" + "a" * 300 + ":39300", "has a host name of 300 characters; DNS allows at most 253"),
+    ("http://" + "a" * 70 + ".example:39300", "whose label 'aaaaaaaaaaaaaaaaaaaa...' is 70 characters long"),
+    ("http://pieces..local:39300", "has an empty label in its host name"),
+    ("localhost:39300", "is not an http:// or https:// URL with a host"),
+    ("http://localhost:port", "is not a valid URL: Port could not be cast to integer value"),
+])
+def test_a_pieces_os_url_that_is_no_usable_url_is_an_api_value_error_naming_it(
+    value: str, words: str, home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV_VAR, value)
+    with ApiClient(Configuration()) as client, pytest.raises(ApiValueError) as info:
+        ConversationsApi(client).conversations_identifiers_snapshot()
+    message = str(info.value)
+    assert message.startswith(f"The environment variable {ENV_VAR} '{value[:40]}")
+    assert words in message and "codec" not in message
+    assert "Set it to the URL of Pieces OS (for example http://localhost:39300), or unset it" in message
+    steps, url = trace_discovery()  # the trace says the same, and does not raise
+    assert url is None and [(s.outcome, words in s.detail) for s in steps] == [("invalid", True)]

@@ -145,20 +145,30 @@ def test_malformed_message_goes_to_on_error_and_the_stream_goes_on(
     assert any(r.name.startswith("pieces_os_client") and "malformed" in r.getMessage() for r in caplog.records)
 
 
-def test_invalid_utf8_text_frame_is_skipped() -> None:
+def test_invalid_utf8_text_frame_fails_the_connection_with_1007() -> None:
+    """RFC 6455 section 8.1: text that is not UTF-8 fails the connection (it used to be skipped as
+    a malformed message on a connection that went on)."""
+    close_codes: List[Optional[int]] = []
+
     async def script(ws: web.WebSocketResponse, n: int) -> None:
-        await ws.send_str(snapshot("a"))
-        writer = ws._writer
-        assert writer is not None
-        await writer.send_frame(b"\xff\xfe{}", WSMsgType.TEXT)  # text frame that is not UTF-8
-        await ws.send_str(change("b"))
+        await ws.send_str(snapshot(f"gen{n}"))
+        if n == 1:
+            writer = ws._writer
+            assert writer is not None
+            await writer.send_frame(b"\xff\xfe{}", WSMsgType.TEXT)  # text frame that is not UTF-8
+            await ws.send_str(change("b"))
+            await ws.receive()
+            close_codes.append(ws.close_code)
 
     errors: List[Exception] = []
     with ScriptedServer(script) as server, stream_for(server, on_error=errors.append) as stream:
         events = stream.events()
         assert next(events).snapshot
-        assert next(events).ids == ["b"]
-    assert [type(e) for e in errors] == [StreamError]
+        resync = next(events)
+    assert resync.resync and resync.ids == ["gen2"]  # "b" never came through
+    assert [type(e) for e in errors] == [ApiConnectionError]
+    assert "not valid UTF-8" in str(errors[0]) and "1007" in str(errors[0])
+    assert close_codes == [1007]
 
 
 def test_malformed_snapshot_triggers_a_fresh_connection() -> None:

@@ -1,0 +1,80 @@
+"""RFC 6455 through the sync stream over real sockets: the cases of ``testkit.ws_cases`` (the same
+as test/aio/test_protocol.py), a raw server writing each frame byte for byte."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import List
+
+import pytest
+from testkit.ws import HeadServer, RawServer, frame
+from testkit.ws_cases import CASES, Case, client_frames, close_codes, serve_case, snapshot
+
+from pieces_os_client._core.handshake import accept_value
+from pieces_os_client.api_client import ApiClient
+from pieces_os_client.configuration import Configuration
+from pieces_os_client.exceptions import ApiConnectionError, StreamError
+from pieces_os_client.stream import IdentifiersStream
+
+
+def open_stream(url: str, **options: object) -> IdentifiersStream:
+    options.setdefault("initial_backoff", 0.02)
+    options.setdefault("max_backoff", 0.1)
+    options.setdefault("close_timeout", 0.2)
+    return IdentifiersStream(ApiClient(Configuration(host=url)), **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_each_rfc6455_case(case: Case) -> None:
+    errors: List[Exception] = []
+    with RawServer(serve_case(case)) as server:
+        with open_stream(server.url, on_error=errors.append) as stream:
+            event = next(stream.events())
+        sent = bytes(server.received[1])
+    if case.ids is not None:
+        assert event.connection == 1 and event.ids == case.ids
+    else:
+        assert event.resync and event.ids == ["gen2"]
+        assert [type(e) for e in errors] == [ApiConnectionError]
+    assert close_codes(sent)[:len(case.codes)] == case.codes
+    if case.pong is not None:
+        assert (0xA, case.pong) in client_frames(sent)
+
+
+def test_a_close_the_client_starts_waits_for_the_servers_answer() -> None:
+    answered = threading.Event()
+    servers: List[RawServer] = []
+
+    def script(sock: socket.socket, n: int) -> None:
+        sock.sendall(frame(snapshot("a")))
+        for _ in range(500):  # what the client sends is collected by the server's reader thread
+            if close_codes(bytes(servers[0].received.get(n, b""))):
+                sock.sendall(frame(b"\x03\xe8", 0x8))
+                answered.set()
+                return
+            time.sleep(0.01)
+
+    with RawServer(script) as server:
+        servers.append(server)
+        stream = open_stream(server.url, close_timeout=5)
+        assert next(stream).iterable is not None
+        started = time.monotonic()
+        stream.close()
+        assert answered.is_set() and time.monotonic() - started < 4  # close() waited for the answer (and not the 5 s)
+        assert close_codes(bytes(server.received[1])) == [1000]
+
+
+def test_an_extension_the_client_did_not_offer_is_refused() -> None:
+    def deflate(sock: socket.socket, n: int, head: bytes, stop: threading.Event) -> None:
+        key = next(line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
+                   if line.lower().startswith(b"sec-websocket-key:"))
+        sock.sendall(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                     b"Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                     b"Sec-WebSocket-Accept: " + accept_value(key.decode()).encode() + b"\r\n\r\n")
+        sock.sendall(bytes([0xC1, 2]) + b"\x00\x00")  # a compressed frame it would go on to send
+
+    with HeadServer(deflate) as server, pytest.raises(StreamError) as caught:
+        open_stream(server.url)
+    assert "permessage-deflate" in str(caught.value) and "did not offer" in str(caught.value)
