@@ -27,6 +27,8 @@ EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: how long `conversations export` may spend fetching, per attempt, unless --timeout says otherwise
+EXPORT_TIMEOUT = 300.0
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -180,6 +182,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: json)")
     export.add_argument("--out", required=True, metavar="DIR", help="directory to write to (created if missing)")
     export.add_argument("--force", action="store_true", help="overwrite files that already exist")
+    export.add_argument(
+        "--timeout", type=_seconds, default=EXPORT_TIMEOUT, metavar="SECONDS",
+        help=f"the longest fetching the conversations may take, body included, whatever the server does "
+        f"(each attempt; a GET is tried up to 1 + max_retries times; default: {EXPORT_TIMEOUT:g})",
+    )
     _common(export, "print what was written as JSON")
 
     watch = _sub(

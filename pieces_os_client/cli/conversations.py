@@ -102,13 +102,14 @@ def find(conversations: List[Conversation], wanted: str) -> Optional[Conversatio
     return next((c for c in conversations if c.id == wanted), None)
 
 
-def snapshot_with_documents(api: Any) -> Tuple[List[Conversation], Dict[str, Any]]:
+def snapshot_with_documents(api: Any, timeout: Optional[float] = None) -> Tuple[List[Conversation], Dict[str, Any]]:
     """Every conversation (full form) as models, and as the JSON documents Pieces OS sent (by id).
 
     The documents are the wire form exactly as received (times, unknown fields and all), which
-    is what ``--json`` and ``export --format json`` print.
+    is what ``--json`` and ``export --format json`` print. ``timeout`` bounds each attempt as a
+    whole, body included (``_request_timeout`` as a number), however the server paces its bytes.
     """
-    response = api.conversations_snapshot_with_http_info()
+    response = api.conversations_snapshot_with_http_info(**({} if timeout is None else {"_request_timeout": timeout}))
     conversations = list(response.data.iterable or [])
     documents: Dict[str, Any] = {}
     try:

@@ -318,7 +318,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         client, api = open_api(args)
         with client:
-            every, documents = snapshot_with_documents(api)
+            every, documents = snapshot_with_documents(api, timeout=args.timeout)
         if asked:
             by_id = {c.id: c for c in every}
             chosen = [by_id[i] for i in asked if i in by_id]

@@ -295,3 +295,23 @@ def test_write_file_never_replaces_a_file_without_force(
     write_file(target, b"newer", force=True)
     assert (fresh.read_bytes(), target.read_bytes()) == (b"new", b"newer")
     assert sorted(os.listdir(tmp_path)) == ["a.json", "b.json"]  # no temporary file left
+
+
+def test_a_trickled_snapshot_ends_at_the_export_timeout_with_one_line(cli: Any, emu: Emulator, tmp_path: Path) -> None:
+    # every attempt's body stalls for 600 s after one byte: only --timeout can end the command
+    emu.create_conversation({"type": "COPILOT", "name": "slow"})
+    emu.stall_body_next(600, count=None, method="GET", path="/conversations", after_bytes=1)
+    out = tmp_path / "out"
+    started = time.monotonic()
+    result = cli("conversations", "export", "--out", str(out), "--host", emu.url, "--timeout", "0.5",
+                 timeout=120)
+    took = time.monotonic() - started
+    emu.clear_faults()
+    assert result.returncode == 1, result.stderr
+    line = one_line_error(result)
+    assert "within _request_timeout=0.5 s" in line and "body" in line, line
+    # the command gave up after its attempts (1 + the default 3 retries), not after the stall
+    attempts = emu.request_count("GET", "/conversations")
+    assert 1 <= attempts <= 4, attempts
+    assert took < 300, took  # separates "the timeout ended it" from "the 600 s stall did"
+    assert not out.exists() or list(out.iterdir()) == []
