@@ -23,7 +23,8 @@ object never touches a socket or a clock. It owns every protocol rule, once:
   the same code (an empty close when it had none), and never with a code that is not allowed
   on the wire. After the client sends a close (its own or to fail the connection) it waits at
   most :attr:`~ClientProtocol.close_timeout` seconds for the server's close frame or the end
-  of the connection; the shell keeps that clock.
+  of the connection; the shell keeps that clock. After a failure no frame is parsed any more,
+  and at most :attr:`~ClientProtocol.close_read_limit` bytes are read while waiting.
 
 Binary messages: the identifiers stream carries JSON, which RFC 8259 defines as UTF-8 bytes.
 A binary message is handed on like a text message (``Message.binary`` says which it was)
@@ -53,6 +54,7 @@ from pieces_os_client._core.frames import (
 )
 
 __all__ = [
+    "CLOSE_READ_LIMIT",
     "CLOSE_TIMEOUT",
     "ClientProtocol",
     "Close",
@@ -69,8 +71,9 @@ __all__ = [
 CLOSE_TIMEOUT = 0.5
 #: the status a close frame without a payload stands for (never sent, RFC 6455 section 7.4.1)
 NO_STATUS = 1005
-#: after failing, the most bytes read while waiting for the server's close before giving up on it
-DISCARD_LIMIT = 64 * 1024
+#: after failing, the most bytes read while waiting for the server's close before giving up on it,
+#: unless told otherwise
+CLOSE_READ_LIMIT = 64 * 1024
 
 
 class State(enum.Enum):
@@ -129,6 +132,8 @@ class ClientProtocol:
         was done elsewhere; the object starts :attr:`State.OPEN`.
     :param max_message_size: the largest message accepted, in bytes (``None``: no bound).
     :param close_timeout: how long a shell waits for the server's close after sending one.
+    :param close_read_limit: after the connection failed, the most bytes read (and dropped) while
+        waiting for the server's close; once more arrive the connection counts as closed.
     :param mask: where the 4-byte masks of the client's frames come from.
     """
 
@@ -138,6 +143,7 @@ class ClientProtocol:
         *,
         max_message_size: Optional[int] = None,
         close_timeout: float = CLOSE_TIMEOUT,
+        close_read_limit: int = CLOSE_READ_LIMIT,
         offered_extensions: Sequence[str] = (),
         offered_protocols: Sequence[str] = (),
         mask: Callable[[int], bytes] = os.urandom,
@@ -146,6 +152,7 @@ class ClientProtocol:
         self.state = State.CONNECTING if key is not None else State.OPEN
         self.max_message_size = max_message_size
         self.close_timeout = close_timeout
+        self.close_read_limit = close_read_limit
         self._offered_extensions = tuple(offered_extensions)
         self._offered_protocols = tuple(offered_protocols)
         self._mask = mask
@@ -239,9 +246,9 @@ class ClientProtocol:
         """Bytes read from the connection."""
         if self._discarding:
             # failed: frames are no longer read; a shell waits for the server's close (the end of
-            # the connection), but no more than DISCARD_LIMIT bytes of whatever comes first
+            # the connection), but no more than close_read_limit bytes of whatever comes first
             self._discarded += len(data)
-            if self._discarded > DISCARD_LIMIT:
+            if self._discarded > self.close_read_limit:
                 self.state = State.CLOSED
             return
         if self.state is State.CLOSED and self.refusal is None:

@@ -51,8 +51,8 @@ def test_a_close_the_client_starts_waits_for_the_servers_answer() -> None:
         sock.sendall(frame(snapshot("a")))
         for _ in range(500):  # what the client sends is collected by the server's reader thread
             if close_codes(bytes(servers[0].received.get(n, b""))):
+                answered.set()  # before the answer: the client may return as soon as it has it
                 sock.sendall(frame(b"\x03\xe8", 0x8))
-                answered.set()
                 return
             time.sleep(0.01)
 
