@@ -245,11 +245,7 @@ class ClientProtocol:
     def receive_data(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Bytes read from the connection."""
         if self._discarding:
-            # failed: frames are no longer read; a shell waits for the server's close (the end of
-            # the connection), but no more than close_read_limit bytes of whatever comes first
-            self._discarded += len(data)
-            if self._discarded > self.close_read_limit:
-                self.state = State.CLOSED
+            self._discard(len(data))
             return
         if self.state is State.CLOSED and self.refusal is None:
             return
@@ -261,7 +257,10 @@ class ClientProtocol:
             if not self._need and not self._discarding and self._fin:
                 self._finish()
             data = view[take:]
-            if not data or self._discarding:
+            if self._discarding:
+                self._discard(len(data))
+                return
+            if not data:
                 return
         self._buffer += data
         if self.state is State.CONNECTING and not self._read_head():
@@ -331,7 +330,8 @@ class ClientProtocol:
             problem = self._check_header(first, second, opcode, fin, length)
             if problem is not None:
                 self._fail(problem)
-                return
+                pos += head
+                break
             end = pos + head + length
             if opcode >= OP_CLOSE:
                 if size < end:
@@ -347,7 +347,7 @@ class ClientProtocol:
                         payload.decode("utf-8")
                     except UnicodeDecodeError as exc:
                         self._fail(_not_utf8(exc))
-                        return
+                        break
                 if self.close_received is None:
                     self._events.append(Message(payload, opcode == OP_BINARY))
                 continue
@@ -364,8 +364,17 @@ class ClientProtocol:
             pos = end
             if fin and not self._discarding:
                 self._finish()
-        if pos and not self._discarding:
+        if self._discarding:  # failed here: what followed the failing frame (or header) counts
+            self._discard(size - pos)
+        elif pos:
             del buf[:pos]
+
+    def _discard(self, count: int) -> None:
+        """After a failure no frame is read any more; a shell waits for the server's close (the
+        end of the connection), but no more than ``close_read_limit`` bytes of whatever comes."""
+        self._discarded += count
+        if self._discarded > self.close_read_limit:
+            self.state = State.CLOSED
 
     def _append(self, chunk: memoryview) -> None:
         if self._decoder is not None:
