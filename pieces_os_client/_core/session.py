@@ -258,13 +258,14 @@ class StreamSession:
         self.last_problem = error
         return error
 
-    def next_delay(self, rand: float, last: Optional[BaseException]) -> Union[float, StreamClosedError]:
-        """The wait before the next attempt, or the error that gives up (recorded by :meth:`end`)."""
+    def next_delay(self, rand: float) -> Union[float, StreamClosedError]:
+        """The wait before the next attempt, or the error that gives up (recorded by :meth:`end`;
+        its cause is :attr:`last_problem`)."""
         delay = self.policy.next_delay(rand)
         if delay is not None:
             return delay
         final = StreamClosedError(gave_up_text(self.url, self.policy))
-        final.__cause__ = last
+        final.__cause__ = self.last_problem
         self.end(final)
         return final
 
@@ -275,8 +276,11 @@ class StreamSession:
             "and is closed here; open a new stream in this process"
         )
 
-    def attempt_failed(self) -> None:
+    def attempt_failed(self, error: Exception) -> str:
+        """A reconnect attempt failed with ``error`` (kept as :attr:`last_problem`); the line to log."""
         self.policy.failed()
+        self.last_problem = error
+        return f"identifiers stream: reconnect attempt {self.policy.attempts} failed: {error}"
 
     def end(self, error: StreamClosedError) -> None:
         self.error = error

@@ -242,6 +242,15 @@ class ClientProtocol:
         self.eof = True
         self.state = State.CLOSED
 
+    def receive(self, data: Union[bytes, bytearray]) -> List[Event]:
+        """What a socket read returned (``b""``: the end of the connection) in; the events it produced
+        out. The bytes to write are then :meth:`data_to_send`'s."""
+        if data:
+            self.receive_data(data)
+        else:
+            self.receive_eof()
+        return self.events_received()
+
     def receive_data(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Bytes read from the connection."""
         if self._discarding:

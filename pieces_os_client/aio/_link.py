@@ -224,9 +224,5 @@ class Wire:
                     finally:
                         timer.cancel()
                     continue
-                if data:
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
-                protocol.events_received()
+                protocol.receive(data)  # dropped: the connection is closing
                 self.flush_nowait()

@@ -458,18 +458,15 @@ class AsyncIdentifiersStream(StreamStatus):
             return
         error = self._session.dropped(time.monotonic(), dropped.reason, dropped.cause, retry=dropped.retry)
         if isinstance(error, StreamClosedError):
-            self._end(error)
-            raise error
+            raise self._end(error)
         logger.info("%s", error)  # routine: the stream recovers by itself
 
     async def _reconnect(self) -> None:
         """Connect again after the policy's delay; raises StreamClosedError when it gives up."""
-        last: Optional[Exception] = self._session.last_problem
         while not self._closing:
-            delay = self._session.next_delay(random.random(), last)
+            delay = self._session.next_delay(random.random())
             if isinstance(delay, StreamClosedError):
-                self._end(delay)
-                raise delay
+                raise self._end(delay)
             if await self._sleep(delay):
                 return
             try:
@@ -477,9 +474,7 @@ class AsyncIdentifiersStream(StreamStatus):
             except _Closed:
                 return
             except (ApiConnectionError, StreamError) as exc:
-                last = exc
-                self._session.attempt_failed()
-                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._session.policy.attempts, exc)
+                logger.info("%s", self._session.attempt_failed(exc))
                 continue
             self._install(wire)
             return
@@ -493,10 +488,12 @@ class AsyncIdentifiersStream(StreamStatus):
             self._wake = None
         return self._closing
 
-    def _end(self, error: StreamClosedError) -> None:
+    def _end(self, error: StreamClosedError) -> StreamClosedError:
+        """The stream cannot go on: record and report ``error``, release the socket; returns it (to raise)."""
         self._session.end(error)
         logger.error("%s", error)
         self._release()
+        return error
 
 
 def _timer_went_off(ref: weakref.ReferenceType[AsyncIdentifiersStream]) -> None:

@@ -36,11 +36,7 @@ class Connection:
         """Feed bytes read off the socket; what they produced. :raises OSError: writing the answer."""
         with self.lock:
             protocol = self.protocol
-            if data:
-                protocol.receive_data(data)
-            else:
-                protocol.receive_eof()
-            events = protocol.events_received()
+            events = protocol.receive(data)
             out = protocol.data_to_send()
             if protocol.state is State.CLOSED:
                 self.finished.set()

@@ -408,8 +408,7 @@ class IdentifiersStream(StreamStatus):
             return
         error = self._session.dropped(time.monotonic(), dropped.reason, dropped.cause, retry=dropped.retry)
         if isinstance(error, StreamClosedError):
-            self._end(error)
-            raise error
+            raise self._end(error)
         self._report(error, logging.INFO)  # routine: the stream recovers by itself
 
     def _reconnect(self) -> None:
@@ -420,12 +419,10 @@ class IdentifiersStream(StreamStatus):
         the WebSocket and drops it at once is not hammered, and such connections count as failed
         attempts against ``max_reconnect_attempts``.
         """
-        last: Optional[Exception] = self._session.last_problem
         while not self._link.closing.is_set():
-            delay = self._session.next_delay(random.random(), last)
+            delay = self._session.next_delay(random.random())
             if isinstance(delay, StreamClosedError):
-                self._end(delay)
-                raise delay
+                raise self._end(delay)
             if self._link.closing.wait(delay):
                 return
             try:
@@ -433,9 +430,7 @@ class IdentifiersStream(StreamStatus):
             except _Dropped:
                 return
             except (ApiConnectionError, StreamError) as exc:
-                last = exc
-                self._session.attempt_failed()
-                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._session.policy.attempts, exc)
+                logger.info("%s", self._session.attempt_failed(exc))
                 continue
             self._install(ws)
             return
@@ -448,7 +443,8 @@ class IdentifiersStream(StreamStatus):
             close_ws(ws)
 
     # ------------------------------------------------------------------ ending & callbacks
-    def _end(self, error: StreamClosedError) -> None:
+    def _end(self, error: StreamClosedError) -> StreamClosedError:
+        """The stream cannot go on: record and report ``error``, release the socket; returns it (to raise)."""
         self._session.end(error)
         self._report(error, logging.ERROR)
         self._link.shutdown()
@@ -456,6 +452,7 @@ class IdentifiersStream(StreamStatus):
         if self._thread is None:
             self._finished.set()
             self._fire_close()
+        return error
 
     def _run(self) -> None:
         try:
