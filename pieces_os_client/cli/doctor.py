@@ -28,7 +28,7 @@ __all__ = ["diagnose", "run"]
 #: How many times each read endpoint is called; the report gives the median latency.
 CALLS_PER_ENDPOINT = 3
 DEPENDENCIES = (
-    "urllib3", "pydantic", "pydantic-core", "python-dateutil", "websocket-client", "typing-extensions", "aiohttp",
+    "urllib3", "pydantic", "pydantic-core", "python-dateutil", "typing-extensions", "aiohttp",
 )
 _SECRET_WORDS = ("key", "token", "password", "secret", "auth", "cookie")
 
