@@ -19,7 +19,7 @@ from pieces_os_client._core import handshake
 from pieces_os_client._core.headers import check_headers
 from pieces_os_client._core.text import one_line
 from pieces_os_client._core.urls import mask_userinfo
-from pieces_os_client._core.websocket import ClientProtocol
+from pieces_os_client._core.websocket import CLOSE_READ_LIMIT, CLOSE_TIMEOUT, ClientProtocol
 from pieces_os_client.exceptions import ApiConnectionError, ApiTimeoutError, ApiValueError, StreamError
 
 if TYPE_CHECKING:
@@ -109,8 +109,20 @@ class Endpoint:
     """Where and how one stream connects, and the SDK errors for what can go wrong on the way."""
 
     def __init__(
-        self, client: ClientLike, path: str, headers: Optional[Mapping[str, Any]], connect_timeout: Optional[float]
+        self,
+        client: ClientLike,
+        path: str,
+        headers: Optional[Mapping[str, Any]],
+        connect_timeout: Optional[float],
+        *,
+        max_message_size: Optional[int] = None,
+        close_timeout: float = CLOSE_TIMEOUT,
+        close_read_limit: int = CLOSE_READ_LIMIT,
     ) -> None:
+        #: the settings of each connection's :class:`ClientProtocol` (see :meth:`protocol`)
+        self.max_message_size = max_message_size
+        self.close_timeout = close_timeout
+        self.close_read_limit = close_read_limit
         config = client.configuration
         self.host = mask_userinfo(config.host)
         """The configured host, as shown (any user:password@ masked)."""
@@ -142,9 +154,10 @@ class Endpoint:
         self._headers = fields
         handshake.request_head(self.target, handshake.new_key(bytes(16)), fields)  # checks every header now
 
-    def protocol(self, key: str, max_message_size: Optional[int], close_timeout: float) -> ClientProtocol:
+    def protocol(self, key: str) -> ClientProtocol:
         """The protocol object for a connection whose upgrade request carried ``key``."""
-        return ClientProtocol(key, max_message_size=max_message_size, close_timeout=close_timeout)
+        return ClientProtocol(key, max_message_size=self.max_message_size, close_timeout=self.close_timeout,
+                              close_read_limit=self.close_read_limit)
 
     def handshake_error(self, protocol: ClientProtocol) -> StreamError:
         """The error for an answer ``protocol`` refused (a redirect included), with the start of its body."""

@@ -121,6 +121,7 @@ def check_stream_options(
     ping_timeout: object,
     connect_timeout: object,
     close_timeout: object,
+    close_read_limit: object,
     max_message_size: object,
 ) -> Optional[int]:
     """The checks every identifiers stream (sync or asyncio) makes of its options.
@@ -142,6 +143,7 @@ def check_stream_options(
     check_number("ping_timeout", ping_timeout, strict=True)
     check_number("connect_timeout", connect_timeout, strict=True, optional=True)
     check_number("close_timeout", close_timeout)
+    check_number("close_read_limit", close_read_limit, integer=True)
     if max_message_size is ...:
         check_number(MAX_SIZE_SETTING, config_max_message_size, low=1, integer=True, optional=True)
         return config_max_message_size

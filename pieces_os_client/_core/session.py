@@ -9,6 +9,7 @@ show come from :class:`StreamStatus`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Tuple, Union
 
 from pieces_os_client._core.frames import MessageTooLarge, PeerClosed, ProtocolError
@@ -22,12 +23,13 @@ from pieces_os_client._core.identifiers import (
 )
 from pieces_os_client._core.reconnect import ReconnectPolicy
 from pieces_os_client._core.text import one_line
+from pieces_os_client._core.websocket import Close, Event, Failed, Message
 from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
 
 if TYPE_CHECKING:
     from pieces_os_client._core.events import StreamEvent
 
-__all__ = ["Dropped", "StreamSession", "StreamStatus"]
+__all__ = ["Dropped", "Outcome", "StreamSession", "StreamStatus"]
 
 
 class Dropped(Exception):
@@ -48,6 +50,29 @@ class Dropped(Exception):
         if isinstance(exc, ProtocolError):
             return cls(f"the server broke the WebSocket protocol: {exc} (closed with {exc.code})", exc)
         return cls(one_line(f"{type(exc).__name__}: {exc}"), exc)
+
+    @classmethod
+    def ping_failed(cls, exc: BaseException) -> Dropped:
+        return cls(one_line(f"sending a ping failed: {exc}"), exc)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a stream does with one event of its connection's protocol (:meth:`StreamSession.handle`),
+    in this order: report ``report`` (a warning), end the connection for ``drop``, or hand
+    ``deliver`` to the consumer. All ``None``: nothing (a ping the protocol answered, a pong).
+
+    A shell ending a connection first lets the server answer a close frame the protocol sent
+    (the protocol is then :attr:`~pieces_os_client._core.websocket.State.CLOSING`), for at most
+    ``close_timeout``, then closes the socket.
+    """
+
+    deliver: Optional[StreamEvent] = None
+    report: Optional[StreamError] = None
+    drop: Optional[Dropped] = None
+
+
+_NOTHING = Outcome()
 
 
 class StreamSession:
@@ -127,12 +152,15 @@ class StreamSession:
             deadline = self.last_rx + self.ping_interval
         return max(0.001, deadline - now)
 
-    def keepalive(self, now: float) -> Union[bool, str]:
+    def keepalive(self, now: float) -> bool:
         """After a read timed out: ``True`` to send a ping now (then :meth:`pinged`), ``False`` to go
-        on waiting, or the reason to drop the connection (the ping went unanswered)."""
+        on waiting.
+
+        :raises Dropped: the last ping went unanswered for ``ping_timeout``.
+        """
         if self.ping_sent is not None:
             if now - self.ping_sent >= self.ping_timeout:
-                return f"no answer to a ping within {self.ping_timeout:g} s"
+                raise Dropped(f"no answer to a ping within {self.ping_timeout:g} s")
             return False
         return self.ping_interval is not None and now - self.last_rx >= self.ping_interval
 
@@ -145,6 +173,37 @@ class StreamSession:
         if code == 1005:
             return "the server closed the connection"
         return one_line(f"the server closed the connection (code {code}{', ' + reason if reason else ''})")
+
+    # ------------------------------------------------------------------ protocol events
+    def handle(self, event: Event, *, closing: bool = False) -> Outcome:
+        """What to do with ``event``; ``closing``: the stream is being closed by its user.
+
+        A message is parsed (a malformed one is reported and skipped, or -- the opening
+        snapshot, with reconnects on -- ends the connection to start over). The server's valid
+        close ends the connection (not when it answers the stream's own close). A failed
+        connection (the protocol has sent its close code) ends; one failed for a message over
+        the bound is reported first, and not retried when the bound was met by the snapshot.
+        """
+        if isinstance(event, Message):
+            try:
+                return Outcome(deliver=self.message(event.data))
+            except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
+                error, restart = self.malformed_message(exc, event.data)
+                # without the opening snapshot the consumer's picture would be incomplete:
+                # start over on a fresh connection, which begins with a fresh snapshot
+                drop = Dropped("its opening snapshot was malformed", exc) if restart else None
+                return Outcome(report=error, drop=drop)
+        if isinstance(event, Close):
+            if closing:
+                return _NOTHING
+            return Outcome(drop=Dropped(self.server_closed(event.code, event.reason)))
+        if isinstance(event, Failed):
+            failure = event.error
+            if isinstance(failure, MessageTooLarge):
+                error, reason, retry = self.too_large(failure)
+                return Outcome(report=error, drop=Dropped(reason, error, retry=retry))
+            return Outcome(drop=Dropped.reading_failed(failure))
+        return _NOTHING
 
     # ------------------------------------------------------------------ messages
     def message(self, payload: Union[bytes, bytearray]) -> StreamEvent:
@@ -199,13 +258,14 @@ class StreamSession:
         self.last_problem = error
         return error
 
-    def next_delay(self, rand: float, last: Optional[BaseException]) -> Union[float, StreamClosedError]:
-        """The wait before the next attempt, or the error that gives up (recorded by :meth:`end`)."""
+    def next_delay(self, rand: float) -> Union[float, StreamClosedError]:
+        """The wait before the next attempt, or the error that gives up (recorded by :meth:`end`;
+        its cause is :attr:`last_problem`)."""
         delay = self.policy.next_delay(rand)
         if delay is not None:
             return delay
         final = StreamClosedError(gave_up_text(self.url, self.policy))
-        final.__cause__ = last
+        final.__cause__ = self.last_problem
         self.end(final)
         return final
 
@@ -216,8 +276,11 @@ class StreamSession:
             "and is closed here; open a new stream in this process"
         )
 
-    def attempt_failed(self) -> None:
+    def attempt_failed(self, error: Exception) -> str:
+        """A reconnect attempt failed with ``error`` (kept as :attr:`last_problem`); the line to log."""
         self.policy.failed()
+        self.last_problem = error
+        return f"identifiers stream: reconnect attempt {self.policy.attempts} failed: {error}"
 
     def end(self, error: StreamClosedError) -> None:
         self.error = error

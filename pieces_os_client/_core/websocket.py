@@ -23,7 +23,8 @@ object never touches a socket or a clock. It owns every protocol rule, once:
   the same code (an empty close when it had none), and never with a code that is not allowed
   on the wire. After the client sends a close (its own or to fail the connection) it waits at
   most :attr:`~ClientProtocol.close_timeout` seconds for the server's close frame or the end
-  of the connection; the shell keeps that clock.
+  of the connection; the shell keeps that clock. After a failure no frame is parsed any more,
+  and at most :attr:`~ClientProtocol.close_read_limit` bytes are read while waiting.
 
 Binary messages: the identifiers stream carries JSON, which RFC 8259 defines as UTF-8 bytes.
 A binary message is handed on like a text message (``Message.binary`` says which it was)
@@ -53,6 +54,7 @@ from pieces_os_client._core.frames import (
 )
 
 __all__ = [
+    "CLOSE_READ_LIMIT",
     "CLOSE_TIMEOUT",
     "ClientProtocol",
     "Close",
@@ -69,8 +71,9 @@ __all__ = [
 CLOSE_TIMEOUT = 0.5
 #: the status a close frame without a payload stands for (never sent, RFC 6455 section 7.4.1)
 NO_STATUS = 1005
-#: after failing, the most bytes read while waiting for the server's close before giving up on it
-DISCARD_LIMIT = 64 * 1024
+#: after failing, the most bytes read while waiting for the server's close before giving up on it,
+#: unless told otherwise
+CLOSE_READ_LIMIT = 64 * 1024
 
 
 class State(enum.Enum):
@@ -129,6 +132,8 @@ class ClientProtocol:
         was done elsewhere; the object starts :attr:`State.OPEN`.
     :param max_message_size: the largest message accepted, in bytes (``None``: no bound).
     :param close_timeout: how long a shell waits for the server's close after sending one.
+    :param close_read_limit: after the connection failed, the most bytes read (and dropped) while
+        waiting for the server's close; once more arrive the connection counts as closed.
     :param mask: where the 4-byte masks of the client's frames come from.
     """
 
@@ -138,6 +143,7 @@ class ClientProtocol:
         *,
         max_message_size: Optional[int] = None,
         close_timeout: float = CLOSE_TIMEOUT,
+        close_read_limit: int = CLOSE_READ_LIMIT,
         offered_extensions: Sequence[str] = (),
         offered_protocols: Sequence[str] = (),
         mask: Callable[[int], bytes] = os.urandom,
@@ -146,6 +152,7 @@ class ClientProtocol:
         self.state = State.CONNECTING if key is not None else State.OPEN
         self.max_message_size = max_message_size
         self.close_timeout = close_timeout
+        self.close_read_limit = close_read_limit
         self._offered_extensions = tuple(offered_extensions)
         self._offered_protocols = tuple(offered_protocols)
         self._mask = mask
@@ -235,14 +242,19 @@ class ClientProtocol:
         self.eof = True
         self.state = State.CLOSED
 
+    def receive(self, data: Union[bytes, bytearray]) -> List[Event]:
+        """What a socket read returned (``b""``: the end of the connection) in; the events it produced
+        out. The bytes to write are then :meth:`data_to_send`'s."""
+        if data:
+            self.receive_data(data)
+        else:
+            self.receive_eof()
+        return self.events_received()
+
     def receive_data(self, data: Union[bytes, bytearray, memoryview]) -> None:
         """Bytes read from the connection."""
         if self._discarding:
-            # failed: frames are no longer read; a shell waits for the server's close (the end of
-            # the connection), but no more than DISCARD_LIMIT bytes of whatever comes first
-            self._discarded += len(data)
-            if self._discarded > DISCARD_LIMIT:
-                self.state = State.CLOSED
+            self._discard(len(data))
             return
         if self.state is State.CLOSED and self.refusal is None:
             return
@@ -254,7 +266,10 @@ class ClientProtocol:
             if not self._need and not self._discarding and self._fin:
                 self._finish()
             data = view[take:]
-            if not data or self._discarding:
+            if self._discarding:
+                self._discard(len(data))
+                return
+            if not data:
                 return
         self._buffer += data
         if self.state is State.CONNECTING and not self._read_head():
@@ -324,7 +339,8 @@ class ClientProtocol:
             problem = self._check_header(first, second, opcode, fin, length)
             if problem is not None:
                 self._fail(problem)
-                return
+                pos += head
+                break
             end = pos + head + length
             if opcode >= OP_CLOSE:
                 if size < end:
@@ -340,7 +356,7 @@ class ClientProtocol:
                         payload.decode("utf-8")
                     except UnicodeDecodeError as exc:
                         self._fail(_not_utf8(exc))
-                        return
+                        break
                 if self.close_received is None:
                     self._events.append(Message(payload, opcode == OP_BINARY))
                 continue
@@ -357,8 +373,17 @@ class ClientProtocol:
             pos = end
             if fin and not self._discarding:
                 self._finish()
-        if pos and not self._discarding:
+        if self._discarding:  # failed here: what followed the failing frame (or header) counts
+            self._discard(size - pos)
+        elif pos:
             del buf[:pos]
+
+    def _discard(self, count: int) -> None:
+        """After a failure no frame is read any more; a shell waits for the server's close (the
+        end of the connection), but no more than ``close_read_limit`` bytes of whatever comes."""
+        self._discarded += count
+        if self._discarded > self.close_read_limit:
+            self.state = State.CLOSED
 
     def _append(self, chunk: memoryview) -> None:
         if self._decoder is not None:

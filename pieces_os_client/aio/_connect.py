@@ -27,8 +27,6 @@ __all__ = ["open_wire"]
 
 async def open_wire(
     connector: Endpoint,
-    max_message_size: Optional[int],
-    close_timeout: float,
     adopt: Callable[[Optional[Wire]], None],
 ) -> Wire:
     """One connection: TCP (through the proxy's tunnel), TLS, the upgrade; all within ``connect_timeout``.
@@ -78,7 +76,7 @@ async def open_wire(
             phase[0] = "the TLS handshake"
             await wire.start_tls(connector.ssl_context, connector.server_name)
         phase[0] = "the WebSocket handshake"
-        await _upgrade(connector, wire, max_message_size, close_timeout)
+        await _upgrade(connector, wire)
         return wire
 
     try:
@@ -99,9 +97,9 @@ async def open_wire(
     return result
 
 
-async def _upgrade(connector: Endpoint, wire: Wire, max_message_size: Optional[int], close_timeout: float) -> None:
+async def _upgrade(connector: Endpoint, wire: Wire) -> None:
     key = handshake.new_key(os.urandom(16))
-    protocol = connector.protocol(key, max_message_size, close_timeout)
+    protocol = connector.protocol(key)
     await wire.send(connector.request(key))
     while protocol.state is State.CONNECTING:
         if not wire.buffer:

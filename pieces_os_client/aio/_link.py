@@ -202,15 +202,16 @@ class Wire:
                 await self.send(out)
 
     async def wait_closed(self) -> None:
-        """After a close was sent: read until the server's close (or the end of the connection),
-        for at most the protocol's ``close_timeout``. Best effort; what arrives is dropped."""
+        """While a close frame the client sent is unanswered (the protocol is ``CLOSING``): read
+        until the server's close (or the end of the connection), for at most the protocol's
+        ``close_timeout``. Best effort; what arrives is dropped."""
         protocol = self.protocol
         if protocol is None or self.closed:
             return
         loop = asyncio.get_running_loop()
         deadline = loop.time() + protocol.close_timeout
         with contextlib.suppress(OSError, ssl.SSLError):
-            while protocol.state is not State.CLOSED and not self.closed:
+            while protocol.state is State.CLOSING and not self.closed:
                 data = self.read_nowait()
                 if data is None:
                     left = deadline - loop.time()
@@ -223,9 +224,5 @@ class Wire:
                     finally:
                         timer.cancel()
                     continue
-                if data:
-                    protocol.receive_data(data)
-                else:
-                    protocol.receive_eof()
-                protocol.events_received()
+                protocol.receive(data)  # dropped: the connection is closing
                 self.flush_nowait()

@@ -23,12 +23,11 @@ from typing_extensions import Never
 from pieces_os_client._core.connect import IDENTIFIERS_PATH, ClientLike, Endpoint
 from pieces_os_client._core.events import StreamEvent
 from pieces_os_client._core.forks import reset_in_forked_child
-from pieces_os_client._core.frames import MessageTooLarge, PeerClosed
+from pieces_os_client._core.frames import PeerClosed
 from pieces_os_client._core.options import check_stream_options, keyword_options, reject_unknown
 from pieces_os_client._core.session import Dropped as _Dropped
 from pieces_os_client._core.session import StreamSession, StreamStatus
-from pieces_os_client._core.text import one_line
-from pieces_os_client._core.websocket import Close, Event, Failed, Message
+from pieces_os_client._core.websocket import CLOSE_READ_LIMIT, CLOSE_TIMEOUT, Event
 from pieces_os_client.aio._connect import open_wire
 from pieces_os_client.aio._link import Wire
 from pieces_os_client.exceptions import ApiConnectionError, StreamClosedError, StreamError
@@ -66,8 +65,8 @@ class AsyncIdentifiersStream(StreamStatus):
     The other options are those of the sync :class:`~pieces_os_client.stream.IdentifiersStream`,
     checked the same way: ``reconnect``, ``max_reconnect_attempts``, ``initial_backoff``,
     ``max_backoff``, ``backoff_jitter``, ``ping_interval``, ``ping_timeout``,
-    ``connect_timeout``, ``close_timeout`` (how long :meth:`aclose` waits for a read it ends)
-    and ``max_message_size``. There are no callbacks: iterate instead.
+    ``connect_timeout``, ``close_timeout`` (how long :meth:`aclose` waits for a read it ends),
+    ``close_read_limit`` and ``max_message_size``. There are no callbacks: iterate instead.
 
     Opening (``await stream``, ``async with``, or the first ``async for`` step) raises
     :class:`~pieces_os_client.exceptions.ApiConnectionError` (``ApiTimeoutError`` after
@@ -92,7 +91,8 @@ class AsyncIdentifiersStream(StreamStatus):
         ping_interval: Optional[float] = 20.0,
         ping_timeout: float = 10.0,
         connect_timeout: Optional[float] = None,
-        close_timeout: float = 0.5,
+        close_timeout: float = CLOSE_TIMEOUT,
+        close_read_limit: int = CLOSE_READ_LIMIT,
         max_message_size: Union[int, EllipsisType, None] = ...,
         **unknown: Never,
     ) -> None:
@@ -101,9 +101,13 @@ class AsyncIdentifiersStream(StreamStatus):
             client.configuration.stream_max_message_size, path=path, headers=headers, reconnect=reconnect,
             max_reconnect_attempts=max_reconnect_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff,
             backoff_jitter=backoff_jitter, ping_interval=ping_interval, ping_timeout=ping_timeout,
-            connect_timeout=connect_timeout, close_timeout=close_timeout, max_message_size=max_message_size,
+            connect_timeout=connect_timeout, close_timeout=close_timeout, close_read_limit=close_read_limit,
+            max_message_size=max_message_size,
         )
-        self._connector = Endpoint(client, path, headers, connect_timeout)  # checks every header now
+        self._connector = Endpoint(  # checks every header now
+            client, path, headers, connect_timeout, max_message_size=self._max_message_size,
+            close_timeout=close_timeout, close_read_limit=close_read_limit,
+        )
         self.url: str = self._connector.url
         """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
         self._session = StreamSession.start(
@@ -298,20 +302,17 @@ class AsyncIdentifiersStream(StreamStatus):
                 continue
             except _Dropped as dropped:
                 if not self._closing:
-                    self._drop(wire, dropped.reason, dropped.cause, retry=dropped.retry)
+                    await self._drop(wire, dropped)
                 continue
-            if isinstance(event, Message):
-                parsed = self._parse(wire, event.data)
-                if parsed is not None:
-                    return parsed
-            elif isinstance(event, Close):  # the protocol has answered it
-                self._drop(wire, self._session.server_closed(event.code, event.reason), None)
-            elif isinstance(event, Failed):
-                await wire.wait_closed()  # the protocol sent the close code; the server may answer it
-                error = event.error
-                lost = self._too_large(error) if isinstance(error, MessageTooLarge) else _Dropped.reading_failed(error)
-                self._drop(wire, lost.reason, lost.cause, retry=lost.retry)
-            # pings (answered by the protocol) and pongs need nothing more
+            if event is None:
+                continue
+            outcome = self._session.handle(event, closing=self._closing)
+            if outcome.report is not None:
+                logger.warning("%s", outcome.report)
+            if outcome.drop is not None:
+                await self._drop(wire, outcome.drop)
+            elif outcome.deliver is not None:
+                return outcome.deliver
 
     async def _run_step(self, task: asyncio.Task[Any]) -> None:
         """Wait for ``task`` (a connection attempt).
@@ -339,7 +340,7 @@ class AsyncIdentifiersStream(StreamStatus):
 
     async def _open_step(self) -> Wire:
         task = asyncio.get_running_loop().create_task(
-            open_wire(self._connector, self._max_message_size, self._close_timeout, self._adopt))
+            open_wire(self._connector, self._adopt))
         await self._run_step(task)
         return task.result()  # ApiConnectionError / StreamError
 
@@ -421,33 +422,14 @@ class AsyncIdentifiersStream(StreamStatus):
 
     async def _keepalive(self, wire: Wire) -> None:
         now = time.monotonic()
-        action = self._session.keepalive(now)
-        if isinstance(action, str):
-            raise _Dropped(action)
-        if action:
+        if self._session.keepalive(now):  # raises _Dropped when the last ping went unanswered
             try:
                 assert wire.protocol is not None
                 wire.protocol.send_ping()
                 await wire.flush()
             except OSError as exc:
-                raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
+                raise _Dropped.ping_failed(exc) from exc
             self._session.pinged(now)
-
-    def _too_large(self, exc: MessageTooLarge) -> _Dropped:
-        """Report a message over the bound (the protocol closed the connection with 1009)."""
-        error, reason, retry = self._session.too_large(exc)
-        logger.warning("%s", error)
-        return _Dropped(reason, error, retry=retry)
-
-    def _parse(self, wire: Wire, payload: Union[bytes, bytearray]) -> Optional[StreamEvent]:
-        try:
-            return self._session.message(payload)
-        except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
-            error, restart = self._session.malformed_message(exc, payload)
-            logger.warning("%s", error)
-            if restart:  # without the opening snapshot the picture would be incomplete: start over
-                self._drop(wire, "its opening snapshot was malformed", exc)
-            return None
 
     # ------------------------------------------------------------------ connections
     def _install(self, wire: Wire) -> None:
@@ -461,28 +443,30 @@ class AsyncIdentifiersStream(StreamStatus):
         self._session.connected(time.monotonic())
         logger.debug("identifiers stream connected to %s (connection %d)", self.url, self.connections)
 
-    def _drop(self, wire: Wire, reason: str, cause: Optional[BaseException], *, retry: bool = True) -> None:
-        """The current connection is gone: close it and report, or end the stream."""
+    async def _drop(self, wire: Wire, dropped: _Dropped) -> None:
+        """The current connection is gone: close it and report, or end the stream.
+
+        A close frame the protocol sent (failing the connection) is first given ``close_timeout``
+        to be answered.
+        """
+        await wire.wait_closed()
         if self._wire is wire:
             self._wire = None
         wire.close()
         self._events.clear()
         if self._closing:
             return
-        error = self._session.dropped(time.monotonic(), reason, cause, retry=retry)
+        error = self._session.dropped(time.monotonic(), dropped.reason, dropped.cause, retry=dropped.retry)
         if isinstance(error, StreamClosedError):
-            self._end(error)
-            raise error
+            raise self._end(error)
         logger.info("%s", error)  # routine: the stream recovers by itself
 
     async def _reconnect(self) -> None:
         """Connect again after the policy's delay; raises StreamClosedError when it gives up."""
-        last: Optional[Exception] = self._session.last_problem
         while not self._closing:
-            delay = self._session.next_delay(random.random(), last)
+            delay = self._session.next_delay(random.random())
             if isinstance(delay, StreamClosedError):
-                self._end(delay)
-                raise delay
+                raise self._end(delay)
             if await self._sleep(delay):
                 return
             try:
@@ -490,9 +474,7 @@ class AsyncIdentifiersStream(StreamStatus):
             except _Closed:
                 return
             except (ApiConnectionError, StreamError) as exc:
-                last = exc
-                self._session.attempt_failed()
-                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._session.policy.attempts, exc)
+                logger.info("%s", self._session.attempt_failed(exc))
                 continue
             self._install(wire)
             return
@@ -506,10 +488,12 @@ class AsyncIdentifiersStream(StreamStatus):
             self._wake = None
         return self._closing
 
-    def _end(self, error: StreamClosedError) -> None:
+    def _end(self, error: StreamClosedError) -> StreamClosedError:
+        """The stream cannot go on: record and report ``error``, release the socket; returns it (to raise)."""
         self._session.end(error)
         logger.error("%s", error)
         self._release()
+        return error
 
 
 def _timer_went_off(ref: weakref.ReferenceType[AsyncIdentifiersStream]) -> None:

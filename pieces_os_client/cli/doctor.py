@@ -38,7 +38,7 @@ ENDPOINTS = 3
 #: How long closing the identifiers stream may wait for its reader thread, in seconds.
 STREAM_CLOSE_TIMEOUT = 0.5
 DEPENDENCIES = (
-    "urllib3", "pydantic", "pydantic-core", "python-dateutil", "websocket-client", "typing-extensions", "aiohttp",
+    "urllib3", "pydantic", "pydantic-core", "python-dateutil", "typing-extensions", "aiohttp",
 )
 _SECRET_WORDS = ("key", "token", "password", "secret", "auth", "cookie")
 

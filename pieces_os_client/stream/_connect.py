@@ -14,11 +14,11 @@ from __future__ import annotations
 import os
 import socket
 import time
-from typing import TYPE_CHECKING, Any, Mapping, Optional
+from typing import TYPE_CHECKING, Optional
 
 from pieces_os_client._core import handshake
 from pieces_os_client._core.connect import IDENTIFIERS_PATH, ClientLike, Endpoint, Proxy, stream_url
-from pieces_os_client._core.websocket import CLOSE_TIMEOUT, ClientProtocol, State
+from pieces_os_client._core.websocket import ClientProtocol, State
 from pieces_os_client.exceptions import ApiConnectionError, ApiValueError, StreamError
 from pieces_os_client.stream._link import Connection
 
@@ -49,20 +49,6 @@ class _Attempt:
 
 class Connector(Endpoint):
     """Opens connections for one stream on blocking sockets."""
-
-    def __init__(
-        self,
-        client: ClientLike,
-        path: str,
-        headers: Optional[Mapping[str, Any]],
-        connect_timeout: Optional[float],
-        *,
-        max_message_size: Optional[int] = None,
-        close_timeout: float = CLOSE_TIMEOUT,
-    ) -> None:
-        super().__init__(client, path, headers, connect_timeout)
-        self.max_message_size = max_message_size
-        self.close_timeout = close_timeout
 
     def open(self, link: Link) -> Connection:
         """One connection (TCP, proxy tunnel, TLS, handshake).
@@ -115,7 +101,7 @@ class Connector(Endpoint):
         :raises StreamError: any answer but a valid ``101``, a redirect included.
         """
         key = handshake.new_key(os.urandom(16))
-        protocol = self.protocol(key, self.max_message_size, self.close_timeout)
+        protocol = self.protocol(key)
         sock.settimeout(attempt.left())
         sock.sendall(self.request(key))
         while protocol.state is State.CONNECTING:

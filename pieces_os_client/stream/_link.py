@@ -36,11 +36,7 @@ class Connection:
         """Feed bytes read off the socket; what they produced. :raises OSError: writing the answer."""
         with self.lock:
             protocol = self.protocol
-            if data:
-                protocol.receive_data(data)
-            else:
-                protocol.receive_eof()
-            events = protocol.events_received()
+            events = protocol.receive(data)
             out = protocol.data_to_send()
             if protocol.state is State.CLOSED:
                 self.finished.set()
@@ -60,12 +56,15 @@ class Connection:
             if out:
                 self.sock.sendall(out)
 
-    def wait_closed(self) -> None:
-        """After a close was sent: read until the server's close (or the end of the connection),
-        for at most the protocol's ``close_timeout``. Best effort; what arrives is dropped."""
-        deadline = time.monotonic() + self.protocol.close_timeout
+    def wait_closed(self, deadline: Optional[float] = None) -> None:
+        """While a close frame the client sent is unanswered (the protocol is ``CLOSING``): read
+        until the server's close (or the end of the connection), until ``deadline``
+        (``time.monotonic()``; by default the protocol's ``close_timeout`` from now). Best effort;
+        what arrives is dropped."""
+        if deadline is None:
+            deadline = time.monotonic() + self.protocol.close_timeout
         with contextlib.suppress(OSError):
-            while self.protocol.state is not State.CLOSED:
+            while self.protocol.state is State.CLOSING:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return
@@ -101,11 +100,12 @@ class Link:
         self.inherited = False  # this process got the link from its parent by fork
         reset_in_forked_child(self)
 
-    def shutdown(self, send_timeout: float = 0.25, *, wait: bool = False) -> None:
+    def shutdown(self, send_timeout: float = 0.25, *, deadline: Optional[float] = None) -> None:
         """Ask for the end: send a close frame, wake any reader, close what no one reads.
 
-        ``wait``: first give the server ``close_timeout`` to answer the close (RFC 6455 section
-        7.1.1), as ``close()`` does; a garbage-collected stream does not wait.
+        ``deadline`` (``time.monotonic()``): first give the server until then to answer the close
+        (RFC 6455 section 7.1.1), as ``close()`` does; sending the close frame counts against it
+        too. A garbage-collected stream does not wait.
         """
         with self.lock:
             first = not self.closing.is_set()
@@ -119,14 +119,16 @@ class Link:
             return
         if first:
             try:  # best effort: the peer may already be gone
+                if deadline is not None:
+                    send_timeout = max(0.0, min(send_timeout, deadline - time.monotonic()))
                 ws.sock.settimeout(send_timeout)
                 ws.send_close()
-                if not wait:
+                if deadline is None:
                     pass
-                elif reading:  # the reader takes the server's answer; give it close_timeout to come
-                    ws.finished.wait(ws.protocol.close_timeout)
+                elif reading:  # the reader takes the server's answer; give it until the deadline
+                    ws.finished.wait(max(0.0, deadline - time.monotonic()))
                 else:
-                    ws.wait_closed()
+                    ws.wait_closed(deadline)
             except Exception:
                 pass
             _shutdown_socket(ws.sock)

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, Iterator, Mapping, Optio
 
 from typing_extensions import Never
 
-from pieces_os_client._core.frames import MessageTooLarge, PeerClosed
+from pieces_os_client._core.frames import PeerClosed
 from pieces_os_client._core.session import Dropped as _Dropped
 from pieces_os_client._core.session import StreamSession, StreamStatus
-from pieces_os_client._core.websocket import Close, Event, Failed, Message
+from pieces_os_client._core.websocket import CLOSE_READ_LIMIT, CLOSE_TIMEOUT, Event
 from pieces_os_client.exceptions import (
     ApiConnectionError,
     StreamClosedError,
@@ -32,7 +32,6 @@ from pieces_os_client.stream._events import (
 )
 from pieces_os_client.stream._link import Connection, Link, close_ws
 from pieces_os_client.stream._options import callback_style, check_stream_options, keyword_options, reject_unknown
-from pieces_os_client.stream._text import one_line
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -89,7 +88,12 @@ class IdentifiersStream(StreamStatus):
     :param connect_timeout: seconds for each connection attempt as a whole: TCP connect, proxy
         tunnel, TLS and the WebSocket handshake share this one deadline, however slowly the
         server sends its answer. Defaults to the configuration's ``connect_timeout``.
-    :param close_timeout: how long :meth:`close` waits for the background thread to finish.
+    :param close_timeout: how long :meth:`close` waits, in all, for the server to answer the close
+        frame and for the background thread to finish; also how long the stream waits for the
+        server's close after it failed a connection for a protocol error.
+    :param close_read_limit: after failing a connection for a protocol error, the most bytes
+        read (and dropped) while waiting for the server's close, before the socket is closed
+        without waiting longer (default 64 KiB).
     :param max_message_size: the largest message accepted, in bytes, checked against each frame
         header before its payload is read; ``None`` lifts the bound. Defaults to the
         configuration's ``stream_max_message_size``. A larger message closes the connection
@@ -126,7 +130,8 @@ class IdentifiersStream(StreamStatus):
         ping_interval: Optional[float] = 20.0,
         ping_timeout: float = 10.0,
         connect_timeout: Optional[float] = None,
-        close_timeout: float = 0.5,
+        close_timeout: float = CLOSE_TIMEOUT,
+        close_read_limit: int = CLOSE_READ_LIMIT,
         max_message_size: Union[int, EllipsisType, None] = ...,
         **unknown: Never,
     ) -> None:
@@ -137,11 +142,12 @@ class IdentifiersStream(StreamStatus):
             api_client.configuration.stream_max_message_size, path=path, headers=headers, reconnect=reconnect,
             max_reconnect_attempts=max_reconnect_attempts, initial_backoff=initial_backoff, max_backoff=max_backoff,
             backoff_jitter=backoff_jitter, ping_interval=ping_interval, ping_timeout=ping_timeout,
-            connect_timeout=connect_timeout, close_timeout=close_timeout, max_message_size=max_message_size,
+            connect_timeout=connect_timeout, close_timeout=close_timeout, close_read_limit=close_read_limit,
+            max_message_size=max_message_size,
         )
 
         self._connector = Connector(api_client, path, headers, connect_timeout, max_message_size=max_message_size,
-                                    close_timeout=close_timeout)
+                                    close_timeout=close_timeout, close_read_limit=close_read_limit)
         self.url: str = self._connector.url
         """The WebSocket URL (``ws://`` or ``wss://``), any ``user:password@`` masked."""
         self._max_message_size: Optional[int] = max_message_size
@@ -229,10 +235,11 @@ class IdentifiersStream(StreamStatus):
         return self
 
     def close(self) -> None:
-        """Close the stream. Prompt (bounded by ``close_timeout``) and idempotent.
+        """Close the stream. Prompt and idempotent: it takes at most ``close_timeout`` in all.
 
-        Sends a close frame, wakes the reader, and waits a moment for the background thread
-        (if any) to finish, so that ``on_close`` has normally run when this returns.
+        Sends a close frame, waits for the server's answer, wakes the reader, and waits for the
+        background thread (if any) to finish, so that ``on_close`` has normally run when this
+        returns. Both waits share the one deadline.
 
         In a child process that inherited the stream through ``os.fork()`` the stream is
         already closed and this does nothing: the connection belongs to the parent.
@@ -240,14 +247,15 @@ class IdentifiersStream(StreamStatus):
         if self._link.inherited:
             self._finalizer.detach()
             return
-        self._link.shutdown(wait=True)
+        deadline = time.monotonic() + self._close_timeout
+        self._link.shutdown(deadline=deadline)
         self._finalizer.detach()
         thread = self._thread
         if thread is None:
             self._finished.set()
             self._fire_close()
         elif thread is not threading.current_thread():
-            thread.join(self._close_timeout)
+            thread.join(max(0.0, deadline - time.monotonic()))
 
     def join(self, timeout: Optional[float] = None) -> bool:
         """Wait until the stream has ended (closed, or given up). ``True`` if it has."""
@@ -312,21 +320,17 @@ class IdentifiersStream(StreamStatus):
                 event = self._recv(ws)
             except _Dropped as dropped:
                 if not self._link.closing.is_set():
-                    self._drop(ws, dropped.reason, dropped.cause, retry=dropped.retry)
+                    self._drop(ws, dropped)
                 continue
-            if isinstance(event, Message):
-                parsed = self._parse(ws, event.data)
-                if parsed is not None:
-                    return parsed
-            elif isinstance(event, Close):
-                if not self._link.closing.is_set():  # the protocol has answered it
-                    self._drop(ws, self._session.server_closed(event.code, event.reason), None)
-            elif isinstance(event, Failed):
-                ws.wait_closed()  # the protocol sent the close code; the server may answer it
-                error = event.error
-                lost = self._too_large(error) if isinstance(error, MessageTooLarge) else _Dropped.reading_failed(error)
-                self._drop(ws, lost.reason, lost.cause, retry=lost.retry)
-            # pings (answered by the protocol) and pongs need nothing more
+            if event is None:
+                continue
+            outcome = self._session.handle(event, closing=self._link.closing.is_set())
+            if outcome.report is not None:
+                self._report(outcome.report, logging.WARNING)
+            if outcome.drop is not None:
+                self._drop(ws, outcome.drop)
+            elif outcome.deliver is not None:
+                return outcome.deliver
 
     def _recv(self, ws: Connection) -> Optional[Event]:
         """The next protocol event, reading the socket when none is left; ``None``: nothing yet."""
@@ -359,41 +363,17 @@ class IdentifiersStream(StreamStatus):
             self._events.extend(events[1:])
         return first
 
-    def _too_large(self, exc: MessageTooLarge) -> _Dropped:
-        """Report a message over the bound (the protocol closed the connection with 1009)."""
-        # Every connection begins with the full list: when that is what was too large, a new
-        # connection would meet the same message, so the stream ends instead of looping.
-        error, reason, retry = self._session.too_large(exc)
-        self._report(error, logging.WARNING)
-        return _Dropped(reason, error, retry=retry)
-
     def _read_timeout(self) -> Optional[float]:
         return self._session.read_timeout(time.monotonic())
 
     def _keepalive(self, ws: Connection) -> None:
         now = time.monotonic()
-        action = self._session.keepalive(now)
-        if isinstance(action, str):
-            raise _Dropped(action)
-        if action:
+        if self._session.keepalive(now):  # raises _Dropped when the last ping went unanswered
             try:
                 ws.send_ping()
             except Exception as exc:
-                raise _Dropped(one_line(f"sending a ping failed: {exc}"), exc) from exc
+                raise _Dropped.ping_failed(exc) from exc
             self._session.pinged(now)
-
-    def _parse(self, ws: Connection, payload: Union[bytes, bytearray]) -> Optional[StreamEvent]:
-        try:
-            return self._session.message(payload)
-        except Exception as exc:  # pydantic.ValidationError (bad JSON or shape), ValueError
-            # reported by a bounded prefix of the message: never decoded or copied whole
-            error, restart = self._session.malformed_message(exc, payload)
-            self._report(error, logging.WARNING)
-            if restart:
-                # Without the opening snapshot the consumer's picture would be incomplete:
-                # start over on a fresh connection, which begins with a fresh snapshot.
-                self._drop(ws, "its opening snapshot was malformed", exc)
-            return None
 
     # ------------------------------------------------------------------ connections
     def _connect(self) -> Connection:
@@ -413,22 +393,22 @@ class IdentifiersStream(StreamStatus):
         self._session.connected(time.monotonic())
         logger.debug("identifiers stream connected to %s (connection %d)", self.url, self.connections)
 
-    def _drop(
-        self, ws: Connection, reason: str, cause: Optional[BaseException], *, retry: bool = True
-    ) -> None:
+    def _drop(self, ws: Connection, dropped: _Dropped) -> None:
         """The current connection is gone: close it and report, or end the stream.
 
-        ``retry=False``: a new connection would fail the same way, so the stream ends.
+        A close frame the protocol sent (failing the connection) is first given ``close_timeout``
+        to be answered. ``dropped.retry=False``: a new connection would fail the same way, so the
+        stream ends.
         """
         self._link.detach(ws)
+        ws.wait_closed()
         close_ws(ws)
         self._events.clear()
         if self._link.closing.is_set():
             return
-        error = self._session.dropped(time.monotonic(), reason, cause, retry=retry)
+        error = self._session.dropped(time.monotonic(), dropped.reason, dropped.cause, retry=dropped.retry)
         if isinstance(error, StreamClosedError):
-            self._end(error)
-            raise error
+            raise self._end(error)
         self._report(error, logging.INFO)  # routine: the stream recovers by itself
 
     def _reconnect(self) -> None:
@@ -439,12 +419,10 @@ class IdentifiersStream(StreamStatus):
         the WebSocket and drops it at once is not hammered, and such connections count as failed
         attempts against ``max_reconnect_attempts``.
         """
-        last: Optional[Exception] = self._session.last_problem
         while not self._link.closing.is_set():
-            delay = self._session.next_delay(random.random(), last)
+            delay = self._session.next_delay(random.random())
             if isinstance(delay, StreamClosedError):
-                self._end(delay)
-                raise delay
+                raise self._end(delay)
             if self._link.closing.wait(delay):
                 return
             try:
@@ -452,9 +430,7 @@ class IdentifiersStream(StreamStatus):
             except _Dropped:
                 return
             except (ApiConnectionError, StreamError) as exc:
-                last = exc
-                self._session.attempt_failed()
-                logger.info("identifiers stream: reconnect attempt %d failed: %s", self._session.policy.attempts, exc)
+                logger.info("%s", self._session.attempt_failed(exc))
                 continue
             self._install(ws)
             return
@@ -467,7 +443,8 @@ class IdentifiersStream(StreamStatus):
             close_ws(ws)
 
     # ------------------------------------------------------------------ ending & callbacks
-    def _end(self, error: StreamClosedError) -> None:
+    def _end(self, error: StreamClosedError) -> StreamClosedError:
+        """The stream cannot go on: record and report ``error``, release the socket; returns it (to raise)."""
         self._session.end(error)
         self._report(error, logging.ERROR)
         self._link.shutdown()
@@ -475,6 +452,7 @@ class IdentifiersStream(StreamStatus):
         if self._thread is None:
             self._finished.set()
             self._fire_close()
+        return error
 
     def _run(self) -> None:
         try:

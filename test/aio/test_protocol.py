@@ -11,7 +11,7 @@ from typing import Any, List
 
 import pytest
 from testkit.ws import HeadServer, RawServer, frame
-from testkit.ws_cases import CASES, Case, client_frames, close_codes, serve_case, snapshot
+from testkit.ws_cases import CASES, Case, FloodAfterFailure, client_frames, close_codes, serve_case, snapshot
 
 from pieces_os_client._core.handshake import accept_value
 from pieces_os_client.aio._stream import AsyncIdentifiersStream
@@ -68,8 +68,8 @@ def test_a_close_the_client_starts_waits_for_the_servers_answer() -> None:
         sock.sendall(frame(snapshot("a")))
         for _ in range(500):  # what the client sends is collected by the server's reader thread
             if close_codes(bytes(servers[0].received.get(n, b""))):
+                answered.set()  # before the answer: the client may return as soon as it has it
                 sock.sendall(frame(b"\x03\xe8", 0x8))
-                answered.set()
                 return
             time.sleep(0.01)
 
@@ -102,3 +102,18 @@ def test_an_extension_the_client_did_not_offer_is_refused() -> None:
     with HeadServer(deflate) as server, pytest.raises(StreamError) as caught:
         asyncio.run(main())
     assert "permessage-deflate" in str(caught.value) and "did not offer" in str(caught.value)
+
+
+def test_after_a_failure_the_wait_for_the_servers_close_ends_at_close_read_limit() -> None:
+    script = FloodAfterFailure(flood=4097)
+
+    async def main() -> StreamEvent:
+        async with open_stream(server.url, close_timeout=30, close_read_limit=4096) as stream:
+            event: StreamEvent = await asyncio.wait_for(stream.events().__anext__(), 20)
+            return event
+
+    with HeadServer(script) as server:
+        event = asyncio.run(main())
+    assert event.resync and event.ids == ["gen2"]
+    # the client ended connection 1 by itself at 4097 bytes, not after close_timeout (30 s)
+    assert script.ended == [True] and close_codes(script.sent[0]) == [1002]

@@ -201,6 +201,8 @@ def test_url_is_masked_and_options_are_checked_like_the_sync_stream() -> None:
         AsyncIdentifiersStream(client, PATH, backoff_jitter=2)
     with pytest.raises(ApiValueError, match="max_message_size"):
         AsyncIdentifiersStream(client, PATH, max_message_size=0)
+    with pytest.raises(ApiValueError, match="close_read_limit must be finite and >= 0, not -1"):
+        AsyncIdentifiersStream(client, PATH, close_read_limit=-1)
 
 
 def test_header_injection_is_refused_before_anything_is_sent() -> None:

@@ -12,6 +12,7 @@ from testkit.ws import frame, frame_header
 from pieces_os_client._core.frames import MessageTooLarge, ProtocolError
 from pieces_os_client._core.handshake import accept_value
 from pieces_os_client._core.websocket import (
+    CLOSE_READ_LIMIT,
     ClientProtocol,
     Close,
     Event,
@@ -238,6 +239,28 @@ def test_fail_sends_its_code_once_and_eof_ends_the_wait() -> None:
     proto.fail(1002, "again")
     assert proto.data_to_send() == b"" and proto.events_received() == []
     proto.receive_eof()
+    assert proto.state is State.CLOSED
+
+
+def test_after_a_failure_at_most_close_read_limit_bytes_are_read() -> None:
+    proto = ClientProtocol(close_read_limit=10, mask=lambda n: ZERO_MASK[:n])
+    # a reserved bit fails the connection; the 4 bytes that came after its header count
+    events = feed(proto, bytes([0xC1, 0]) + b"x" * 4)
+    assert failure(events).code == 1002 and proto.state is State.CLOSING
+    proto.receive_data(b"x" * 6)
+    assert proto.state is State.CLOSING  # 10 bytes: still waiting for the server's close
+    proto.receive_data(b"x")
+    assert proto.state is State.CLOSED  # the 11th: the wait is over
+    assert proto.events_received() == [] and proto.data_to_send() == client_frame(0x8, b"\x03\xea")
+
+
+def test_the_default_close_read_limit_is_64_kib() -> None:
+    proto = protocol()
+    assert proto.close_read_limit == CLOSE_READ_LIMIT == 64 * 1024
+    proto.fail(1011, "gave up")
+    proto.receive_data(b"x" * CLOSE_READ_LIMIT)
+    assert proto.state is State.CLOSING
+    proto.receive_data(b"x")
     assert proto.state is State.CLOSED
 
 

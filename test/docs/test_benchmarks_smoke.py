@@ -32,3 +32,12 @@ def test_the_async_http_benchmark_runs() -> None:
     for heading in ("### 100 concurrent identifiers calls", "### Sequential identifiers calls",
                     "### Snapshot of 1000 conversations"):
         assert heading in done.stdout
+
+
+def test_the_websocket_protocol_benchmark_runs() -> None:
+    done = _run("benchmarks/ws_protocol.py", "--quick")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "### Import, in a fresh process" in done.stdout
+    assert "| ours: pieces_os_client._core.websocket |" in done.stdout
+    for frame in ("| ~100-byte text frame |", "| 70 KB text frame |"):
+        assert frame in done.stdout

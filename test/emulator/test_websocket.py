@@ -15,7 +15,10 @@ import pytest
 import websocket
 from testkit.emulator import DEMO_ASSET, call, post_json
 
+from pieces_os_client.api_client import ApiClient
+from pieces_os_client.configuration import Configuration
 from pieces_os_client.emulator import Emulator
+from pieces_os_client.stream import IdentifiersStream
 from pieces_os_client.testing import running_emulator
 
 STREAM = "/conversations/stream/identifiers"
@@ -184,3 +187,30 @@ def test_stream_upgrade_can_be_failed(pieces_emulator: Emulator) -> None:
     with stream(pieces_emulator) as ws:
         assert recv_json(ws) == {"iterable": []}
     assert pieces_emulator.request_count("GET", STREAM) == 2
+
+
+def test_websocket_client_and_our_stream_read_the_same_messages(pieces_emulator: Emulator) -> None:
+    """Interoperability: websocket-client (an independent RFC 6455 client) and the SDK's own
+    protocol read one emulator stream side by side and see the same messages, in order."""
+    emu = pieces_emulator
+    first = emu.create_conversation()
+    with stream(emu) as peer, IdentifiersStream(ApiClient(Configuration(host=emu.url))) as ours:
+        seen_by_peer = [recv_json(peer)]
+        events = ours.events()
+        seen_by_ours = [next(events)]
+        wait_for(lambda: emu.websocket_count == 2)
+        made = emu.create_conversation(from_asset=DEMO_ASSET)
+        emu.delete_conversation(first)
+        for _ in range(2):
+            seen_by_peer.append(recv_json(peer))
+            seen_by_ours.append(next(events))
+    as_peer_saw = [
+        [(item["conversation"]["id"], bool(item.get("deleted"))) for item in message["iterable"]]
+        for message in seen_by_peer
+    ]
+    as_ours_saw = [
+        [(item.conversation.id if item.conversation else None, bool(item.deleted)) for item in event.message.iterable]
+        for event in seen_by_ours
+    ]
+    assert as_peer_saw == as_ours_saw == [[(first, False)], [(made, False)], [(first, True)]]
+    assert seen_by_ours[0].snapshot and not seen_by_ours[1].snapshot

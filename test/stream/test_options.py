@@ -69,6 +69,9 @@ def test_the_mirror_checks_on_change() -> None:
         ({"ping_timeout": 0}, ApiValueError, "ping_timeout must be finite and > 0, not 0"),
         ({"connect_timeout": -1.0}, ApiValueError, "connect_timeout must be finite and > 0, not -1.0"),
         ({"close_timeout": -0.1}, ApiValueError, "close_timeout must be finite and >= 0, not -0.1"),
+        ({"close_read_limit": -1}, ApiValueError, "close_read_limit must be finite and >= 0, not -1"),
+        ({"close_read_limit": 1.5}, ApiTypeError, "close_read_limit must be an int, not float"),
+        ({"close_read_limit": None}, ApiTypeError, "close_read_limit must be an int, not NoneType"),
         ({"max_message_size": 0}, ApiValueError, "max_message_size must be finite and >= 1, not 0"),
         ({"max_message_size": 1e6}, ApiTypeError, "max_message_size must be an int or None, not float"),
         ({"reconnect": 1}, ApiTypeError, "reconnect must be True or False, not int"),
@@ -94,7 +97,8 @@ def test_a_bad_configured_limit_names_the_configuration_setting() -> None:
 def test_good_values_are_accepted(client: ApiClient) -> None:
     with IdentifiersStream(
         client, max_reconnect_attempts=0, initial_backoff=0, max_backoff=0.5, backoff_jitter=1,
-        ping_interval=None, ping_timeout=0.5, connect_timeout=2, close_timeout=0, max_message_size=None,
+        ping_interval=None, ping_timeout=0.5, connect_timeout=2, close_timeout=0, close_read_limit=0,
+        max_message_size=None,
     ) as stream:
         assert next(stream).iterable == []
 

@@ -10,7 +10,7 @@ from typing import List
 
 import pytest
 from testkit.ws import HeadServer, RawServer, frame
-from testkit.ws_cases import CASES, Case, client_frames, close_codes, serve_case, snapshot
+from testkit.ws_cases import CASES, Case, FloodAfterFailure, client_frames, close_codes, serve_case, snapshot
 
 from pieces_os_client._core.handshake import accept_value
 from pieces_os_client.api_client import ApiClient
@@ -51,8 +51,8 @@ def test_a_close_the_client_starts_waits_for_the_servers_answer() -> None:
         sock.sendall(frame(snapshot("a")))
         for _ in range(500):  # what the client sends is collected by the server's reader thread
             if close_codes(bytes(servers[0].received.get(n, b""))):
+                answered.set()  # before the answer: the client may return as soon as it has it
                 sock.sendall(frame(b"\x03\xe8", 0x8))
-                answered.set()
                 return
             time.sleep(0.01)
 
@@ -78,3 +78,38 @@ def test_an_extension_the_client_did_not_offer_is_refused() -> None:
     with HeadServer(deflate) as server, pytest.raises(StreamError) as caught:
         open_stream(server.url)
     assert "permessage-deflate" in str(caught.value) and "did not offer" in str(caught.value)
+
+
+def test_after_a_failure_the_wait_for_the_servers_close_ends_at_close_read_limit() -> None:
+    script = FloodAfterFailure(flood=4097)
+    with HeadServer(script) as server, open_stream(server.url, close_timeout=30, close_read_limit=4096) as stream:
+        event = next(stream.events())
+    assert event.resync and event.ids == ["gen2"]
+    # the client ended connection 1 by itself at 4097 bytes, not after close_timeout (30 s)
+    assert script.ended == [True] and close_codes(script.sent[0]) == [1002]
+
+
+def test_close_takes_one_close_timeout_in_all_when_the_server_never_answers() -> None:
+    delivering = threading.Event()
+    release = threading.Event()
+
+    def on_message(message: object) -> None:
+        delivering.set()
+        release.wait(10)  # holds the background thread until close() has returned
+
+    def script(sock: socket.socket, n: int) -> None:
+        sock.sendall(frame(snapshot("a")))  # then nothing: the client's close is never answered
+
+    timeout = 1.0
+    with RawServer(script) as server:
+        stream = open_stream(server.url, on_message=on_message, close_timeout=timeout)
+        assert delivering.wait(10)
+        started = time.monotonic()
+        stream.close()  # the wait for the answer, then for the thread: both within one deadline
+        took = time.monotonic() - started
+        release.set()
+        assert stream.join(10)
+    # the answer never comes and the thread is held, so each wait alone would take all of it:
+    # two waits of their own take 2 * close_timeout, one shared deadline takes one
+    assert timeout * 0.9 <= took < timeout * 1.9
+    assert close_codes(bytes(server.received[1])) == [1000]

@@ -317,7 +317,7 @@ def test_reconnect_disabled_ends_the_iterator_with_stream_closed(
     with pytest.raises(StreamClosedError) as caught:
         next(stream)
     assert "reconnects are turned off" in str(caught.value)
-    assert caught.value.__cause__ is not None  # the websocket-client error, wrapped
+    assert caught.value.__cause__ is not None  # the connection error, wrapped
     assert errors == [caught.value] and closes == [1]
     assert stream.closed and stream.error is caught.value
     assert list(stream) == []

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, List, Optional
 
-from testkit.ws import frame, frame_header
+from testkit.ws import frame, frame_header, upgrade
 
-__all__ = ["CASES", "Case", "close_codes", "serve_case", "snapshot"]
+__all__ = ["CASES", "Case", "FloodAfterFailure", "close_codes", "serve_case", "snapshot"]
 
 
 def snapshot(*ids: str) -> bytes:
@@ -86,3 +87,41 @@ def serve_case(case: Case) -> Callable[[socket.socket, int], None]:
         sock.sendall(case.first if n == 1 else frame(snapshot("gen2")))
 
     return script
+
+
+class FloodAfterFailure:
+    """A :class:`~testkit.ws.HeadServer` script for ``close_read_limit``.
+
+    Connection 1 sends a frame with a reserved bit set (the client fails the connection with
+    1002) and then ``flood`` bytes that are no frames, and never a close: the client's wait for
+    the server's close can end only at its ``close_read_limit`` or its ``close_timeout``. The
+    server then waits up to ``patience`` seconds for the client to end the connection, and
+    records in :attr:`ended` whether it did. Later connections send the snapshot ``["gen2"]`` and
+    answer the client's close.
+    """
+
+    def __init__(self, flood: int, patience: float = 10.0) -> None:
+        self.flood = flood
+        self.patience = patience
+        self.ended: List[bool] = []
+        self.sent: List[bytes] = []  # what the client sent on connection 1
+
+    def __call__(self, sock: socket.socket, n: int, head: bytes, stop: threading.Event) -> None:
+        upgrade(sock, head)
+        if n > 1:
+            sock.sendall(frame(snapshot("gen2")))
+            if sock.recv(65536):  # the client's close (or the end): answer it
+                sock.sendall(frame(b"\x03\xe8", 0x8))
+            return
+        sock.sendall(bytes([0xC1, 0]) + b"\0" * self.flood)
+        sock.settimeout(self.patience)
+        received = bytearray()
+        try:
+            while chunk := sock.recv(65536):  # the client's close frame, then the end
+                received += chunk
+            self.ended.append(True)
+        except TimeoutError:
+            self.ended.append(False)
+        except OSError:  # reset: the client closed with bytes unread, which also ends it
+            self.ended.append(True)
+        self.sent.append(bytes(received))
