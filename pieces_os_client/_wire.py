@@ -35,7 +35,7 @@ from urllib3.util.connection import is_connection_dropped
 
 from pieces_os_client._core.exchange import MAX_INTERIM_HEADER_LINES, MAX_LINE, head_deadline, is_interim
 from pieces_os_client._core.failures import HeadTimeout
-from pieces_os_client._core.framing import Framing, FramingError, body_framing
+from pieces_os_client._core.framing import SWITCHED_PROTOCOLS, Framing, FramingError, body_framing
 
 __all__ = ["HeadTimeout", "StaleConnection", "close_when_collected", "pool_classes", "watch_of"]
 
@@ -166,9 +166,7 @@ class _WireResponse(http.client.HTTPResponse):
             version, status, reason = super()._read_status()  # type: ignore[misc]
             if not is_interim(status):
                 if status == 101:
-                    raise http.client.HTTPException(
-                        "the server switched protocols (101) on a request that asked for no switch"
-                    )
+                    raise http.client.HTTPException(SWITCHED_PROTOCOLS)
                 return version, status, reason
             self._skip_interim_headers()
 

@@ -57,6 +57,12 @@ _AFTER_STATUS = (b" ", b"\r", b"\n")
 _FOLDS = (b" ", b"\t")
 
 
+#: why an exchange answered ``101`` is broken: the request asked for no switch of protocols, so
+#: what follows on the connection is not HTTP (both clients raise ``http.client.HTTPException``
+#: with this text, which reaches the user as a broken connection, never as an error status)
+SWITCHED_PROTOCOLS = "the server switched protocols (101) on a request that asked for no switch"
+
+
 class Framing(NamedTuple):
     """How a response body is delimited.
 
@@ -209,14 +215,20 @@ class HeadScan:
     and ``fields`` keeps the head's fields as they came. When the framing is invalid,
     ``error`` is set and nothing more is returned: the caller closes the connection and
     raises :func:`framing_error`.
+
+    A body of known length (``Content-Length``, or none at all: a ``204``, a ``304``, an
+    answer to ``HEAD``) ends where the framing says: bytes the server sends after it belong
+    to no message and are dropped until the next exchange starts, as the sync client's
+    reader ignores them (an HTTP parser would take them for a broken next answer).
     """
 
-    __slots__ = ("_head_request", "_held", "active", "error", "fields", "framing")
+    __slots__ = ("_head_request", "_held", "_left", "active", "error", "fields", "framing")
 
     def __init__(self) -> None:
         self.active = False
         self._head_request = False
         self._held = b""
+        self._left: Optional[int] = None  # body bytes still to pass on, when the body's length is known
         self.framing: Optional[Framing] = None
         self.fields: Optional[List[Tuple[str, str]]] = None
         self.error: Optional[FramingError] = None
@@ -226,6 +238,7 @@ class HeadScan:
         self.active = True
         self._head_request = head_request
         self._held = b""
+        self._left = None
         self.framing = None
         self.fields = None
         self.error = None
@@ -233,7 +246,9 @@ class HeadScan:
     def feed(self, data: bytes) -> bytes:
         """The bytes to hand to the HTTP parser for ``data`` (received next)."""
         if not self.active:
-            return data if self.error is None else b""
+            if self.error is not None:
+                return b""
+            return data if self._left is None else self._body(data)
         held = self._held
         buffer = held + data if held else data
         start = max(0, len(held) - 2)
@@ -264,8 +279,19 @@ class HeadScan:
             if not interim:
                 self.active = False
                 self._held = b""
-                out.append(buffer)
+                self._left = None if self.framing is None else self.framing.length
+                out.append(buffer if self._left is None else self._body(buffer))
                 return b"".join(out)
+
+    def _body(self, data: bytes) -> bytes:
+        """What of ``data`` is still the body (of known length); the rest is dropped."""
+        left = self._left
+        assert left is not None
+        if len(data) <= left:
+            self._left = left - len(data)
+            return data
+        self._left = 0
+        return data[:left]
 
     def _stop(self, out: List[bytes], buffer: bytes) -> bytes:
         self.active = False

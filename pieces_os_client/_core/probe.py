@@ -19,6 +19,7 @@ import re
 from typing import Dict, List, Optional
 
 from pieces_os_client._core.exchange import is_interim
+from pieces_os_client._core.framing import SWITCHED_PROTOCOLS
 
 __all__ = ["HEAD_LIMIT", "ProbeAnswer", "ProbeError", "probe_request"]
 
@@ -119,7 +120,7 @@ class ProbeAnswer:
         if is_interim(status):
             return  # skipped whole; the final answer follows
         if status == 101:
-            raise ProbeError("the server switched protocols (101) on a request that asked for no switch")
+            raise ProbeError(SWITCHED_PROTOCOLS)
         headers: Dict[str, str] = {}
         lengths: List[str] = []
         codings: List[str] = []

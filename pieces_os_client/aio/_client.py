@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import http.client
 import logging
 import math
 import os
@@ -57,7 +58,7 @@ from pieces_os_client._core.failures import (
     reason_text,
     translate,
 )
-from pieces_os_client._core.framing import HeadScan, framing_error
+from pieces_os_client._core.framing import SWITCHED_PROTOCOLS, HeadScan, framing_error
 from pieces_os_client._core.headers import check_headers, header_value, redact_headers
 from pieces_os_client._core.urls import mask_userinfo, origin_of
 from pieces_os_client.api_client import USER_AGENT, ApiClient, DefaultHeaders, Operation
@@ -875,9 +876,13 @@ class AsyncApiClient(DefaultHeaders):
                         method, url, data=body, headers=headers, timeout=client_timeout, allow_redirects=False,
                         proxy=proxy, proxy_headers=proxy_headers, server_hostname=server_hostname,
                     )
+                    if resp.status == 101:  # not HTTP any more: a broken exchange, as in the sync client
+                        resp.close()
+                        raise http.client.HTTPException(SWITCHED_PROTOCOLS)
             except BaseException as exc:
                 slot.release()
-                if not isinstance(exc, (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError)):
+                if not isinstance(exc, (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError,
+                                        http.client.HTTPException)):
                     raise  # cancellation, or a bug: as it is
                 scan = attempt.scan()
                 if scan is not None and scan.error is not None:  # a malformed answer: never retried

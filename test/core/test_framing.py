@@ -135,6 +135,26 @@ def test_plain_heads_pass_unchanged(data: bytes) -> None:
     assert scanner.framing is not None
 
 
+@pytest.mark.parametrize(("data", "passed"), [
+    # bytes after a body of known length belong to no message: dropped until the next exchange
+    (b"HTTP/1.1 204 No Content\r\nContent-Length: 1\r\nConnection: close\r\n\r\n\x00",
+     b"HTTP/1.1 204 No Content\r\nContent-Length: 1\r\nConnection: close\r\n\r\n"),
+    (b"HTTP/1.1 304 Not Modified\r\n\r\ngarbage", b"HTTP/1.1 304 Not Modified\r\n\r\n"),
+    (H + b"Content-Length: 2\r\n\r\n{}trailing", H + b"Content-Length: 2\r\n\r\n{}"),
+    (H + b"Content-Length: 0\r\n\r\n{}", H + b"Content-Length: 0\r\n\r\n"),
+    # a body that lasts until the close, or is chunked, is passed whole (its parser ends it)
+    (H + b"\r\n{}and more", H + b"\r\n{}and more"),
+    (H + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\nx",
+     H + b"Transfer-Encoding: chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\nx"),
+])
+def test_bytes_past_a_body_of_known_length_are_dropped(data: bytes, passed: bytes) -> None:
+    got, scanner = every_split(data)
+    assert got == passed
+    assert scanner.error is None and not scanner.active
+    scanner.start(head_request=False)  # the next exchange reads what comes, from its first byte
+    assert scanner.feed(b"HTTP/1.1 200 OK\r\n") == b""  # held: a head not yet whole
+
+
 @pytest.mark.parametrize(("fields", "plain", "expected"), [
     (b"Content-Length: 15\r\nContent-Length: 15\r\n", b"Content-Length: 15\r\n", Framing(15, False)),
     (b"Content-Length: 15, 15\r\n", b"Content-Length: 15\r\n", Framing(15, False)),
@@ -152,7 +172,9 @@ def test_valid_framing_in_another_form_is_handed_on_plain(
     if plain is None:  # "15 15": not a number
         assert scanner.error is not None and passed == b""
         return
-    assert passed == H + b"X-After: 1\r\n" + plain + b"\r\n" + BODY
+    assert expected is not None
+    body = BODY if expected.length is None else BODY[:expected.length]  # what is past the body is no message's
+    assert passed == H + b"X-After: 1\r\n" + plain + b"\r\n" + body
     assert scanner.framing == expected
     # the fields as they came, for the response's headers
     assert scanner.fields is not None and ("X-After", "1") in scanner.fields
