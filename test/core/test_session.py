@@ -58,7 +58,9 @@ def test_a_ping_unanswered_for_ping_timeout_drops_the_connection() -> None:
     stream.pinged(120.0)
     assert stream.read_timeout(125.0) == 5.0  # now the ping's deadline counts
     assert stream.keepalive(129.9) is False
-    assert stream.keepalive(130.0) == "no answer to a ping within 10 s"
+    with pytest.raises(Dropped, match=r"^no answer to a ping within 10 s$") as dropped:
+        stream.keepalive(130.0)
+    assert dropped.value.retry
 
 
 def test_anything_received_answers_the_ping() -> None:
@@ -114,13 +116,13 @@ def test_a_whole_valid_snapshot_starts_the_backoff_over() -> None:
     for now in (0.0, 1.0, 2.0):
         stream.connected(now)
         stream.dropped(now, "dropped", None)
-        stream.next_delay(0.0, None)
+        stream.next_delay(0.0)
     assert stream.policy.attempts == 3
     stream.connected(10.0)
     stream.message(SNAPSHOT)
     assert stream.policy.attempts == 0 and stream.policy.is_healthy
     stream.dropped(11.0, "dropped", None)
-    assert stream.next_delay(0.0, None) == 0.25
+    assert stream.next_delay(0.0) == 0.25
 
 
 def test_a_malformed_change_is_skipped_and_reported() -> None:
@@ -210,7 +212,7 @@ def test_reconnect_delays_grow_and_reset_only_after_health() -> None:
     for now in (0.0, 1.0, 2.0, 3.0):
         stream.connected(now)
         stream.dropped(now + 0.1, "dropped", None)
-        delay = stream.next_delay(0.0, None)
+        delay = stream.next_delay(0.0)
         assert isinstance(delay, float)
         delays.append(delay)
     assert delays == [0.25, 0.5, 1.0, 2.0]
@@ -225,7 +227,7 @@ def test_the_documented_give_up_after_three_failed_attempts() -> None:
     for now in range(10):
         stream.connected(float(now))
         problem = stream.dropped(now + 0.01, "the server closed the connection", None)
-        last = stream.next_delay(0.0, problem)
+        last = stream.next_delay(0.0)
         if not isinstance(last, float):
             break
     assert stream.connections == 4
@@ -240,9 +242,11 @@ def test_attempts_that_did_not_connect_are_counted_in_the_give_up() -> None:
     stream.connected(0.0)
     stream.dropped(0.1, "dropped", None)
     for _ in range(2):
-        assert isinstance(stream.next_delay(0.0, None), float)
-        stream.attempt_failed()
-    final = stream.next_delay(0.0, None)
+        assert isinstance(stream.next_delay(0.0), float)
+        refused = ConnectionRefusedError(111, "Connection refused")
+        assert stream.attempt_failed(refused).startswith("identifiers stream: reconnect attempt ")
+        assert stream.last_problem is refused
+    final = stream.next_delay(0.0)
     assert isinstance(final, StreamClosedError)
     assert str(final) == f"Gave up reconnecting to the identifiers stream at {URL} after 2 failed attempts."
     assert stream.policy.connect_failures == 2
@@ -251,10 +255,11 @@ def test_attempts_that_did_not_connect_are_counted_in_the_give_up() -> None:
 def test_the_servers_close_frame_is_kept_and_described() -> None:
     stream = session()
     stream.connected(0.0)
-    assert stream.server_closed(b"\x03\xe9going away") == (1001, "the server closed the connection (code 1001, "
-                                                                   "going away)")
+    assert stream.server_closed(1001, "going away") == "the server closed the connection (code 1001, going away)"
     assert stream.close_frame == (1001, "going away")
-    assert stream.server_closed(b"") == (1000, "the server closed the connection")
+    # an empty close frame (1005 stands for "no code" and never travels on the wire)
+    assert stream.server_closed(1005, "") == "the server closed the connection"
+    assert stream.server_closed(1000, "") == "the server closed the connection (code 1000)"
     stream.connected(1.0)
     assert stream.close_frame is None
 
@@ -263,7 +268,8 @@ def test_why_a_read_ended_the_connection() -> None:
     closed = Dropped.reading_failed(PeerClosed("the server closed the connection"))
     assert closed.reason == "the server closed the connection" and closed.retry
     broken = Dropped.reading_failed(ProtocolError("the server masked a frame"))
-    assert broken.reason == "the server broke the WebSocket protocol: the server masked a frame"
+    # the reason names the close code the client failed the connection with (RFC 6455 section 7.1.7)
+    assert broken.reason == "the server broke the WebSocket protocol: the server masked a frame (closed with 1002)"
     reset = ConnectionResetError(104, "Connection reset by peer")
     failed = Dropped.reading_failed(reset)
     assert failed.reason == "ConnectionResetError: [Errno 104] Connection reset by peer" and failed.cause is reset
