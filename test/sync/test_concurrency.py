@@ -27,9 +27,50 @@ from typing import Iterator, List, Set
 
 import pytest
 from testkit.emulator import DEMO_ASSET
+from testkit.wait import until
 
-from pieces_os_client import ApiClient, ApiTimeoutError, Configuration, ConversationsApi
+from pieces_os_client import ApiClient, ApiTimeoutError, Configuration, ConversationsApi, _lazy
 from pieces_os_client.emulator import Emulator
+
+#: an upper bound only a hang, or waiting out a 60 s timeout, can break
+HANG = 20.0
+
+
+class WatchedLock:
+    """A re-entrant lock that notes which threads asked for it: a test holding it sees another
+    thread come to wait for it, instead of sleeping and supposing it did."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._guard = threading.Lock()
+        self.askers: Set[int] = set()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        with self._guard:
+            self.askers.add(threading.get_ident())
+        return self._lock.acquire(blocking, timeout)
+
+    def release(self) -> None:
+        self._lock.release()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def asked_by(self, other_than: int) -> int:
+        """How many threads other than ``other_than`` have asked for the lock."""
+        with self._guard:
+            return len(self.askers - {other_than})
+
+
+@pytest.fixture
+def build_lock(monkeypatch: pytest.MonkeyPatch) -> WatchedLock:
+    """The SDK's build lock, watched for the length of the test."""
+    lock = WatchedLock()
+    monkeypatch.setattr(_lazy, "BUILD_LOCK", lock)
+    return lock
 
 # One fresh process: THREADS threads wait at a barrier, then each makes a first use.
 # argv: host, seed (the seed rotates which thread does what). Prints a JSON list of failures.
@@ -170,11 +211,10 @@ def test_first_use_from_many_threads_in_fresh_processes(emulator: Emulator) -> N
 # (which PiecesModel overrides). These tests fail loudly if a pydantic release changes that.
 
 
-def test_pydantic_still_builds_a_deferred_model_through_model_rebuild() -> None:
+def test_pydantic_still_builds_a_deferred_model_through_model_rebuild(build_lock: WatchedLock) -> None:
     from pydantic import BaseModel
     from pydantic._internal._mock_val_ser import MockValSer
 
-    from pieces_os_client import _lazy
     from pieces_os_client.models import PiecesModel
 
     params = set(inspect.signature(BaseModel.model_rebuild).parameters)
@@ -187,12 +227,13 @@ def test_pydantic_still_builds_a_deferred_model_through_model_rebuild() -> None:
     assert isinstance(Probe.__dict__["__pydantic_validator__"], MockValSer)
     results: List[int] = []
     worker = threading.Thread(target=lambda: results.append(Probe.model_validate({"value": 7}).value), daemon=True)
-    with _lazy.BUILD_LOCK:
+    with build_lock:
         worker.start()
-        worker.join(0.5)
+        # the worker either comes to wait for the lock held here, or builds without it and ends
+        until(lambda: build_lock.asked_by(threading.get_ident()) or not worker.is_alive(), what="the worker's build")
         assert worker.is_alive(), "pydantic built the model without PiecesModel.model_rebuild (no build lock)"
         assert results == []
-    worker.join(10)
+    worker.join(30)
     assert results == [7]
     assert Probe.__pydantic_complete__ is True
 
@@ -275,15 +316,32 @@ import os, threading
 import pieces_os_client
 from pieces_os_client import _lazy
 
-# 1. a lazy public name loads under the build lock
+# 1. a lazy public name loads under the build lock: held here, the loader comes to wait for it
+original = _lazy.BUILD_LOCK
+asked = threading.Event()
+class Watched:
+    def __init__(self):
+        self.lock = threading.RLock()
+    def acquire(self, blocking=True, timeout=-1):
+        if threading.current_thread() is not threading.main_thread():
+            asked.set()
+        return self.lock.acquire(blocking, timeout)
+    def release(self):
+        self.lock.release()
+    __enter__ = acquire
+    def __exit__(self, *exc):
+        self.release()
+_lazy.BUILD_LOCK = Watched()
 _lazy.BUILD_LOCK.acquire()
 loader = threading.Thread(target=lambda: pieces_os_client.SeededConversation, daemon=True)
 loader.start()
-loader.join(0.5)
-print("blocked" if loader.is_alive() else "not blocked")
+while not asked.is_set() and loader.is_alive():  # one or the other within the test's timeout
+    asked.wait(0.01)
+print("blocked" if loader.is_alive() and asked.is_set() else "not blocked")
 _lazy.BUILD_LOCK.release()
-loader.join(20)
+loader.join(30)
 print("loaded" if not loader.is_alive() else "still blocked")
+_lazy.BUILD_LOCK = original
 
 # 2. a child forked while another thread holds the lock gets a free lock
 held, done = threading.Event(), threading.Event()
@@ -432,7 +490,8 @@ def test_a_call_waits_for_a_free_connection_then_times_out_naming_the_setting(
         started = time.monotonic()
         with pytest.raises(ApiTimeoutError) as info:
             api.conversations_identifiers_snapshot()
-        assert time.monotonic() - started < 5  # waited about pool_timeout, not a read timeout
+        # the pool timeout waited out in full, and not the held response's 60 s read timeout
+        assert 0.3 <= time.monotonic() - started < HANG
         message = str(info.value)
         assert "pool_timeout=0.3" in message and "connection_pool_maxsize=1" in message, message
         # the connection comes back to the pool once the held response is read
@@ -443,8 +502,10 @@ def test_a_call_waits_for_a_free_connection_then_times_out_naming_the_setting(
         held = api.conversations_identifiers_snapshot_without_preload_content()
         releaser = threading.Timer(0.1, lambda: (held.read(), held.release_conn()))
         releaser.start()
-        client.configuration.pool_timeout = 10
+        client.configuration.pool_timeout = 60  # however late the release comes on a busy machine
+        started = time.monotonic()
         assert api.conversations_identifiers_snapshot().iterable == []
+        assert time.monotonic() - started < HANG  # the release, not the pool timeout, ended the wait
         releaser.join()
     assert relay.accepted == 1
 
@@ -517,36 +578,43 @@ def test_one_client_shared_by_eight_threads_keeps_exact_state(
 
 
 
-class _SlowClient(ApiClient):
-    """A client whose construction takes a while (as a subclass doing setup might)."""
-
+class _Client(ApiClient):
     def __init__(self) -> None:
-        time.sleep(0.05)
         super().__init__(Configuration(host="http://127.0.0.1:9"))
 
 
-class _SlowConfiguration(Configuration):
+class _Configuration(Configuration):
     def __init__(self) -> None:
-        time.sleep(0.05)
         super().__init__(host="http://127.0.0.1:9")
 
 
-@pytest.mark.parametrize("cls", [_SlowClient, _SlowConfiguration])
-def test_a_default_is_made_once_when_many_threads_ask_at_once(cls: type) -> None:
+@pytest.mark.parametrize("cls", [_Client, _Configuration])
+def test_a_default_is_made_once_when_many_threads_ask_at_once(cls: type, build_lock: WatchedLock) -> None:
     threads = 8
-    barrier = threading.Barrier(threads)
     seen: List[int] = []
+    made: List[object] = []
+    real_init = cls.__init__
+
+    def counted_init(self: object) -> None:
+        made.append(self)
+        real_init(self)
+
+    cls.__init__ = counted_init  # type: ignore[misc]
 
     def first_use() -> None:
-        barrier.wait(10)
         seen.append(id(cls.get_default()))  # type: ignore[attr-defined]
 
     try:
         workers = [threading.Thread(target=first_use) for _ in range(threads)]
+        with build_lock:  # every thread finds no default, and all of them wait here at once
+            for worker in workers:
+                worker.start()
+            until(lambda: build_lock.asked_by(threading.get_ident()) == threads, what="all threads at the lock")
+            assert made == [] and seen == []
         for worker in workers:
-            worker.start()
-        for worker in workers:
-            worker.join(10)
+            worker.join(30)
         assert len(seen) == threads and len(set(seen)) == 1
+        assert len(made) == 1
     finally:
+        cls.__init__ = real_init  # type: ignore[misc]
         cls.set_default(None)  # type: ignore[attr-defined]

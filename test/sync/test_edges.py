@@ -29,6 +29,13 @@ from pieces_os_client.exceptions import ApiConnectionError, ApiTimeoutError
 IDS_BODY = b'{"iterable": [{"id": "one"}, {"id": "two"}]}'
 MAX_EXCHANGES = 2000  # per connection
 MAX_SECONDS = 20.0
+#: how long a server that misbehaves slowly (endless interim answers, a trickled head) keeps at
+#: it: far beyond every timeout here (1-2 s), so a call that did not stop on its own timeout
+#: is caught by HANG; the server stops early once the client has gone or the test ends
+STALL = 60.0
+#: the upper bound on a call that must stop at its own timeout: far above that timeout on a
+#: loaded machine, far below STALL
+HANG = 20.0
 
 
 def conversation_body(name: str) -> bytes:
@@ -58,6 +65,7 @@ class KeepAliveServer(socketserver.ThreadingTCPServer):
         self.behaviour = behaviour
         self.idle_timeout = idle_timeout
         self.lock = threading.Lock()
+        self.stopping = threading.Event()  # set when the test ends: slow behaviours stop
         self.created: list[str] = []  # the names of the creates this server carried out
         self.connections = 0
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
@@ -65,6 +73,7 @@ class KeepAliveServer(socketserver.ThreadingTCPServer):
         self.thread.start()
 
     def close(self) -> None:
+        self.stopping.set()
         self.shutdown()
         self.server_close()
         self.thread.join(MAX_SECONDS)
@@ -82,7 +91,7 @@ class Session(socketserver.BaseRequestHandler):
         started = time.monotonic()
         with contextlib.suppress(OSError):
             while self.served < MAX_EXCHANGES and time.monotonic() - started < MAX_SECONDS:
-                conn.settimeout(self.server.idle_timeout if self.served else 5.0)
+                conn.settimeout(self.server.idle_timeout if self.served else MAX_SECONDS)
                 exchange = self.read_exchange()
                 if exchange is None or not self.server.behaviour(self, exchange):
                     return
@@ -244,8 +253,8 @@ def test_an_early_hints_answer_is_skipped_and_the_next_call_gets_its_own_answer(
 def test_endless_continue_answers_stop_at_the_request_timeout() -> None:
     def endless_continue(session: Session, exchange: Exchange) -> bool:
         started = time.monotonic()
-        while time.monotonic() - started < MAX_SECONDS:
-            session.request.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+        while time.monotonic() - started < STALL and not session.server.stopping.is_set():
+            session.request.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")  # fails once the client has gone
             time.sleep(0.005)
         return False
 
@@ -256,14 +265,17 @@ def test_endless_continue_answers_stop_at_the_request_timeout() -> None:
             api.conversations_identifiers_snapshot(_request_timeout=1)
         elapsed = time.monotonic() - started
         api.api_client.close()
-    assert elapsed < 5, elapsed
+    assert 0.5 < elapsed < HANG, elapsed  # the 1 s request timeout, not the server's minute
     assert "did not finish the status line and headers within _request_timeout=1 s" in str(info.value)
 
 
 def trickled_head(session: Session, exchange: Exchange) -> bool:
+    """A header line every 0.2 s for a minute: each read is quick, the head never ends."""
     session.request.sendall(b"HTTP/1.1 200 OK\r\n")
-    for i in range(60):
-        session.request.sendall(f"X-Slow-{i}: {i}\r\n".encode())
+    for i in range(int(STALL / 0.2)):
+        if session.server.stopping.is_set():
+            break
+        session.request.sendall(f"X-Slow-{i}: {i}\r\n".encode())  # fails once the client has gone
         time.sleep(0.2)
     return False
 
@@ -276,7 +288,7 @@ def test_a_trickled_head_stops_at_the_request_timeout_and_says_so() -> None:
             api.conversations_identifiers_snapshot(_request_timeout=2)
         elapsed = time.monotonic() - started
         api.api_client.close()
-    assert 1.5 < elapsed < 6, elapsed
+    assert 1.5 < elapsed < HANG, elapsed  # the 2 s request timeout, not the minute-long trickle
     message = str(info.value)
     assert "did not finish the status line and headers within _request_timeout=2 s" in message
     assert "body" not in message
@@ -290,7 +302,7 @@ def test_a_trickled_head_stops_at_the_read_timeout() -> None:
             api.conversations_identifiers_snapshot()
         elapsed = time.monotonic() - started
         api.api_client.close()
-    assert 0.5 < elapsed < 5, elapsed
+    assert 0.5 < elapsed < HANG, elapsed  # the 1 s read timeout bounds the whole head
 
 
 # ---------------------------------------------------------------- raw responses
@@ -312,20 +324,20 @@ def test_a_raw_response_released_part_read_does_not_poison_the_next_call(emulato
 
 
 def test_a_raw_response_dropped_unread_gives_its_slot_back(emulator: Emulator) -> None:
-    api = api_for(emulator.url, connection_pool_maxsize=1, pool_timeout=5)
+    api = api_for(emulator.url, connection_pool_maxsize=1, pool_timeout=60)
     raw = api.conversations_snapshot_without_preload_content()
     assert raw.status == 200
     del raw
     gc.collect()
     started = time.monotonic()
     assert create(api, "after-drop") == "after-drop"
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < HANG  # the slot was free: no wait for the 60 s pool timeout
     api.api_client.close()
 
 
 # ---------------------------------------------------------------- a pool an interrupt left locked
 def test_a_pool_lock_an_interrupt_left_held_is_freed_at_the_next_call(emulator: Emulator) -> None:
-    api = api_for(emulator.url, connection_pool_maxsize=2, pool_timeout=30)
+    api = api_for(emulator.url, connection_pool_maxsize=2, pool_timeout=60)
     api.conversations_identifiers_snapshot()
     pool = api.api_client.rest_client.pool_manager.connection_from_url(emulator.url)
     assert pool.pool is not None
@@ -334,7 +346,7 @@ def test_a_pool_lock_an_interrupt_left_held_is_freed_at_the_next_call(emulator: 
     for _ in range(3):
         api.conversations_identifiers_snapshot()
     raw = [api.conversations_snapshot_without_preload_content() for _ in range(2)]  # both slots
-    assert time.monotonic() - started < 3
+    assert time.monotonic() - started < HANG  # five calls, none waited out the 60 s pool timeout
     for response in raw:
         response.release_conn()
     api.api_client.close()
@@ -351,7 +363,8 @@ def test_a_pool_lock_held_by_another_thread_bounds_the_wait_by_the_pool_timeout(
     started = time.monotonic()
     with pytest.raises(ApiTimeoutError, match="pool_timeout=1 s"):
         api.conversations_identifiers_snapshot()
-    assert time.monotonic() - started < 3
+    elapsed = time.monotonic() - started
+    assert 1.0 <= elapsed < HANG, elapsed  # the pool timeout waited out, not a lock held forever
     api.api_client.close()
 
 

@@ -21,6 +21,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator
+from typing import Optional
 
 import pytest
 from testkit.memory import OWN_PEAK_MIB, needs_vmhwm
@@ -42,6 +43,12 @@ GiB = 1024 * MiB
 #: no server sends more than this, or for longer than this
 MAX_SENT = GiB
 MAX_SECONDS = 20.0
+#: how long a trickling server keeps at it: far beyond the timeouts here (2 s), so a client
+#: that waited for the trickle rather than its own deadline is caught by HANG; the server stops
+#: early when the client goes or the test ends
+STALL = 60.0
+#: an upper bound only a hang, or waiting out a STALL, can break
+HANG = 20.0
 
 Handler = Callable[[socket.socket], None]
 
@@ -57,11 +64,15 @@ class RawServer(socketserver.ThreadingTCPServer):
         super().__init__(("127.0.0.1", 0), _Connection)
         self.handler = handler
         self.request_heads: list[bytes] = []
+        self.connections: list[socket.socket] = []
         self.url = f"http://127.0.0.1:{self.server_address[1]}"
         self.thread = threading.Thread(target=self.serve_forever, args=(0.05,), name="raw-server", daemon=True)
         self.thread.start()
 
     def close(self) -> None:
+        for conn in list(self.connections):  # a sender still at it stops at its next send
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
         self.shutdown()
         self.server_close()
         self.thread.join(MAX_SECONDS)
@@ -72,8 +83,9 @@ class _Connection(socketserver.BaseRequestHandler):
 
     def handle(self) -> None:
         conn: socket.socket = self.request
+        self.server.connections.append(conn)
         with contextlib.suppress(OSError):  # the client went away: this connection is done
-            conn.settimeout(5)
+            conn.settimeout(MAX_SECONDS)  # for the request head, slow only on a loaded machine
             head = b""
             while b"\r\n\r\n" not in head:
                 chunk = conn.recv(65536)
@@ -108,8 +120,11 @@ def send_head(conn: socket.socket, status: str, headers: list[str]) -> None:
     conn.sendall((f"HTTP/1.1 {status}\r\n" + "".join(h + "\r\n" for h in headers) + "\r\n").encode())
 
 
-def send_endless(conn: socket.socket, framing: str, piece: bytes = b"7" * MiB) -> None:
-    """A 200 JSON body that does not end (up to MAX_SENT), without a length or chunked."""
+def send_endless(
+    conn: socket.socket, framing: str, piece: bytes = b"7" * MiB, tally: Optional[list[int]] = None
+) -> None:
+    """A 200 JSON body that does not end (up to MAX_SENT), without a length or chunked; the
+    body bytes the kernel took are added up in ``tally``."""
     framing_header = "Transfer-Encoding: chunked" if framing == "chunked" else "Connection: close"
     send_head(conn, "200 OK", ["Content-Type: application/json", framing_header])
     frame = b"%x\r\n%s\r\n" % (len(piece), piece) if framing == "chunked" else piece
@@ -117,6 +132,8 @@ def send_endless(conn: socket.socket, framing: str, piece: bytes = b"7" * MiB) -
     while sent < MAX_SENT and time.monotonic() - started < MAX_SECONDS:
         conn.sendall(frame)  # raises once the client has gone
         sent += len(piece)
+        if tally is not None:
+            tally.append(len(piece))
 
 
 def gzip_member(size: int) -> bytes:
@@ -147,13 +164,19 @@ def send_endless_gzip(conn: socket.socket) -> None:
         conn.sendall(frame)
 
 
-def send_trickle(conn: socket.socket) -> None:
-    """Announces 1 GiB and sends 1 KiB every 50 ms: each read is quick, the whole never ends."""
-    send_head(conn, "200 OK", ["Content-Type: application/json", f"Content-Length: {GiB}"])
+def trickle(conn: socket.socket, byte: bytes) -> None:
+    """1 KiB every 50 ms for a minute (STALL): each read is quick, the whole never ends. Stops
+    when the client goes (the send fails) or the test ends (RawServer.close)."""
     started = time.monotonic()
-    while time.monotonic() - started < 10:
-        conn.sendall(b" " * 1024)
+    while time.monotonic() - started < STALL:
+        conn.sendall(byte * 1024)
         time.sleep(0.05)
+
+
+def send_trickle(conn: socket.socket) -> None:
+    """Announces 1 GiB and trickles it."""
+    send_head(conn, "200 OK", ["Content-Type: application/json", f"Content-Length: {GiB}"])
+    trickle(conn, b" ")
 
 
 def api_for(url: str, **settings: object) -> ConversationsApi:
@@ -164,13 +187,16 @@ def api_for(url: str, **settings: object) -> ConversationsApi:
 # ---------------------------------------------------------------- max_response_size
 @pytest.mark.parametrize("framing", ["close", "chunked"])
 def test_endless_body_stops_at_max_response_size(framing: str) -> None:
-    with serving(lambda conn: send_endless(conn, framing)) as server:
+    sent: list[int] = []
+    with serving(lambda conn: send_endless(conn, framing, tally=sent)) as server:
         api = api_for(server.url, max_response_size=8 * MiB)
         started = time.monotonic()
         with pytest.raises(ResponseTooLargeError) as info:
             api.conversations_snapshot()
         api.api_client.close()
-    assert time.monotonic() - started < 5
+    assert time.monotonic() - started < HANG  # the server would go on for 20 s (or 1 GiB)
+    # what the server got rid of: the 8 MiB read, what the two kernels buffer, and no more
+    assert 8 * MiB < sum(sent) < 64 * MiB, sum(sent)
     message = str(info.value)
     assert "max_response_size" in message and "8388608 bytes, 8 MiB" in message and server.url in message
     assert "more than that arrived, and the client stopped reading" in message
@@ -184,7 +210,7 @@ def test_a_content_length_over_the_limit_fails_before_reading() -> None:
         started = time.monotonic()
         with pytest.raises(ResponseTooLargeError, match=r"its Content-Length is 1073741824 bytes"):
             api.conversations_identifiers_snapshot()
-        assert time.monotonic() - started < 1  # nothing waited for: the trickle would take hours
+        assert time.monotonic() - started < HANG  # nothing waited for: the trickle goes on for a minute
         api.api_client.close()
 
 
@@ -286,7 +312,7 @@ def test_a_trickled_body_fails_at_the_request_timeout() -> None:
             api.conversations_snapshot(_request_timeout=2)
         elapsed = time.monotonic() - started
         api.api_client.close()
-    assert 1.5 < elapsed < 4.5, elapsed
+    assert 1.5 < elapsed < HANG, elapsed  # the 2 s request timeout, not the minute-long trickle
     message = str(info.value)
     assert "did not send the whole response body (status 200) within _request_timeout=2 s" in message
     assert server.url in message
@@ -303,16 +329,13 @@ def test_a_retried_error_response_is_not_read_to_its_end() -> None:
             return
         # a 503 the GET is retried on, whose body would take hours to arrive
         send_head(conn, "503 Service Unavailable", ["Content-Type: text/plain", f"Content-Length: {GiB}"])
-        started = time.monotonic()
-        while time.monotonic() - started < 10:
-            conn.sendall(b"b" * 1024)
-            time.sleep(0.05)
+        trickle(conn, b"b")
 
     with serving(answer) as server:
         api = api_for(server.url, max_retries=1, backoff_factor=0)
         started = time.monotonic()
         assert api.conversations_identifiers_snapshot().iterable == []
-        assert time.monotonic() - started < 3  # the 503's body was dropped, not drained
+        assert time.monotonic() - started < HANG  # the 503's body was dropped, not drained for a minute
         api.api_client.close()
     assert len(server.request_heads) == 2
 
