@@ -114,17 +114,19 @@ def test_head_deadlines_share_one_timer_and_a_shorter_one_keeps_its_own(emu: Emu
 
 def test_a_waiting_call_gets_the_slot_of_an_unread_response_dropped_meanwhile(emu: Emulator) -> None:
     async def main() -> None:
-        async with AsyncApiClient(config(emu.url, connection_pool_maxsize=1, pool_timeout=5)) as client:
+        # pool_timeout is a minute: the waiting call is answered only if the waiters' timer takes
+        # the dropped response's slot back (every quarter second); were it not, it would fail at
+        # its pool_timeout, long after the 20 s bound below
+        async with AsyncApiClient(config(emu.url, connection_pool_maxsize=1, pool_timeout=60)) as client:
             api = AsyncConversationsApi(client)
             unread = await api.conversations_identifiers_snapshot_without_preload_content()
             waiting = asyncio.ensure_future(api.conversations_identifiers_snapshot())
-            await asyncio.sleep(0.1)
-            assert not waiting.done()
-            started = time.monotonic()
+            await until(lambda: len(client._slots._waiters) == 1)  # it waits for the only slot
+            assert not waiting.done() and emu.request_count("GET", IDENTIFIERS) == 1
             del unread
             gc.collect()
-            assert (await waiting).iterable == []
-            assert time.monotonic() - started < 1.0  # taken back by the waiters' timer, within its slice
+            # within 20 s: the timer took the slot back, not the pool_timeout's failure
+            assert (await asyncio.wait_for(waiting, 20)).iterable == []
             assert client._slots.free == 1 and not client._slots._waiters
 
     run(main())

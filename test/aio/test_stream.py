@@ -13,13 +13,13 @@ import gc
 import os
 import re
 import socket
-import statistics
 import time
 import warnings
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Dict, List, Optional, TypeVar
 
 import pytest
+from testkit.aio import until
 
 from pieces_os_client import ApiClient, Configuration
 from pieces_os_client._core.handshake import accept_value
@@ -62,7 +62,7 @@ def _stream(url: str, **options: Any) -> AsyncIdentifiersStream:
     return AsyncIdentifiersStream(_client(url), PATH, **options)
 
 
-async def _next(events: Any, timeout: float = 5) -> StreamEvent:
+async def _next(events: Any, timeout: float = 30) -> StreamEvent:
     event: StreamEvent = await asyncio.wait_for(events.__anext__(), timeout)
     return event
 
@@ -119,7 +119,8 @@ class RawServer:
         for writer in self.writers:
             writer.close()
         await self.server.wait_closed()
-        await asyncio.sleep(0.05)  # let the closed transports finish
+        # every transport has finished closing (not a pause that a busy machine may outlast)
+        await asyncio.gather(*(writer.wait_closed() for writer in self.writers), return_exceptions=True)
 
 
 async def read_head(reader: asyncio.StreamReader) -> Dict[str, str]:
@@ -231,20 +232,20 @@ def test_mirror_equals_the_server_after_drops_and_after_a_restart() -> None:
         try:
             client = _client(emu.url)
             async with await AsyncConversationIdsMirror.open(client, initial_backoff=0.05) as mirror:
-                assert await mirror.wait_ready(5)
+                assert await mirror.wait_ready(30)
                 for _ in range(3):
                     created = emu.create_conversation()
-                    assert await mirror.wait_for(lambda ids, c=created: c in ids, 5)  # type: ignore[misc]
+                    assert await mirror.wait_for(lambda ids, c=created: c in ids, 30)  # type: ignore[misc]
                     emu.drop_websockets()
                     gone = emu.create_conversation()  # may be missed while disconnected: the resync brings it
                     emu.delete_conversation(created)
-                    assert await mirror.wait_for(lambda ids, g=gone: ids == set(emu.conversation_ids()), 5)
+                    assert await mirror.wait_for(lambda ids, g=gone: ids == set(emu.conversation_ids()), 30)
                 assert mirror.resyncs >= 3
                 await emu.astop()
                 emu = Emulator(port=port)
                 await emu.astart()
                 fresh = emu.create_conversation()
-                assert await mirror.wait_for(lambda ids: ids == {fresh}, 10)
+                assert await mirror.wait_for(lambda ids: ids == {fresh}, 30)
                 assert mirror.snapshot() == set(emu.conversation_ids())
                 assert mirror.stream is not None and mirror.stream.reconnects >= 4
             assert mirror.ended and not _stream_tasks()
@@ -269,9 +270,9 @@ def test_mirror_open_accepts_an_api_with_conversations_stream_identifiers() -> N
             api = Api(_client(emu.url))
             mirror = await AsyncConversationIdsMirror.open(api)
             try:
-                assert await mirror.wait_ready(5) and api.calls == 1
+                assert await mirror.wait_ready(30) and api.calls == 1
                 created = emu.create_conversation()
-                assert await mirror.wait_for(lambda ids: created in ids, 5)
+                assert await mirror.wait_for(lambda ids: created in ids, 30)
                 assert not await mirror.wait_for(lambda ids: "never" in ids, 0.1)
             finally:
                 await mirror.aclose()
@@ -282,23 +283,26 @@ def test_mirror_open_accepts_an_api_with_conversations_stream_identifiers() -> N
 
 # ---------------------------------------------------------------------- hostile servers
 def test_reconnect_storm_is_bounded_by_the_policy() -> None:
+    arrived: List[float] = []
+
     async def drop_at_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        arrived.append(asyncio.get_running_loop().time())
         await upgrade(reader, writer)
 
     async def main() -> None:
         async with RawServer(drop_at_once) as server:
             stream = _stream(server.url, backoff_jitter=0.0)
             await stream
-            consumer = asyncio.ensure_future(_next(stream.events(), 10))
-            await asyncio.sleep(3)
-            connections = server.connections
+            consumer = asyncio.ensure_future(_next(stream.events(), 30))
+            await until(lambda: server.connections >= 4 or consumer.done())  # three reconnects
             consumer.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await consumer
             await stream.aclose()
-            # 0.25, 0.5, 1, 2 s apart: the first connection and at most four more in 3 s
-            assert 2 <= connections <= 5, connections
-            print(f"storm: {connections} connections in 3 s ({connections / 3:.2f}/s)")
+            # the policy spaces the attempts 0.25, 0.5, 1 s apart (no jitter) at the least: the
+            # gaps the server saw, which a slow machine can only lengthen
+            gaps = [round(arrived[n + 1] - arrived[n], 2) for n in range(3)]
+            assert [gap >= least for gap, least in zip(gaps, (0.25, 0.5, 1.0), strict=True)] == [True] * 3, gaps
 
             limited = _stream(server.url, backoff_jitter=0.0, initial_backoff=0.01, max_reconnect_attempts=3)
             await limited
@@ -330,7 +334,8 @@ def test_a_redirect_is_refused_naming_status_and_masked_location() -> None:
 def test_a_trickled_handshake_is_bounded_by_connect_timeout() -> None:
     async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_head(reader)
-        for byte in b"HTTP/1.1 101 Switching Protocols\r\nX-Slow: " + b"a" * 100:
+        # about a minute of trickle (0.05 s a byte): only connect_timeout can end the handshake
+        for byte in b"HTTP/1.1 101 Switching Protocols\r\nX-Slow: " + b"a" * 1200:
             writer.write(bytes([byte]))
             await writer.drain()
             await asyncio.sleep(0.05)
@@ -341,7 +346,8 @@ def test_a_trickled_handshake_is_bounded_by_connect_timeout() -> None:
             started = time.monotonic()
             with pytest.raises(ApiTimeoutError, match=r"0\.5 s .*during the WebSocket handshake"):
                 await stream
-            assert time.monotonic() - started < 2
+            took = time.monotonic() - started
+            assert 0.45 < took < 20, took  # the 0.5 s bound, not the minute-long trickle's end
             await stream.aclose()
 
     _run(main)
@@ -352,7 +358,7 @@ def test_an_oversized_message_is_refused_before_its_payload() -> None:
         await upgrade(reader, writer)
         writer.write(bytes([0x81, 127]) + (10**9).to_bytes(8, "big"))  # a header claiming 1 GB, no payload
         await writer.drain()
-        await asyncio.sleep(5)
+        await asyncio.sleep(3600)  # hold the connection open until the server closes
 
     async def main() -> None:
         async with RawServer(big) as server:
@@ -372,7 +378,7 @@ def test_an_oversized_change_after_the_snapshot_reconnects() -> None:
         await upgrade(reader, writer)
         writer.write(text_frame(EMPTY_SNAPSHOT) + text_frame(b" " * 2000))
         await writer.drain()
-        await asyncio.sleep(5)
+        await asyncio.sleep(3600)  # hold the connection open until the server closes
 
     async def main() -> None:
         async with RawServer(big_change) as server:
@@ -387,9 +393,22 @@ def test_an_oversized_change_after_the_snapshot_reconnects() -> None:
 
 
 # ---------------------------------------------------------------------- cancellation
-async def _assert_cancelled_cleanly(stream: AsyncIdentifiersStream, step: Awaitable[Any], after: float) -> None:
+def _reading(stream: AsyncIdentifiersStream) -> Callable[[], bool]:
+    """Whether the iterating task waits for the socket to bring something."""
+    return lambda: stream._waiter is not None
+
+
+def _in_backoff(stream: AsyncIdentifiersStream) -> Callable[[], bool]:
+    """Whether the iterating task waits out a reconnect delay."""
+    return lambda: stream._wake is not None
+
+
+async def _assert_cancelled_cleanly(
+    stream: AsyncIdentifiersStream, step: Awaitable[Any], inside: Callable[[], bool]
+) -> None:
+    """Start ``step``, wait until ``inside()`` says it is in the wait the test aims at, cancel it."""
     task = asyncio.ensure_future(step)
-    await asyncio.sleep(after)
+    await until(lambda: inside() or task.done())
     assert not task.done()
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -402,13 +421,17 @@ async def _assert_cancelled_cleanly(stream: AsyncIdentifiersStream, step: Awaita
 
 
 def test_cancelled_while_connecting_and_in_the_handshake() -> None:
+    asked: List[Dict[str, str]] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
+        asked.append(await read_head(reader))
+        await asyncio.sleep(3600)  # never answer; the server cancels this when it closes
 
     async def main() -> None:
         async with RawServer(silent) as server:
-            stream = _stream(server.url, connect_timeout=5)
-            await _assert_cancelled_cleanly(stream, stream.open(), 0.2)  # waiting for the handshake answer
+            stream = _stream(server.url, connect_timeout=60)
+            # the server has the handshake request: the client waits for its answer
+            await _assert_cancelled_cleanly(stream, stream.open(), lambda: len(asked) == 1)
             assert not stream.connected
             await stream.aclose()
         # a TCP connect that hangs: a listener that never accepts, its backlog full
@@ -423,8 +446,9 @@ def test_cancelled_while_connecting_and_in_the_handshake() -> None:
                     fillers.append(filler)
                     with contextlib.suppress(BlockingIOError):
                         filler.connect(listener.getsockname())
-                stream = _stream(f"http://127.0.0.1:{listener.getsockname()[1]}", connect_timeout=5)
-                await _assert_cancelled_cleanly(stream, stream.open(), 0.2)
+                stream = _stream(f"http://127.0.0.1:{listener.getsockname()[1]}", connect_timeout=60)
+                # the TCP connect never completes: once the attempt has begun, it is inside it
+                await _assert_cancelled_cleanly(stream, stream.open(), lambda: stream._pending is not None)
                 await stream.aclose()
             finally:
                 for filler in fillers:
@@ -435,15 +459,16 @@ def test_cancelled_while_connecting_and_in_the_handshake() -> None:
 
 def test_cancelled_while_reading_and_in_backoff_the_stream_goes_on() -> None:
     async def main() -> None:
-        async with Emulator(port=0) as emu, _stream(emu.url, initial_backoff=0.5, backoff_jitter=0.0) as stream:
+        async with Emulator(port=0) as emu, _stream(emu.url, initial_backoff=2, max_backoff=2,
+                                                   backoff_jitter=0.0) as stream:
             events = stream.events()
             assert (await _next(events)).snapshot
-            await _assert_cancelled_cleanly(stream, events.__anext__(), 0.1)  # in a read
+            await _assert_cancelled_cleanly(stream, events.__anext__(), _reading(stream))  # in a read
             assert stream.connected
             created = emu.create_conversation()
             assert (await _next(events)).ids == [created]  # nothing was lost
             emu.drop_websockets()
-            await _assert_cancelled_cleanly(stream, events.__anext__(), 0.2)  # in the backoff
+            await _assert_cancelled_cleanly(stream, events.__anext__(), _in_backoff(stream))
             resync = await _next(events)
             assert resync.resync and resync.ids == [created]
 
@@ -461,11 +486,11 @@ def test_aclose_from_another_task_ends_a_waiting_iteration_promptly() -> None:
                 return len([event async for event in events])
 
             reader = asyncio.ensure_future(drain())
-            await asyncio.sleep(0.1)
-            started = time.monotonic()
+            await until(_reading(stream))  # it waits for a message that never comes
             await stream.aclose()
-            assert await asyncio.wait_for(reader, 2) == 0
-            assert time.monotonic() - started < 0.5
+            # the emulator sends nothing more and the keep-alive ping is 20 s away: only aclose()
+            # can end the iteration within this bound
+            assert await asyncio.wait_for(reader, 10) == 0
             assert stream.closed and not stream.connected
 
     _run(main)
@@ -487,7 +512,7 @@ def test_an_unclosed_stream_warns_once_naming_the_class() -> None:
             stream = await _stream(emu.url)
             events = stream.events()
             assert (await _next(events)).snapshot
-            await _assert_cancelled_cleanly(stream, events.__anext__(), 0.1)
+            await _assert_cancelled_cleanly(stream, events.__anext__(), _reading(stream))
             assert stream._timer is not None
             wire = stream._wire
             assert wire is not None
@@ -505,7 +530,9 @@ def test_an_unclosed_stream_warns_once_naming_the_class() -> None:
 # ---------------------------------------------------------------------- many streams, fork
 @pytest.mark.parametrize("count", [4, 8])
 def test_many_streams_on_one_loop_deliver_to_one_consumer(count: int) -> None:
-    async def main() -> List[float]:
+    # what it checks is that every stream hands every change over, in order; how fast is
+    # measured in benchmarks/, where a busy machine does not decide a landing
+    async def main() -> None:
         async with Emulator(port=0) as emu:
             streams = [await _stream(emu.url) for _ in range(count)]
             queue: asyncio.Queue[StreamEvent] = asyncio.Queue()
@@ -516,25 +543,18 @@ def test_many_streams_on_one_loop_deliver_to_one_consumer(count: int) -> None:
 
             pumps = [asyncio.ensure_future(pump(s)) for s in streams]
             for _ in range(count):
-                assert (await asyncio.wait_for(queue.get(), 5)).snapshot
-            latencies: List[float] = []
+                assert (await asyncio.wait_for(queue.get(), 30)).snapshot
             for _ in range(50):
-                started = time.monotonic()
                 created = emu.create_conversation()
                 for _ in range(count):
-                    event = await asyncio.wait_for(queue.get(), 5)
-                    latencies.append(time.monotonic() - started)  # in the consumer's hands
-                    assert event.ids == [created]
+                    event = await asyncio.wait_for(queue.get(), 30)
+                    assert event.ids == [created]  # each change, once per stream, before the next
+            assert queue.empty()
             for stream in streams:
                 await stream.aclose()
-            await asyncio.wait_for(asyncio.gather(*pumps), 5)
-            return latencies
+            await asyncio.wait_for(asyncio.gather(*pumps), 30)
 
-    latencies = sorted(_run(main, debug=False))
-    p50 = statistics.median(latencies) * 1000
-    p99 = latencies[int(len(latencies) * 0.99) - 1] * 1000
-    print(f"{count} streams: p50 {p50:.2f} ms, p99 {p99:.2f} ms over {len(latencies)} deliveries")
-    assert p99 < 1000
+    _run(main, debug=False)
 
 
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="POSIX only")
@@ -543,7 +563,7 @@ def test_a_forked_child_never_touches_the_parents_socket() -> None:
         async with Emulator(port=0) as emu, _stream(emu.url) as stream, \
                 await AsyncConversationIdsMirror.open(_client(emu.url)) as mirror:
             events = stream.events()
-            assert (await _next(events)).snapshot and await mirror.wait_ready(5)
+            assert (await _next(events)).snapshot and await mirror.wait_ready(30)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", DeprecationWarning)  # fork() of a threaded process
                 pid = os.fork()
@@ -555,7 +575,7 @@ def test_a_forked_child_never_touches_the_parents_socket() -> None:
                         status = 0
                 finally:
                     os._exit(status)
-            deadline = time.monotonic() + 10
+            deadline = time.monotonic() + 30
             while True:
                 done, status = os.waitpid(pid, os.WNOHANG)
                 if done:
@@ -566,7 +586,7 @@ def test_a_forked_child_never_touches_the_parents_socket() -> None:
             created = emu.create_conversation()
             event = await _next(events)
             assert event.ids == [created] and not event.snapshot and stream.reconnects == 0
-            assert await mirror.wait_for(lambda ids: created in ids, 5) and not mirror.ended
+            assert await mirror.wait_for(lambda ids: created in ids, 30) and not mirror.ended
 
     _run(main)
 
@@ -619,13 +639,13 @@ def test_through_an_http_proxy_with_its_headers_and_a_refusal() -> None:
 
 def test_aclose_while_another_task_opens() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
+        await asyncio.sleep(3600)  # never answer; the server cancels this when it closes
 
     async def main() -> None:
         async with RawServer(silent) as server:
             stream = _stream(server.url, connect_timeout=5)
             opening = asyncio.ensure_future(stream.open())
-            await asyncio.sleep(0.2)
+            await until(lambda: server.connections == 1)  # the opening is under way
             await stream.aclose()
             with pytest.raises(StreamClosedError, match="closed while it was being opened"):
                 await opening
@@ -654,8 +674,10 @@ def test_keepalive_pings_and_an_unanswered_ping_drops_the_connection() -> None:
                 events = stream.events()
                 first = await _next(events)
                 again = await _next(events)
-                # a ping after 0.2 s of silence, the drop 0.2 s later, then the reconnect
-                assert first.snapshot and again.resync and 0.35 < again.received_at - first.received_at < 3
+                # a ping after 0.2 s of silence, the drop 0.2 s later, then the reconnect: not
+                # sooner; the deaf server would hold the connection for ever, so the upper bound
+                # only catches a hang
+                assert first.snapshot and again.resync and 0.35 < again.received_at - first.received_at < 20
                 assert 0x9 in received  # the ping, masked as a client's frames must be
 
     _run(main)
@@ -671,7 +693,7 @@ def test_malformed_messages_and_a_close_frame() -> None:
             writer.write(text_frame(EMPTY_SNAPSHOT) + text_frame(b"[1, 2]") + text_frame(created)
                          + bytes([0x88, 4]) + (4000).to_bytes(2, "big") + b"ok")
         await writer.drain()
-        await asyncio.sleep(5)
+        await asyncio.sleep(3600)  # hold the connection open until the server closes
 
     async def main() -> None:
         async with server, _stream(server.url, initial_backoff=0.01) as stream:
@@ -689,7 +711,7 @@ def test_malformed_messages_and_a_close_frame() -> None:
 
 def test_a_silent_tls_handshake_is_bounded_and_cancellable() -> None:
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await asyncio.sleep(10)
+        await asyncio.sleep(3600)  # never answer; the server cancels this when it closes
 
     async def main() -> None:
         async with RawServer(silent) as server:
@@ -698,8 +720,9 @@ def test_a_silent_tls_handshake_is_bounded_and_cancellable() -> None:
             with pytest.raises(ApiTimeoutError, match="during the TLS handshake"):
                 await stream
             await stream.aclose()
-            stream = _stream(url, connect_timeout=5)
-            await _assert_cancelled_cleanly(stream, stream.open(), 0.2)
+            stream = _stream(url, connect_timeout=60)
+            # connected, so in the TLS handshake, which the silent server never answers
+            await _assert_cancelled_cleanly(stream, stream.open(), lambda: server.connections == 2)
             await stream.aclose()
 
     _run(main)

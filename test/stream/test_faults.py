@@ -209,7 +209,7 @@ def test_server_close_with_reconnect_resyncs() -> None:
     events: List[StreamEvent] = []
     with ScriptedServer(script) as server:
         stream = stream_for(server, on_event=events.append)
-        deadline = time.monotonic() + 3
+        deadline = time.monotonic() + 30
         while len(events) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
         stream.close()
@@ -229,7 +229,8 @@ def test_a_peer_that_stops_answering_pings_is_noticed() -> None:
             next(stream)
         stream.close()
     assert "no answer to a ping within 0.15 s" in str(caught.value)
-    assert time.monotonic() - started < 1.0
+    # the peer stays silent for ever: the keep-alive ended the wait (the bound catches a hang)
+    assert time.monotonic() - started < 20
 
 
 def test_answered_pings_keep_an_idle_connection_open() -> None:
@@ -393,14 +394,14 @@ def test_close_ends_a_reconnect_attempt_that_gets_no_answer(proxied: bool) -> No
                                    connect_timeout=30, initial_backoff=0.01, max_backoff=0.01)
         relay.silent = True  # every later connection hangs
         assert emu.drop_websockets() == 1
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while relay.connections < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
         assert relay.connections == 2 and not stream.connected  # an attempt is waiting for an answer
-        started = time.monotonic()
         stream.close()
-        assert stream.join(2), "the connection attempt went on after close()"
-        assert closed.is_set() and time.monotonic() - started < 2
+        # connect_timeout is 30 s: an attempt that ends within 10 s was ended by close()
+        assert stream.join(10), "the connection attempt went on after close()"
+        assert closed.is_set()
         assert relay.connections == 2  # and no further attempt was made
 
 
@@ -428,14 +429,15 @@ def test_close_interrupts_a_tcp_connect_that_gets_no_answer() -> None:
     worker = threading.Thread(target=attempt, daemon=True)
     try:
         worker.start()
-        deadline = time.monotonic() + 5
+        deadline = time.monotonic() + 30
         while link.pending is None and time.monotonic() < deadline:
             time.sleep(0.005)
         time.sleep(0.05)  # inside connect() (or, if the kernel took the SYN after all, the handshake)
         started = time.monotonic()
         link.shutdown()
-        worker.join(2)
-        assert not worker.is_alive() and time.monotonic() - started < 2
+        worker.join(10)
+        # connect_timeout is 30 s: only the shutdown can end the attempt within 10 s
+        assert not worker.is_alive() and time.monotonic() - started < 10
         assert len(failed) == 1 and isinstance(failed[0], (ApiConnectionError, Closing))
     finally:
         for sock in (*fillers, listener):

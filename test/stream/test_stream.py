@@ -88,7 +88,7 @@ def api(client: ApiClient) -> ConversationsApi:
     return ConversationsApi(client)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+def wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
@@ -177,10 +177,9 @@ def test_iteration_ends_when_closed_from_another_thread(api: ConversationsApi) -
     worker = threading.Thread(target=consume, daemon=True)
     worker.start()
     assert wait_until(lambda: len(received) == 1)
-    started = time.monotonic()
     stream.close()
-    assert done.wait(1.0)
-    assert time.monotonic() - started < 1.0
+    # the emulator sends nothing more and answers every ping: only close() ends the iteration
+    assert done.wait(10)
     assert len(received) == 1 and stream.closed
 
 
@@ -191,7 +190,9 @@ def test_close_is_prompt_and_idempotent(api: ConversationsApi, emu: Emulator) ->
     started = time.monotonic()
     stream.close()
     stream.close()
-    assert time.monotonic() - started < 1.0
+    # close() waits for the server's close frame at most close_timeout (0.5 s) each time; the
+    # bound catches a close that waited for something else (the next message, a ping: never)
+    assert time.monotonic() - started < 10
     assert closes == [1]
     assert list(stream) == []  # iterating a closed stream ends at once
     assert wait_until(lambda: emu.websocket_count == 0)
@@ -206,7 +207,7 @@ def test_discarded_stream_does_not_raise_hang_or_warn(
     started = time.monotonic()
     api.conversations_stream_identifiers()
     gc.collect()  # filterwarnings=error: a leaked socket's ResourceWarning would fail the test
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10  # nothing waited for a message (none ever comes)
     assert wait_until(lambda: emu.websocket_count == 0)
 
 
@@ -228,10 +229,9 @@ def test_background_callbacks_receive_snapshot_and_changes(
         with pytest.raises(StreamError):
             next(stream)  # a background stream cannot also be iterated
     finally:
-        started = time.monotonic()
         stream.close()
-    assert time.monotonic() - started < 1.0
-    assert closed.is_set() and stream.join(0)
+    # the thread would otherwise wait for the next message for ever: it ends because of close()
+    assert stream.join(10) and closed.is_set()
 
 
 def test_callback_exceptions_do_not_stop_the_stream(
@@ -337,7 +337,7 @@ def test_reconnect_disabled_in_background_calls_on_error_then_on_close(
     )
     assert wait_until(lambda: order == ["message"])
     emu.drop_websockets()
-    assert stream.join(2.0)
+    assert stream.join(10)  # reconnect=False: the thread ends with the dropped connection
     assert order == ["message", "StreamClosedError", "close"]
 
 
@@ -358,10 +358,10 @@ def test_close_during_backoff_is_prompt(api: ConversationsApi, emu: Emulator) ->
         on_message=lambda _m: None, on_close=closed.set, initial_backoff=30.0, max_backoff=30.0
     )
     emu.drop_websockets()
-    assert wait_until(lambda: not stream.connected)
-    started = time.monotonic()
+    assert wait_until(lambda: not stream.connected, 30)
     stream.close()
-    assert time.monotonic() - started < 1.0 and closed.is_set()
+    # the backoff is 30 s: only close() can end the thread within this bound
+    assert stream.join(10) and closed.is_set()
 
 
 # --------------------------------------------------------------------------- failures at connect
@@ -372,7 +372,7 @@ def test_unreachable_host_raises_api_connection_error() -> None:
         started = time.monotonic()
         with pytest.raises(ApiConnectionError) as caught:
             api.conversations_stream_identifiers()
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 20  # refused at once; the bound only catches a hang
     message = str(caught.value)
     assert f"ws://127.0.0.1:{port}/conversations/stream/identifiers" in message
     assert "Is Pieces OS running" in message

@@ -91,12 +91,14 @@ class RawServer:
     ``answer(head) -> bytes`` makes each whole response; ``close_after`` closes the connection
     right after answering (without saying so), as a server whose keep-alive timer ran out;
     ``drop_reused`` closes a connection, unanswered, when a second request arrives on it (after
-    writing ``reused_reply`` to it, say part of a response head).
+    writing ``reused_reply`` to it, say part of a response head). ``hold``, an event, keeps every
+    answer back (its request head already recorded in ``heads``) until the test sets it: a call
+    stays in flight for as long as the test needs, whatever the machine's speed.
     """
 
     def __init__(
         self, answer: Callable[[bytes], bytes], *, close_after: bool = False, delay: float = 0.0,
-        drop_reused: bool = False, reused_reply: bytes = b"",
+        drop_reused: bool = False, reused_reply: bytes = b"", hold: Optional[asyncio.Event] = None,
     ) -> None:
         self.answer = answer
         self.close_after = close_after
@@ -104,6 +106,7 @@ class RawServer:
         self.reused_reply = reused_reply
         self.dropped = 0
         self.delay = delay
+        self.hold = hold
         self.heads: List[bytes] = []
         self.connections = 0
         self.open = 0
@@ -155,6 +158,8 @@ class RawServer:
                 self.heads.append(head)
                 if self.delay:
                     await asyncio.sleep(self.delay)
+                if self.hold is not None:
+                    await self.hold.wait()
                 writer.write(self.answer(head))
                 await writer.drain()
                 if self.close_after:
