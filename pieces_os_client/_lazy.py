@@ -52,19 +52,12 @@ imports, pickling and ``repr`` are as before. The bundle imports nothing that co
 it back (only ``_base`` and the modules of models loaded before it) and takes no lock.
 
 A bundled class that names a later one in quotes (a reference cycle) is resolved by pydantic
-in the namespace of its ``__module__``. The package's own builds pass the bundle's namespace
-instead (:func:`types_namespace`), so the public modules need not be imported at all; a
-schema pydantic generates outside our builds imports them first (the class's
-``__get_pydantic_core_schema__``, removed once they are imported, as for :func:`link_models`).
-
-Precomputed schemas
--------------------
-With the pydantic version it was generated with, a generated model's core schema comes from a
-generated table (``models._schemas``, read by ``models._precomputed``) through
-``PiecesModel.__get_pydantic_core_schema__``, which the hooks above end in; pydantic then only
-finishes it. Nothing changes in this contract: the build is still ``model_rebuild`` under
-:data:`BUILD_LOCK`, the table is read at the first build (never at import), and it takes no
-lock of its own (its memo caches are pure).
+in the namespace of its ``__module__``, the public module, which imports those names from the
+bundle. Those few modules (the classes :func:`bundle_models` notes) are imported before any
+schema of a bundled class is made: by ``PiecesModel.model_rebuild`` for the package's own
+builds, and by the class's ``__get_pydantic_core_schema__`` for a schema pydantic generates
+outside them (removed once they are imported, as for :func:`link_models`). Names are never
+handed to pydantic any other way: its ``model_rebuild`` gets only its public arguments.
 """
 
 from __future__ import annotations
@@ -74,17 +67,16 @@ import importlib
 import os
 import sys
 import threading
-from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterable, List, Mapping, Tuple
 
 __all__ = [
     "BUILD_LOCK",
     "bundle_models",
     "finish_links",
+    "import_public_modules",
     "link_models",
     "load",
-    "own_build",
     "settle_imports",
-    "types_namespace",
 ]
 
 #: Held while anything in the package is built on first use (see the module docstring).
@@ -170,7 +162,7 @@ def _link_first(cls: type, source: Any, handler: Any) -> Any:
 def _inherited_schema(cls: type, source: Any, handler: Any) -> Any:
     """What the class's own ``__get_pydantic_core_schema__`` gives, once a hook set here is done.
 
-    ``PiecesModel``'s (the precomputed schema, or ``handler(source)``); ``handler(source)`` if
+    The hook of a base class (one an application's subclass defines); ``handler(source)`` if
     there is none but pydantic's own ``BaseModel`` one (which pydantic does not call either).
     Hooks set here on a base class (an application's subclass of a linked class) are skipped.
     """
@@ -229,8 +221,6 @@ def finish_links() -> None:
 
 # Bundles loaded: (namespace, public modules of its classes named in quotes, those classes).
 _bundles: List[Tuple[Dict[str, Any], Tuple[str, ...], List[type]]] = []
-# ``depth`` > 0 in a thread while the package's own build runs (PiecesModel.model_rebuild).
-own_build = threading.local()
 
 
 def bundle_models(namespace: Dict[str, Any], modules: Mapping[str, str], incomplete: Iterable[str] = ()) -> None:
@@ -252,25 +242,8 @@ def bundle_models(namespace: Dict[str, Any], modules: Mapping[str, str], incompl
         _bundles.append((namespace, publics, classes))
 
 
-def types_namespace() -> Optional[Dict[str, Any]]:
-    """The names the bundled classes quote (the bundle's namespace), or ``None`` before it loads."""
-    with _pending_lock:
-        found = [namespace for namespace, _, _ in _bundles]
-    if not found:
-        return None
-    if len(found) == 1:
-        return found[0]
-    merged: Dict[str, Any] = {}
-    for namespace in found:
-        merged.update(namespace)
-    return merged
-
-
 def _bundle_first(cls: type, source: Any, handler: Any) -> Any:
-    # In the package's own build the names come from types_namespace(); a schema generated
-    # elsewhere resolves them in the public modules, imported here first.
-    if not getattr(own_build, "depth", 0):
-        import_public_modules()
+    import_public_modules()  # where the names the class quotes are found
     return _inherited_schema(cls, source, handler)
 
 

@@ -1,4 +1,10 @@
-"""HTTP plumbing shared by the emulator's routes: responses, bounded body reads, the server."""
+"""HTTP plumbing shared by the emulator's routes: responses, bounded body reads, the server.
+
+Only aiohttp's public server API is used: ``web.Server`` with its documented keyword
+arguments, the request's public attributes (``content``, ``transport``, ``content_length``,
+...) and responses. No aiohttp class is subclassed and no underscore name is read, so an
+aiohttp upgrade cannot break the emulator through its internals.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +12,28 @@ import asyncio
 import contextlib
 import logging
 import socket
+import ssl
 import struct
 import weakref
-from http import HTTPStatus
-from typing import Any, Awaitable, Callable, Mapping, Optional
+from contextvars import ContextVar
+from typing import Awaitable, Callable, List, Mapping, Optional
 
 from aiohttp import web
-from aiohttp.abc import AbstractStreamWriter
-from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp.http_parser import RawRequestMessage
-from aiohttp.streams import StreamReader
-from aiohttp.web_protocol import RequestHandler
+from typing_extensions import Buffer
 
 __all__ = [
     "CONTROL_PREFIX",
     "JSON",
     "TEXT",
     "BodyError",
-    "TrackingServer",
+    "HttpServer",
     "abort_with_reset",
     "failure",
     "is_websocket",
     "json_body",
     "not_allowed",
     "read_body",
+    "start_response",
     "text_response",
 ]
 
@@ -72,21 +76,32 @@ class BodyError(Exception):
 
 
 async def read_body(request: web.BaseRequest, limit: Optional[int]) -> bytes:
-    """The whole request body, within ``limit`` bytes (None: no limit); :class:`BodyError` if refused."""
+    """The whole request body, within ``limit`` bytes (None: no limit); :class:`BodyError` if refused.
+
+    Read from ``request.content`` a piece at a time, so a body is refused as soon as it passes
+    the limit (a Content-Length over it at once, before any of it is read) and the limit is
+    exactly ``limit`` whatever aiohttp's own ``client_max_size`` rules are. The body can be
+    read once per request.
+    """
     too_large = f"request body larger than {limit} bytes (the emulator's max_request_size)"
     if limit is not None and (request.content_length or 0) > limit:
         raise BodyError(413, too_large)
+    parts: List[bytes] = []
+    size = 0
     try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge:
-        raise BodyError(413, too_large) from None
+        while True:
+            part = await request.content.readany()
+            if not part:
+                break
+            size += len(part)
+            if limit is not None and size > limit:
+                raise BodyError(413, too_large)
+            parts.append(part)
     except ConnectionError:
         raise BodyError(400, "the client went away before sending the whole body") from None
-    except HttpProcessingError as exc:
-        raise BodyError(400, f"malformed request body: {exc.message}") from None
-    if limit is not None and len(body) > limit:
-        raise BodyError(413, too_large)
-    return body
+    except web.RequestPayloadError as exc:
+        raise BodyError(400, f"malformed request body: {_one_line(exc)}") from None
+    return b"".join(parts)
 
 
 def abort_with_reset(transport: Optional[asyncio.Transport]) -> None:
@@ -100,66 +115,216 @@ def abort_with_reset(transport: Optional[asyncio.Transport]) -> None:
     transport.abort()
 
 
-class _ClientRequestHandler(RequestHandler):
-    """aiohttp's connection handler, quiet about requests that are the client's fault.
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+class _PeerFaults(logging.Filter):
+    """Turns what aiohttp's connection layer logs with a traceback into one DEBUG line.
 
     aiohttp answers a request it cannot parse (a request line or header too long, a bad
-    Content-Length or chunk size, ...) with 400 and logs the parser's exception with its
-    traceback at ERROR level. A malformed request is the client's problem, not the server's:
-    it is answered the same way and logged as one DEBUG line. Real server errors (500) still
-    go through aiohttp's own logging.
+    Content-Length or chunk size, TLS bytes on the plain port, ...) with 400 before any handler
+    runs, and logs the parser's exception with its traceback at ERROR level. That is the
+    client's doing, not a fault of the emulator. The emulator's own handler never lets an
+    exception through to aiohttp (see :class:`HttpServer`), so every record with an exception
+    on this logger comes from the connection layer and is about what a peer sent or did. It
+    goes out again as one DEBUG line on the emulator's logger, with the record's own message.
     """
 
-    def handle_error(
-        self,
-        request: web.BaseRequest,
-        status: int = 500,
-        exc: Optional[BaseException] = None,
-        message: Optional[str] = None,
-    ) -> web.StreamResponse:
-        if status >= 500 or not isinstance(exc, HttpProcessingError):
-            return super().handle_error(request, status, exc, message)
-        logger.debug("refused a malformed request from %s: %s", request.remote, " ".join(str(exc).split()))
-        if request.writer.output_size > 0:
-            raise ConnectionError("a response was already under way when the request turned out malformed")
-        response = web.Response(status=status, text=message or HTTPStatus(status).phrase, content_type="text/plain")
-        response.force_close()
-        return response
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if exc is None:
+            return True
+        logger.debug("%s: %s", record.getMessage(), _one_line(exc))
+        return False
 
 
-class TrackingServer(web.Server):
-    """aiohttp's low-level server, remembering every connection's transport until it is gone.
+#: The logger handed to aiohttp's connection handler (its documented ``logger`` argument).
+connection_logger = logging.getLogger("pieces_os_client.emulator.connections")
+connection_logger.addFilter(_PeerFaults())
 
-    Each request may carry a body of at most ``max_request_size`` bytes (``None``: no limit).
+
+class _Exchange:
+    """One request being handled: whether its answer has begun going out on the wire."""
+
+    __slots__ = ("started",)
+
+    def __init__(self) -> None:
+        self.started = False
+
+
+_exchange: ContextVar[Optional[_Exchange]] = ContextVar("pieces_os_emulator_exchange", default=None)
+
+
+async def start_response(response: web.StreamResponse, request: web.BaseRequest) -> None:
+    """``response.prepare(request)`` (the status line and headers go out), noting that the answer has begun.
+
+    Every handler that prepares a response itself (a stream, a WebSocket) goes through here, so
+    that if it then fails, :class:`HttpServer` closes the connection instead of sending a 500
+    after a half-sent answer.
+    """
+    exchange = _exchange.get()
+    if exchange is not None:
+        exchange.started = True
+    await response.prepare(request)
+
+
+class _Connection(asyncio.Protocol):
+    """What asyncio sees of one connection: notes its transport, then hands every event on to ``inner``.
+
+    ``inner`` is the protocol aiohttp's ``web.Server`` made for the connection (the server is
+    documented as a protocol factory for ``loop.create_server()``); only the asyncio protocol
+    interface is used on it.
+    """
+
+    def __init__(self, inner: asyncio.Protocol, transports: weakref.WeakSet[asyncio.Transport]) -> None:
+        self._inner = inner
+        self._transports = transports
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.Transport):
+            self._transports.add(transport)
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def data_received(self, data: bytes) -> None:
+        self._inner.data_received(data)
+
+    def eof_received(self) -> Optional[bool]:
+        return self._inner.eof_received()
+
+
+class _BufferedConnection(asyncio.BufferedProtocol):
+    """:class:`_Connection` for a protocol that reads into its own buffers (``asyncio.BufferedProtocol``)."""
+
+    def __init__(self, inner: asyncio.BufferedProtocol, transports: weakref.WeakSet[asyncio.Transport]) -> None:
+        self._inner = inner
+        self._transports = transports
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if isinstance(transport, asyncio.Transport):
+            self._transports.add(transport)
+        self._inner.connection_made(transport)
+
+    def connection_lost(self, exc: Optional[Exception]) -> None:
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
+
+    def get_buffer(self, sizehint: int) -> Buffer:
+        return self._inner.get_buffer(sizehint)
+
+    def buffer_updated(self, nbytes: int) -> None:
+        self._inner.buffer_updated(nbytes)
+
+    def eof_received(self) -> Optional[bool]:
+        return self._inner.eof_received()
+
+
+class HttpServer:
+    """The emulator's HTTP server: aiohttp's low-level ``web.Server``, through its public API only.
+
+    It adds three things to the handler it serves:
+
+    - a request the handler fails on (an exception other than aiohttp's ``HTTPException``)
+      is answered 500 with a text/plain reason naming the failure, and the connection is
+      closed; the traceback goes to the ``pieces_os_client.emulator`` logger at ERROR. If the
+      answer had already begun, the connection is cut off instead: nothing can follow a
+      half-sent answer. A client never waits on silence.
+    - it listens itself (``loop.create_server()`` with the server as the protocol factory, as
+      aiohttp documents it), noting every connection's transport as asyncio hands it over,
+      so that :meth:`close` can cut off what aiohttp's own shutdown only starts to close: a
+      TLS connection in its closing handshake with a peer that never answers, which would
+      otherwise outlive the loop.
+    - aiohttp's connection layer logs through :data:`connection_logger`, which turns what it
+      logs about a peer's malformed request into one DEBUG line.
+
+    ``idle_timeout`` is aiohttp's ``keepalive_timeout``: how long a connection may sit idle
+    (or trickle a request's head) before it is closed. Make it on the loop that serves.
     """
 
     def __init__(
         self,
         handler: Callable[[web.BaseRequest], Awaitable[web.StreamResponse]],
-        max_request_size: Optional[int],
-        **kwargs: Any,
+        idle_timeout: float,
     ) -> None:
-        super().__init__(handler, request_factory=self._make_limited_request, **kwargs)
-        # aiohttp reads 0 as "no limit". Whether it refuses a body of exactly its limit depends
-        # on its version, so it gets one byte more and the handler checks the exact limit.
-        self._client_max_size = 0 if max_request_size is None else max_request_size + 1
-        self.transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
-
-    def _make_limited_request(
-        self,
-        message: RawRequestMessage,
-        payload: StreamReader,
-        protocol: RequestHandler,
-        writer: AbstractStreamWriter,
-        task: asyncio.Task[None],
-    ) -> web.BaseRequest:
-        return web.BaseRequest(
-            message, payload, protocol, writer, task, self._loop, client_max_size=self._client_max_size
+        self._handler = handler
+        self._transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+        self._busy: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()  # those with a request in hand
+        self._server = web.Server(
+            self._handle, access_log=None, keepalive_timeout=idle_timeout, logger=connection_logger
         )
+        self._listener: Optional[asyncio.AbstractServer] = None
 
-    def __call__(self) -> RequestHandler:
-        return _ClientRequestHandler(self, loop=self._loop, **self._kwargs)
+    def _protocol(self) -> asyncio.BaseProtocol:
+        inner = self._server()
+        if isinstance(inner, asyncio.BufferedProtocol):
+            return _BufferedConnection(inner, self._transports)
+        return _Connection(inner, self._transports)
 
-    def connection_made(self, handler: RequestHandler, transport: asyncio.Transport) -> None:
-        super().connection_made(handler, transport)
-        self.transports.add(transport)
+    async def listen(self, sock: socket.socket, ssl_context: Optional[ssl.SSLContext]) -> None:
+        """Serve on the listening socket ``sock`` (HTTPS and WSS with ``ssl_context``)."""
+        loop = asyncio.get_running_loop()
+        self._listener = await loop.create_server(self._protocol, sock=sock, ssl=ssl_context, backlog=512)
+
+    async def close(self, timeout: float) -> None:
+        """Stop listening, give requests in progress up to ``timeout`` seconds, then cut off every connection left."""
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+            await asyncio.sleep(0)  # requests already read get to their handlers first
+        # An idle connection has nothing to wait for: cut it off now. (Not close(): aiohttp's
+        # shutdown closes each connection too, and a TLS transport closed twice can no longer
+        # be aborted.)
+        idle = [transport for transport in self._transports if transport not in self._busy]
+        for transport in idle:
+            transport.abort()
+        if idle:
+            await asyncio.sleep(0)  # their connection_lost runs now
+        await self._server.shutdown(timeout)
+        for transport in list(self._transports):
+            with contextlib.suppress(Exception):
+                transport.abort()
+        await asyncio.sleep(0)  # each aborted transport's connection_lost runs now
+
+    async def _handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        transport = request.transport
+        if transport is not None:
+            self._busy.add(transport)
+        exchange = _Exchange()
+        token = _exchange.set(exchange)
+        try:
+            return await self._handler(request)
+        except web.HTTPException:
+            raise  # aiohttp turns these into their responses, as documented
+        except Exception as exc:
+            logger.exception("the emulator failed on %s %s", request.method, request.raw_path[:200])
+            return _failed(request, exc, exchange.started)
+        finally:
+            _exchange.reset(token)
+            if transport is not None:
+                self._busy.discard(transport)
+
+
+def _failed(request: web.BaseRequest, exc: Exception, started: bool) -> web.StreamResponse:
+    """The answer to a request the handler failed on: a 500 that closes the connection."""
+    transport = request.transport
+    if started and transport is not None:
+        transport.abort()  # part of an answer is out; aiohttp quietly drops what follows
+    response = text_response(
+        500, f"the emulator failed on this request ({type(exc).__name__}); its log has the traceback"
+    )
+    response.force_close()
+    return response

@@ -24,6 +24,7 @@ from ._http import (
     json_body,
     not_allowed,
     read_body,
+    start_response,
     text_response,
 )
 from ._store import Store, StoreError, streamed_identifiers
@@ -141,26 +142,29 @@ class Api:
     async def handle(self, request: web.BaseRequest, method: str, raw_path: str, query: str) -> web.StreamResponse:
         self.log.add(RecordedRequest(method, raw_path, query))
         stall: Optional[Stall] = None
+        body: Optional[bytes] = None  # the request body, once read (it can be read only once)
         if self.faults:
             delay, rule = self.faults.take(method, raw_path)
             if delay is not None:
                 # Take the whole request in first, as a server that is slow to answer (not slow
                 # to read) would: the work still happens if the client gives up meanwhile.
-                await read_body(request, self.max_request_size)
+                body = await read_body(request, self.max_request_size)
                 await asyncio.sleep(delay.seconds)
             if isinstance(rule, Stall):
                 stall = rule
             elif rule is not None:
                 return await self._fault_response(request, rule)
         try:
-            response = await self._route(request, method, raw_path, query)
+            response = await self._route(request, method, raw_path, query, body)
         except StoreError as exc:
             response = failure(str(exc))
         if stall is not None:
             return await self._stalled(request, response, stall)
         return response
 
-    async def _route(self, request: web.BaseRequest, method: str, raw_path: str, query: str) -> web.StreamResponse:
+    async def _route(
+        self, request: web.BaseRequest, method: str, raw_path: str, query: str, body: Optional[bytes]
+    ) -> web.StreamResponse:
         store = self.store
         if raw_path == "/conversations":
             if method not in _READ:
@@ -173,7 +177,7 @@ class Api:
         if raw_path == "/conversations/create":
             if method != "POST":
                 return not_allowed("POST")
-            return await self._create(request, query)
+            return await self._create(request, query, body)
         if raw_path.startswith("/conversations/create/from_asset/"):
             segment = raw_path[len("/conversations/create/from_asset/") :]
             if segment and "/" not in segment:
@@ -214,9 +218,10 @@ class Api:
             return text_response(200, "ok")
         return text_response(404, f"no such endpoint: {method} {raw_path}")
 
-    async def _create(self, request: web.BaseRequest, query: str) -> web.StreamResponse:
+    async def _create(self, request: web.BaseRequest, query: str, body: Optional[bytes]) -> web.StreamResponse:
         transferables = _parse_bool(query, "transferables")
-        body = await read_body(request, self.max_request_size)
+        if body is None:
+            body = await read_body(request, self.max_request_size)
         workers = self.workers
         if len(body) > _INLINE_BODY and workers is not None:
             # Checking and storing a large body takes a while (a second or more for a few MiB
@@ -319,7 +324,7 @@ class Api:
         stream.content_length = len(body)
         sent = min(rule.after_bytes, len(body) - 1)
         try:
-            await stream.prepare(request)  # aiohttp sends the status line and headers at once
+            await start_response(stream, request)  # aiohttp sends the status line and headers at once
             if sent:
                 await stream.write(body[:sent])
             if await self._hold(transport, rule.seconds):

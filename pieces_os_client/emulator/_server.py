@@ -15,7 +15,6 @@ import math
 import socket
 import ssl
 import threading
-import weakref
 from concurrent.futures import ThreadPoolExecutor
 from types import TracebackType
 from typing import (
@@ -35,7 +34,7 @@ from aiohttp import web
 
 from ._control import Control
 from ._faults import FaultBook
-from ._http import CONTROL_PREFIX, BodyError, TrackingServer, text_response
+from ._http import CONTROL_PREFIX, BodyError, HttpServer, text_response
 from ._routes import Api, RecordedRequest, RequestLog
 from ._store import (
     DEMO_ASSETS_FILE,
@@ -155,10 +154,9 @@ class Emulator:
         self._thread: Optional[threading.Thread] = None  # the thread start() made, if it made one
         self._previous_handler: Optional[Callable[[asyncio.AbstractEventLoop, Dict[str, Any]], object]] = None
         self._workers: Optional[ThreadPoolExecutor] = None
-        self._runner: Optional[web.ServerRunner] = None
+        self._http: Optional[HttpServer] = None
         self._stopping: Optional[asyncio.Event] = None
         self._port: Optional[int] = None
-        self._transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
         if seed_conversations:
             self._seed()
 
@@ -279,14 +277,8 @@ class Emulator:
         self._workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix=f"pieces-os-emulator-worker:{self._port}")
         self._api.stopping = self._stopping
         self._api.workers = self._workers
-        server = TrackingServer(
-            self._handle, self._max_request_size, access_log=None, keepalive_timeout=self._idle_timeout
-        )
-        self._transports = server.transports
-        self._runner = web.ServerRunner(server, shutdown_timeout=0.5)
-        await self._runner.setup()
-        site = web.SockSite(self._runner, sock, ssl_context=self._ssl_context, backlog=512)
-        await site.start()
+        self._http = HttpServer(self._handle, self._idle_timeout)
+        await self._http.listen(sock, self._ssl_context)
 
     def _loop_exception(self, loop: asyncio.AbstractEventLoop, context: Dict[str, Any]) -> None:
         """The loop's exception handler: running out of file descriptors is not a bug.
@@ -366,15 +358,9 @@ class Emulator:
         if self._stopping is not None:
             self._stopping.set()
         await self._websockets.close_all()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-        # A TLS connection that is still in its closing handshake would otherwise outlive the
-        # loop and be reported as an unclosed transport; cut every remaining one off now.
-        for transport in list(self._transports):
-            with contextlib.suppress(Exception):
-                transport.abort()
-        await asyncio.sleep(0)
+        if self._http is not None:
+            await self._http.close(timeout=0.5)
+            self._http = None
         loop = asyncio.get_running_loop()
         if self._thread is None and loop.get_exception_handler() == self._loop_exception:
             # The caller's loop goes on: give it its own exception handler back.

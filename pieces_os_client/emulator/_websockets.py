@@ -11,6 +11,7 @@ from typing import Callable, List, Optional, Set
 
 from aiohttp import WSMsgType, web
 
+from ._http import start_response
 from ._store import streamed_identifiers
 
 __all__ = ["WebSockets"]
@@ -128,7 +129,7 @@ class WebSockets:
             writer_limit=self._send_buffer or 2**16,
             max_msg_size=self._max_message_size + 1,  # aiohttp refuses a message of exactly its limit
         )
-        await ws.prepare(request)
+        await start_response(ws, request)
         transport = request.transport
         self._limit_send_buffer(transport)
         entry = _Socket(ws, transport, asyncio.Queue(self._queue_size))
@@ -153,7 +154,7 @@ class WebSockets:
     async def health(self, request: web.BaseRequest) -> web.StreamResponse:
         """Serve ``/.well-known/stream/health``: "ok" at once and in answer to every text message."""
         ws = web.WebSocketResponse(heartbeat=self._heartbeat, autoping=True, max_msg_size=self._max_message_size + 1)
-        await ws.prepare(request)
+        await start_response(ws, request)
         entry = _Socket(ws, request.transport)
         self._sockets.add(entry)
         try:

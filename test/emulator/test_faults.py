@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import gc
 import http.client
 import json
 import socket
 import ssl
 import threading
 import time
+import warnings
 from collections.abc import Iterator
 
 import pytest
@@ -394,3 +397,41 @@ def test_https_rejects_an_untrusting_client(tls: tuple[ssl.SSLContext, ssl.SSLCo
         # A plain-HTTP request to the TLS port does not get an answer that looks like the API.
         with pytest.raises(urllib3.exceptions.ProtocolError):
             pool.request("GET", emu.url.replace("https", "http") + IDS)
+
+
+def tls_connections(emu: Emulator, client: ssl.SSLContext) -> list[ssl.SSLSocket]:
+    """Two TLS connections left open: one that never sent a request, one idle after an answer."""
+    connections = []
+    for request in (None, b"GET /.well-known/health HTTP/1.1\r\nHost: x\r\n\r\n"):
+        plain = socket.create_connection(("127.0.0.1", emu.port), timeout=5)
+        conn = client.wrap_socket(plain, server_hostname="127.0.0.1")
+        if request is not None:
+            conn.sendall(request)
+            assert conn.recv(65536).startswith(b"HTTP/1.1 200 ")
+        connections.append(conn)
+    return connections
+
+
+@pytest.mark.parametrize("on_callers_loop", [False, True], ids=["own-thread", "callers-loop"])
+def test_stopping_cuts_off_tls_connections_whose_peer_never_closes(
+    tls: tuple[ssl.SSLContext, ssl.SSLContext, trustme.CA], on_callers_loop: bool
+) -> None:
+    """A TLS peer that never answers the closing handshake does not leave a transport behind the loop."""
+    server, client, _ = tls
+    connections: list[ssl.SSLSocket] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if on_callers_loop:
+
+            async def main() -> None:
+                async with Emulator(ssl_context=server) as emu:
+                    connections.extend(await asyncio.to_thread(tls_connections, emu, client))
+
+            asyncio.run(main())
+        else:
+            with Emulator(ssl_context=server) as emu:
+                connections.extend(tls_connections(emu, client))
+        gc.collect()
+    for conn in connections:
+        conn.close()
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []

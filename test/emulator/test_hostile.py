@@ -4,6 +4,7 @@ reason), nothing logs a traceback, and the server keeps answering everyone else.
 from __future__ import annotations
 
 import base64
+import gzip
 import http.client
 import json
 import logging
@@ -340,6 +341,17 @@ def test_bodies_over_the_limit_get_413_without_being_read(limited: Emulator, cap
     still_fine(limited, caplog)
 
 
+def test_the_limit_counts_a_compressed_body_as_it_unpacks(limited: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    bomb = gzip.compress(b'{"name": "x"}'.ljust(256 << 10))
+    assert len(bomb) < 1024  # its Content-Length is within the limit; what it unpacks to is not
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    reply = call(limited, "POST", CREATE, bomb, headers)
+    assert (reply.status, reply.text) == (413, "request body larger than 1024 bytes (the emulator's max_request_size)")
+    small = gzip.compress(b'{"name": "x"}'.ljust(1024))
+    assert call(limited, "POST", CREATE, small, headers).json()["name"] == "x"
+    still_fine(limited, caplog)
+
+
 def test_default_request_limit_is_1_mib_and_none_lifts_it(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
     assert post_raw(emu, CREATE, b'{"name": "x"}'.ljust(1 << 20)).status == 200
     reply = post_raw(emu, CREATE, b"{}".ljust((1 << 20) + 1))
@@ -423,6 +435,24 @@ def test_a_client_leaving_mid_body_is_not_an_error(emu: Emulator, caplog: pytest
         sock.sendall(f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n{{".encode())
         assert call(emu, "GET", "/__emulator__/state").status == 200  # the handler is reading by now
     wait_for_log(caplog, "the client went away before sending the whole body")
+    assert emu.conversation_ids() == []
+    still_fine(emu, caplog)
+
+
+def test_a_delayed_create_keeps_the_body_it_read_while_waiting(emu: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    emu.delay_next(0.01, path=CREATE)  # the delay reads the body first; the create must still see it
+    assert post_raw(emu, CREATE, b'{"name": "read once"}').json()["name"] == "read once"
+    still_fine(emu, caplog)
+
+
+def test_a_body_that_cannot_be_decoded_is_400_not_a_server_error(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    headers = {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    reply = call(emu, "POST", CREATE, b"this is not gzip", headers)
+    assert reply.status == 400
+    assert reply.headers["content-type"].startswith("text/plain")
+    assert reply.text.startswith("malformed request body: ") and "gzip" in reply.text
     assert emu.conversation_ids() == []
     still_fine(emu, caplog)
 
@@ -611,3 +641,57 @@ def test_the_command_line_refuses_bad_limits_in_one_line(flag: str, value: str, 
     )
     assert proc.returncode == 2
     assert text in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------- the emulator's own failures
+def read_until_closed(sock: socket.socket) -> bytes:
+    data = b""
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return data
+        data += chunk
+
+
+def test_a_request_the_emulator_fails_on_gets_a_500_and_a_closed_connection(
+    emu: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> bytes:
+        raise RuntimeError("a bug in the emulator")
+
+    monkeypatch.setattr(emu.store, "identifiers_body", broken)
+    with socket.create_connection(("127.0.0.1", emu.port), timeout=5) as sock:
+        # Two requests on one connection: the first fails, so the second is never answered.
+        sock.sendall(f"GET {IDS} HTTP/1.1\r\nHost: x\r\n\r\n".encode() + b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        raw = read_until_closed(sock)  # a socket timeout here would be the silence this rules out
+    head, _, body = raw.partition(b"\r\n\r\n")
+    assert status_of(raw) == 500
+    assert b"Connection: close" in head and b"Content-Type: text/plain" in head
+    assert body == b"the emulator failed on this request (RuntimeError); its log has the traceback"
+    assert raw.count(b"HTTP/1.1 ") == 1
+    failures = [record for record in caplog.records if record.levelno >= logging.ERROR]
+    assert [record.getMessage() for record in failures] == [f"the emulator failed on GET {IDS}"]
+    assert failures[0].exc_info is not None and "a bug in the emulator" in str(failures[0].exc_info[1])
+    monkeypatch.undo()
+    caplog.clear()
+    still_fine(emu, caplog)
+
+
+def test_a_failure_after_the_answer_began_cuts_the_connection_off(
+    emu: Emulator, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken() -> List[str]:
+        raise RuntimeError("a bug in the emulator")
+
+    # The identifiers socket takes its snapshot right after the 101 went out.
+    monkeypatch.setattr(emu.store, "conversation_ids", broken)
+    with ws_upgrade(emu) as sock:
+        raw = read_until_closed(sock)
+    assert raw.startswith(b"HTTP/1.1 101 ")
+    assert raw.count(b"HTTP/1.1 ") == 1  # no 500 after the half-begun answer: that would be garbage
+    assert b"500" not in raw
+    failures = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert failures == [f"the emulator failed on GET {STREAM}"]
+    monkeypatch.undo()
+    caplog.clear()
+    still_fine(emu, caplog)

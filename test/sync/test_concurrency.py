@@ -12,7 +12,6 @@ emulator accepts every TCP connection the client opens and forwards it.
 from __future__ import annotations
 
 import contextlib
-import inspect
 import json
 import logging
 import os
@@ -212,19 +211,12 @@ def test_first_use_from_many_threads_in_fresh_processes(emulator: Emulator) -> N
 
 
 def test_pydantic_still_builds_a_deferred_model_through_model_rebuild(build_lock: WatchedLock) -> None:
-    from pydantic import BaseModel
-    from pydantic._internal._mock_val_ser import MockValSer
-
     from pieces_os_client.models import PiecesModel
-
-    params = set(inspect.signature(BaseModel.model_rebuild).parameters)
-    assert {"force", "raise_errors", "_parent_namespace_depth", "_types_namespace"} <= params
 
     class Probe(PiecesModel):
         value: int
 
     assert Probe.__pydantic_complete__ is False
-    assert isinstance(Probe.__dict__["__pydantic_validator__"], MockValSer)
     results: List[int] = []
     worker = threading.Thread(target=lambda: results.append(Probe.model_validate({"value": 7}).value), daemon=True)
     with build_lock:

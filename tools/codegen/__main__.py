@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from tools.codegen import DEFAULT_SPEC, generate, render_models, schemas
+from tools.codegen import DEFAULT_SPEC, generate, render_models
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -34,16 +34,6 @@ def main(argv: Optional[List[str]] = None) -> int:
             if not args.check:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(text, encoding="utf-8", newline="\n")
-    # The precomputed core schemas are made by building the models just written (or, with
-    # --check, those on disk, which the comparison above has just checked).
-    table = schemas.render(root)
-    if table is not None:
-        files[schemas.TABLE] = table
-        path = root / schemas.TABLE
-        if (path.read_text(encoding="utf-8") if path.is_file() else None) != table:
-            changed.append(schemas.TABLE)
-            if not args.check:
-                path.write_text(table, encoding="utf-8", newline="\n")
     stale = stale_files(root, files)
     if args.check:
         for rel in changed:
