@@ -27,7 +27,7 @@ its framing fields in one plain form.
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 from urllib3 import HTTPHeaderDict
 
@@ -42,6 +42,7 @@ __all__ = [
     "body_framing",
     "framing_error",
     "has_body",
+    "head_end",
 ]
 
 #: the longest response head held back while it is scanned (then the parser decides alone)
@@ -148,13 +149,17 @@ def framing_error(host: str, exc: FramingError) -> ResponseFormatError:
     )
 
 
-def _head_end(data: bytes, start: int) -> int:
+def _head_end(data: Union[bytes, bytearray], start: int) -> int:
     """The index just past the empty line that ends the head in ``data`` (searched from ``start``), or -1."""
     crlf = data.find(b"\n\r\n", start)
     bare = data.find(b"\n\n", start, crlf + 1 if crlf >= 0 else len(data))  # lines ended by LF alone
     if bare >= 0:
         return bare + 2
     return crlf + 3 if crlf >= 0 else -1
+
+
+#: the index just past the empty line that ends a head, searched from a start (-1: not there yet)
+head_end = _head_end
 
 
 class _Head(NamedTuple):
