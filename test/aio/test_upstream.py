@@ -41,10 +41,10 @@ def _third_party_names(tree: ast.Module) -> Dict[str, str]:
             for alias in node.names:
                 if not alias.name.startswith("pieces_os_client"):
                     names[(alias.asname or alias.name).split(".")[0]] = alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            if not node.module.startswith("pieces_os_client"):
-                for alias in node.names:
-                    names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
+        elif (isinstance(node, ast.ImportFrom) and node.module and node.level == 0
+              and not node.module.startswith("pieces_os_client")):
+            for alias in node.names:
+                names[alias.asname or alias.name] = f"{node.module}.{alias.name}"
     return names
 
 
@@ -54,7 +54,7 @@ def test_no_private_name_of_a_dependency_in_the_asyncio_client() -> None:
         text = path.read_text()
         tree = ast.parse(text)
         imported = _third_party_names(tree)
-        for local, origin in imported.items():
+        for origin in imported.values():
             parts = origin.split(".")
             if parts[0] == "aiohttp":
                 problems.append(f"{path.name} imports {origin}: the asyncio client needs no aiohttp")
