@@ -90,6 +90,8 @@ _ATTEMPT_FAILURES = (OSError, asyncio.TimeoutError, http.client.HTTPException, P
 _EXPECT_BODY = frozenset({"POST", "PUT", "PATCH"})
 #: the longest answer to a proxy's CONNECT read
 _MAX_TUNNEL_ANSWER = 65536
+#: origins whose route (TLS context, proxy) one client remembers
+_MAX_ROUTES = 64
 
 
 # ---------------------------------------------------------------------------- deadlines
@@ -670,6 +672,8 @@ class AsyncApiClient(DefaultHeaders):
         self._heads: Optional[_HeadDeadlines] = None
         #: the last call's URL up to its path ("scheme://netloc/"), its checked origin and its route
         self._origin: Tuple[str, str, Optional[_Route]] = ("\x00", "", None)
+        #: the route of each origin called ("scheme://netloc/"), until aclose()
+        self._routes: Dict[str, _Route] = {}
         #: the last call's headers (as given) that passed check_headers, and their Accept-Encoding
         self._checked: Tuple[Tuple[Tuple[str, Any], ...], Optional[str]] = ((("\x00", None),), None)
         self._pid = os.getpid()
@@ -696,6 +700,7 @@ class AsyncApiClient(DefaultHeaders):
         # (attempts still running keep the head deadlines they started with)
         self._pool, self._loop, self._heads = None, None, None
         self._origin = ("\x00", "", None)
+        self._routes = {}
         if pool is not None:
             if self._pid == os.getpid():
                 pool.close(in_loop=True)
@@ -898,8 +903,13 @@ class AsyncApiClient(DefaultHeaders):
         prefix, host, route = self._origin
         if not url.startswith(prefix) or route is None:  # another origin than the last call's (or the first call)
             host = origin_of(url)
-            route = self._route(url)
-            self._origin = ("/".join(url.split("/", 3)[:3]) + "/", host, route)
+            prefix = "/".join(url.split("/", 3)[:3]) + "/"
+            route = self._routes.get(prefix)
+            if route is None:  # one route (so one TLS context, one set of idle connections) per origin
+                if len(self._routes) >= _MAX_ROUTES:
+                    self._routes.clear()
+                route = self._routes[prefix] = self._route(url)
+            self._origin = (prefix, host, route)
         # headers checked (and their Accept-Encoding found) once for the same headers as last time
         items = tuple(headers.items())
         checked, accept_encoding = self._checked
