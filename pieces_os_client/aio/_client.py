@@ -950,7 +950,12 @@ class AsyncApiClient(DefaultHeaders):
         if isinstance(body, str):
             body = body.encode("utf-8")
         length = len(body) if body is not None else (0 if method in _EXPECT_BODY else None)
-        message = request_head(method, target, route.authority, headers, length)
+        authority = route.authority
+        if "Host" in headers or "host" in headers:  # the caller's own Host, sent once (as urllib3 does)
+            for name in ("Host", "host"):
+                if name in headers:
+                    authority = str(headers.pop(name))
+        message = request_head(method, target, authority, headers, length)
         if body:
             message += body
         debug = logger.isEnabledFor(logging.DEBUG)

@@ -78,3 +78,21 @@ def test_two_https_origins_called_in_turn_keep_one_connection_each(tls: Any) -> 
 
     run(main())
     assert connections == [1, 1]
+
+
+def test_a_host_header_given_by_the_caller_is_sent_once_as_the_sync_client_sends_it() -> None:
+    from pieces_os_client import ApiClient
+
+    async def main() -> None:
+        async with RawServer(lambda head: json_answer()) as server:
+            cfg = config(server.url)
+            with ApiClient(cfg) as sync_client:
+                await asyncio.to_thread(sync_client.rest_client.request, "GET", server.url + IDENTIFIERS,
+                                        headers={"Host": "pieces.example"})
+            async with AsyncApiClient(cfg) as client:
+                await client.request("GET", server.url + IDENTIFIERS, headers={"Host": "pieces.example"})
+            sync_head, async_head = (head.decode("latin-1").lower() for head in server.heads)
+        for head in (sync_head, async_head):
+            assert head.count("\r\nhost:") == 1 and "\r\nhost: pieces.example\r\n" in head, head
+
+    run(main())
