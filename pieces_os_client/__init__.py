@@ -118,7 +118,7 @@ _EXCEPTIONS = (
 #: public name -> module that defines it (models are resolved through pieces_os_client.models)
 _LOCATIONS: Dict[str, str] = {
     "ConversationsApi": "pieces_os_client.api.conversations_api",
-    # the asyncio client (the "async" extra: aiohttp), imported only when asked for
+    # the asyncio client, imported only when asked for
     "AsyncApiClient": "pieces_os_client.aio._client",
     "AsyncConversationsApi": "pieces_os_client.aio._api",
     "ApiClient": "pieces_os_client.api_client",

@@ -25,7 +25,7 @@ from pieces_os_client.exceptions import ApiConnectionError, ApiTimeoutError, Api
 if TYPE_CHECKING:
     from pieces_os_client.configuration import Configuration
 
-__all__ = ["IDENTIFIERS_PATH", "ClientLike", "Endpoint", "Proxy", "merge_headers", "stream_url"]
+__all__ = ["IDENTIFIERS_PATH", "ClientLike", "Endpoint", "Proxy", "merge_headers", "stream_url", "tls_context"]
 
 #: Path of the identifiers WebSocket, relative to the configured host.
 IDENTIFIERS_PATH = "/conversations/stream/identifiers"
@@ -80,6 +80,10 @@ def _ssl_context(config: Configuration) -> ssl.SSLContext:
     elif config.assert_hostname is False:
         context.check_hostname = False
     return context
+
+
+#: the TLS context for a configuration (shared with the asyncio HTTP transport)
+tls_context = _ssl_context
 
 
 @dataclass(frozen=True)

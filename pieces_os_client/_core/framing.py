@@ -17,44 +17,37 @@ delimited, or raises :class:`FramingError`:
   reported as a broken connection.
 * With neither, the body lasts until the server closes the connection.
 
-:class:`HeadScan` serves a transport whose HTTP parser is stricter than the RFC (aiohttp
-refuses equal repeated ``Content-Length`` values, ``Transfer-Encoding`` beside
-``Content-Length``, and lengths past 2**64): it finds each response head in the bytes of one
-exchange, decides its framing with :func:`body_framing`, and hands the parser the head with
-its framing fields in one plain form.
+The sync client asks it from its reader of http.client's heads (``_wire``), the asyncio
+client from its own HTTP/1.1 reader (``_core.http11``).
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterable, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Iterable, NamedTuple, Optional, Sequence, Tuple, Union
 
 from urllib3 import HTTPHeaderDict
 
-from pieces_os_client._core.exchange import is_interim
 from pieces_os_client.exceptions import ResponseFormatError
 
 __all__ = [
     "MAX_HEAD",
+    "SWITCHED_PROTOCOLS",
     "Framing",
     "FramingError",
-    "HeadScan",
     "body_framing",
     "framing_error",
     "has_body",
+    "head_end",
 ]
 
-#: the longest response head held back while it is scanned (then the parser decides alone)
+#: the longest response head the asyncio client's reader takes (a longer one is refused)
 MAX_HEAD = 256 * 1024
 #: Content-Length digits read as a number at most; a longer value (past 10**1000 bytes) is refused
 _MAX_DIGITS = 1000
 #: the longest Content-Length value handed on to a strict parser as it is (below 2**63)
 _PLAIN_DIGITS = 18
-_STATUS_LINE = re.compile(rb"HTTP/\d\.\d ([0-9]{3})(?: ([^\r\n]*))?")
 _DIGITS = re.compile(r"[0-9]+").fullmatch
-_AFTER_STATUS = (b" ", b"\r", b"\n")
-#: how a folded line (obsolete) starts: it continues the field before it
-_FOLDS = (b" ", b"\t")
 
 
 #: why an exchange answered ``101`` is broken: the request asked for no switch of protocols, so
@@ -154,7 +147,7 @@ def framing_error(host: str, exc: FramingError) -> ResponseFormatError:
     )
 
 
-def _head_end(data: bytes, start: int) -> int:
+def _head_end(data: Union[bytes, bytearray], start: int) -> int:
     """The index just past the empty line that ends the head in ``data`` (searched from ``start``), or -1."""
     crlf = data.find(b"\n\r\n", start)
     bare = data.find(b"\n\n", start, crlf + 1 if crlf >= 0 else len(data))  # lines ended by LF alone
@@ -163,208 +156,7 @@ def _head_end(data: bytes, start: int) -> int:
     return crlf + 3 if crlf >= 0 else -1
 
 
-class _Head(NamedTuple):
-    status: int
-    reason: Optional[str]
-    fields: List[Tuple[str, str]]
-    #: (index in fields) of each Content-Length and Transfer-Encoding field
-    framing_fields: List[int]
+#: the index just past the empty line that ends a head, searched from a start (-1: not there yet)
+head_end = _head_end
 
-
-def _parse_head(head: bytes) -> Optional[_Head]:
-    """The status, reason and fields of one head; None for one that is not an HTTP/1 head."""
-    lines = head.split(b"\n")
-    match = _STATUS_LINE.fullmatch(lines[0].rstrip(b"\r"))
-    if match is None:
-        return None
-    reason = match.group(2)
-    fields: List[Tuple[str, str]] = []
-    framing_fields: List[int] = []
-    for raw in lines[1:]:
-        line = raw.rstrip(b"\r")
-        if not line:
-            break
-        if line[:1] in (b" ", b"\t"):  # an obsolete folded line continues the field before it
-            if not fields:
-                return None
-            name, value = fields[-1]
-            fields[-1] = (name, f"{value} {line.strip().decode('latin-1')}")
-            continue
-        raw_name, colon, raw_value = line.partition(b":")
-        if not colon:
-            return None
-        name = raw_name.decode("latin-1")
-        if name.strip().lower() in ("content-length", "transfer-encoding"):
-            framing_fields.append(len(fields))
-        fields.append((name, raw_value.strip().decode("latin-1")))
-    return _Head(int(match.group(1)), reason.decode("latin-1") if reason is not None else None, fields,
-                 framing_fields)
-
-
-class HeadScan:
-    """The response heads of one exchange, picked out of its bytes as they arrive.
-
-    Call :meth:`start` when the request is about to go, then hand every chunk received to
-    :meth:`feed` and pass on what it returns. A head is held back until it is whole (at most
-    :data:`MAX_HEAD` bytes; past that, and for bytes that are not an HTTP/1 head, scanning
-    stops and the bytes go on as they came). Interim answers pass on one by one. When the
-    final head is whole, ``framing`` holds the decision; if its framing fields were not in a
-    plain form (one ``Content-Length`` of at most 18 digits, or ``Transfer-Encoding: chunked``
-    alone), they are replaced by one that says the same (none at all for a length past 2**63:
-    the body then ends at the connection's close, and the caller reads it against ``framing``),
-    and ``fields`` keeps the head's fields as they came. When the framing is invalid,
-    ``error`` is set and nothing more is returned: the caller closes the connection and
-    raises :func:`framing_error`.
-
-    A body of known length (``Content-Length``, or none at all: a ``204``, a ``304``, an
-    answer to ``HEAD``) ends where the framing says: bytes the server sends after it belong
-    to no message and are dropped until the next exchange starts, as the sync client's
-    reader ignores them (an HTTP parser would take them for a broken next answer).
-    """
-
-    __slots__ = ("_head_request", "_held", "_left", "active", "error", "fields", "framing")
-
-    def __init__(self) -> None:
-        self.active = False
-        self._head_request = False
-        self._held = b""
-        self._left: Optional[int] = None  # body bytes still to pass on, when the body's length is known
-        self.framing: Optional[Framing] = None
-        self.fields: Optional[List[Tuple[str, str]]] = None
-        self.error: Optional[FramingError] = None
-
-    def start(self, *, head_request: bool) -> None:
-        """A new exchange: the next bytes are the start of its answer."""
-        self.active = True
-        self._head_request = head_request
-        self._held = b""
-        self._left = None
-        self.framing = None
-        self.fields = None
-        self.error = None
-
-    def feed(self, data: bytes) -> bytes:
-        """The bytes to hand to the HTTP parser for ``data`` (received next)."""
-        if not self.active:
-            if self.error is not None:
-                return b""
-            return data if self._left is None else self._body(data)
-        held = self._held
-        buffer = held + data if held else data
-        start = max(0, len(held) - 2)
-        out: List[bytes] = []
-        while True:
-            end = _head_end(buffer, start)
-            if end < 0:
-                if len(buffer) > MAX_HEAD:
-                    return self._stop(out, buffer)
-                self._held = buffer
-                return b"".join(out)
-            raw = buffer[:end]
-            quick = self._quick(raw)
-            if quick is not None:
-                interim, passed = quick
-            else:
-                head = _parse_head(raw)
-                if head is None:
-                    return self._stop(out, buffer)
-                interim = is_interim(head.status)
-                passed = self._decide(head, raw, final=not interim)
-            if self.error is not None:
-                self.active = False
-                self._held = b""
-                return b""
-            out.append(passed)
-            buffer, start = buffer[end:], 0
-            if not interim:
-                self.active = False
-                self._held = b""
-                self._left = None if self.framing is None else self.framing.length
-                out.append(buffer if self._left is None else self._body(buffer))
-                return b"".join(out)
-
-    def _body(self, data: bytes) -> bytes:
-        """What of ``data`` is still the body (of known length); the rest is dropped."""
-        left = self._left
-        assert left is not None
-        if len(data) <= left:
-            self._left = left - len(data)
-            return data
-        self._left = 0
-        return data[:left]
-
-    def _stop(self, out: List[bytes], buffer: bytes) -> bytes:
-        self.active = False
-        self._held = b""
-        out.append(buffer)
-        return b"".join(out)
-
-    def _quick(self, raw: bytes) -> Optional[Tuple[bool, bytes]]:
-        """(interim, ``raw``) for a head whose framing fields are already plain (the usual case),
-        found without splitting it into fields; None for any other head."""
-        if raw[:5] != b"HTTP/" or raw[8:9] != b" " or not raw[9:12].isdigit() or raw[12:13] not in _AFTER_STATUS:
-            return None
-        lower = raw.lower()
-        length_at = lower.find(b"\ncontent-length:")
-        coding_at = lower.find(b"\ntransfer-encoding:")
-        value = ""
-        if length_at >= 0:
-            if coding_at >= 0 or lower.find(b"\ncontent-length:", length_at + 16) >= 0:
-                return None
-            end = raw.index(b"\n", length_at + 16)
-            value = raw[length_at + 16:end].strip().decode("latin-1")
-            if not _plain_length(value) or raw[end + 1:end + 2] in _FOLDS:
-                return None
-        elif coding_at >= 0:
-            if lower.find(b"\ntransfer-encoding:", coding_at + 19) >= 0:
-                return None
-            end = raw.index(b"\n", coding_at + 19)
-            value = raw[coding_at + 19:end].strip().decode("latin-1")
-            if value.lower() != "chunked" or raw[end + 1:end + 2] in _FOLDS:
-                return None
-        status = int(raw[9:12])
-        interim = is_interim(status)
-        # the decision itself is body_framing's, as for any head
-        framing = body_framing(status, head_request=self._head_request or interim,
-                               content_lengths=(value,) if length_at >= 0 else (),
-                               transfer_encodings=(value,) if coding_at >= 0 else ())
-        if not interim:
-            self.framing = framing
-        return interim, raw
-
-    def _decide(self, head: _Head, raw: bytes, *, final: bool) -> bytes:
-        """``raw`` (one head) as the parser gets it; for a final head, ``framing`` or ``error`` set."""
-        fields = head.fields
-        lengths = [value for index in head.framing_fields
-                   for name, value in (fields[index],) if name.strip().lower() == "content-length"]
-        codings = [value for index in head.framing_fields
-                   for name, value in (fields[index],) if name.strip().lower() == "transfer-encoding"]
-        head_request = self._head_request or not final
-        try:
-            framing = body_framing(head.status, head_request=head_request,
-                                   content_lengths=lengths, transfer_encodings=codings)
-        except FramingError as exc:
-            self.error = exc.answered(head.status, head.reason, fields)
-            return b""
-        if final:
-            self.framing = framing
-        plain = (
-            not head.framing_fields
-            or (len(lengths) == 1 and not codings and _plain_length(lengths[0]))
-            or (len(codings) == 1 and not lengths and codings[0].lower() == "chunked")
-        )
-        if plain:
-            return raw
-        if final:
-            self.fields = list(fields)
-        lines = [raw.split(b"\n", 1)[0].rstrip(b"\r")]
-        skip = set(head.framing_fields)
-        lines.extend(f"{name}:{' ' if value else ''}{value}".encode("latin-1")
-                     for index, (name, value) in enumerate(fields) if index not in skip)
-        if framing.chunked:
-            lines.append(b"Transfer-Encoding: chunked")
-        elif (has_body(head.status, head_request=head_request) and framing.length is not None
-              and framing.length < 10**_PLAIN_DIGITS):
-            lines.append(b"Content-Length: %d" % framing.length)
-        return b"\r\n".join(lines) + b"\r\n\r\n"
 

@@ -1,8 +1,7 @@
-"""The asyncio client: ``AsyncApiClient`` and ``AsyncConversationsApi`` (aiohttp inside).
+"""The asyncio client: ``AsyncApiClient`` and ``AsyncConversationsApi`` (HTTP/1.1 on sockets of its own).
 
-Needs the ``async`` extra (``pip install ".[async]"`` in a clone: aiohttp). Every name is loaded on
-first use, so ``import pieces_os_client.aio`` costs nothing and imports no aiohttp; see
-docs/async.md.
+Needs no library beyond the SDK's own dependencies. Every name is loaded on first use, so
+``import pieces_os_client.aio`` costs nothing; see docs/async.md.
 """
 
 from __future__ import annotations

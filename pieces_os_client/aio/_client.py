@@ -1,28 +1,32 @@
-"""AsyncApiClient: the asyncio transport (aiohttp) over the same I/O-free core as the sync client.
+"""AsyncApiClient: the asyncio transport, on sockets of its own, over the same I/O-free core as the sync client.
 
-What this module does itself is only I/O: the session, the bound on connections, the
-deadlines, the reads and the sleeps. Every rule comes from elsewhere and is shared with the
-sync client: requests are built and responses parsed by ``ApiClient.build_request`` /
-``ApiClient.finish_response``, bodies are read through ``_core.body.BodyReader``, failures
-become SDK errors through ``_core.failures.translate``, retries follow ``_core.retry`` driving
-the configuration's ``urllib3.Retry``, and stale keep-alive connections follow
+What this module does itself is only I/O: the sockets (``aio/_link.Wire``, the layer the
+asyncio stream reads through, TLS included), the pool of keep-alive connections, the bound on
+connections, the deadlines, the reads and the sleeps. No HTTP library is involved. Every rule
+comes from elsewhere and is shared with the sync client: requests are built and responses
+parsed by ``ApiClient.build_request`` / ``ApiClient.finish_response``, the request head is
+written and the answer read by ``_core.http11`` (the framing decision is ``_core.framing``'s,
+the sync client's), bodies are read through ``_core.body.BodyReader``, failures become SDK
+errors through ``_core.failures.translate``, retries follow ``_core.retry`` driving the
+configuration's ``urllib3.Retry``, and stale keep-alive connections follow
 ``_core.exchange.may_resend_stale``.
 
-aiohttp's own behaviours that differ from the sync client are switched off: no automatic
-``Accept``/``Accept-Encoding``, no decompression, no redirects, no proxies from the
-environment, no built-in resend of idempotent requests, no rounding of timeouts.
+The request carries the sync client's headers, no more: no automatic ``Accept`` or
+``User-Agent`` beyond what the builder sets, ``Accept-Encoding: identity`` unless the call
+asks for a coding, which the SDK then decodes itself. No redirects are followed, no proxies
+are taken from the environment, and nothing is resent but what ``_core`` allows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-import contextvars
-import functools
 import http.client
 import logging
 import math
 import os
+import socket
 import ssl
 import sys
 import time
@@ -30,17 +34,16 @@ import warnings
 import weakref
 from collections import deque
 from types import TracebackType
-from typing import Any, Deque, Dict, List, Optional, Tuple, Type, Union
+from typing import Any, Deque, Dict, List, NamedTuple, Optional, Set, Tuple, Type, Union
+from urllib.parse import unquote
 
-import aiohttp
 import urllib3
-from aiohttp import hdrs
-from aiohttp.client_proto import ResponseHandler
-from urllib3._collections import HTTPHeaderDict
+from urllib3 import HTTPHeaderDict
 from urllib3.exceptions import (
     ConnectTimeoutError,
     HTTPError,
     MaxRetryError,
+    NameResolutionError,
     NewConnectionError,
     ProtocolError,
     ProxyError,
@@ -50,6 +53,7 @@ from urllib3.exceptions import (
 
 from pieces_os_client._core import retry as _retry
 from pieces_os_client._core.body import BodyReader, BodyTerms
+from pieces_os_client._core.connect import tls_context
 from pieces_os_client._core.exchange import may_resend_stale
 from pieces_os_client._core.failures import (
     head_read_timeout,
@@ -58,12 +62,14 @@ from pieces_os_client._core.failures import (
     reason_text,
     translate,
 )
-from pieces_os_client._core.framing import SWITCHED_PROTOCOLS, HeadScan, framing_error
+from pieces_os_client._core.framing import FramingError, framing_error
 from pieces_os_client._core.headers import check_headers, header_value, redact_headers
+from pieces_os_client._core.http11 import Answer, ResponseReader, request_head
 from pieces_os_client._core.urls import mask_userinfo, origin_of
+from pieces_os_client.aio._link import Wire
 from pieces_os_client.api_client import USER_AGENT, ApiClient, DefaultHeaders, Operation
 from pieces_os_client.api_response import ApiResponse
-from pieces_os_client.configuration import Configuration, load_tls_context
+from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import ApiConnectionError, ApiValueError, OpenApiException
 from pieces_os_client.rest import is_socks_proxy_url
 
@@ -76,12 +82,16 @@ _SLICE = 0.25
 #: a wait for a pool slot ending this close to its end (seconds) has ended (the loop fires a
 #: timer up to its clock resolution early)
 _EARLY = 1e-6
-#: timeouts are never rounded up to whole seconds (aiohttp rounds those above 5 s by default)
-_NO_CEIL = 1e12
 #: what a read that waited too long raises (asyncio's is not the builtin TimeoutError on 3.10)
 _TIMEOUTS = (TimeoutError, asyncio.TimeoutError, ReadTimeoutError)
-#: aiohttp headers it would add on its own; the sync client sends none of them unasked
-_SKIP_AUTO = frozenset({hdrs.ACCEPT, hdrs.ACCEPT_ENCODING, hdrs.USER_AGENT, hdrs.CONTENT_TYPE})
+#: what one attempt's I/O and the answer's reading may raise (anything else goes out as it is)
+_ATTEMPT_FAILURES = (OSError, asyncio.TimeoutError, http.client.HTTPException, ProtocolError, ValueError)
+#: methods whose request carries ``Content-Length: 0`` when it has no body (as urllib3 sends)
+_EXPECT_BODY = frozenset({"POST", "PUT", "PATCH"})
+#: the longest answer to a proxy's CONNECT read
+_MAX_TUNNEL_ANSWER = 65536
+#: origins whose route (TLS context, proxy) one client remembers
+_MAX_ROUTES = 64
 
 
 # ---------------------------------------------------------------------------- deadlines
@@ -327,181 +337,199 @@ class _Slot:
             slots.orphans += 1
 
 
-# ---------------------------------------------------------------------------- one attempt
-class _Attempt:
-    """What the connector learns about the attempt running in this task."""
-
-    __slots__ = ("connected", "deadline", "head_request", "head_timeout", "heads", "protocol", "received_before",
-                 "reused")
-
-    def __init__(
-        self, deadline: Optional[_Deadline], head_timeout: Optional[float], heads: Optional[_HeadDeadlines] = None,
-        *, head_request: bool = False,
-    ) -> None:
-        self.deadline = deadline
-        self.head_timeout = head_timeout
-        self.heads = heads
-        self.head_request = head_request
-        self.connected = False
-        self.reused = False
-        self.protocol: Optional[_CountingHandler] = None
-        self.received_before = 0
-
-    def response_bytes(self) -> int:
-        """How many bytes of an answer this attempt's connection received while it carried the attempt."""
-        protocol = self.protocol
-        return 0 if protocol is None else protocol.pieces_received - self.received_before
-
-    def scan(self) -> Optional[HeadScan]:
-        """What was seen of the head of this attempt's answer (None before a connection)."""
-        protocol = self.protocol
-        return None if protocol is None else protocol.pieces_scan
+# ---------------------------------------------------------------------------- connections
+_TIME_UP = object()
 
 
-_ATTEMPT: contextvars.ContextVar[Optional[_Attempt]] = contextvars.ContextVar("pieces_os_client_attempt", default=None)
+def _time_up(waiter: asyncio.Future[Any]) -> None:
+    if not waiter.done():
+        waiter.set_result(_TIME_UP)
 
 
-class _CountingHandler(ResponseHandler):
-    """aiohttp's connection protocol, counting the bytes its connection received.
+class _Route(NamedTuple):
+    """Where the requests to one origin go, and how: the key of its idle connections."""
 
-    The stale-connection rule (``_core.exchange.may_resend_stale``) resends only a request
-    whose reused connection failed before any byte of an answer: a connection closed in the
-    middle of a response head has answered something, and is not resent.
+    scheme: str
+    host: str  # to connect to (an IPv6 address without brackets)
+    port: int
+    authority: str  # the Host header
+    tls: Optional[ssl.SSLContext]
+    server_name: str
+    proxy: Optional[_ProxyRoute]
+
+
+class _ProxyRoute(NamedTuple):
+    url: str  # as shown (credentials masked)
+    host: str
+    port: int
+    tls: Optional[ssl.SSLContext]
+    #: Proxy-Authorization (from the proxy URL's user:password, unless proxy_headers has one) and proxy_headers
+    headers: Tuple[Tuple[str, str], ...]
+
+
+class _TunnelRefused(OSError):
+    """The proxy did not open a tunnel (its status line in the message)."""
+
+
+class _Conn:
+    """One connection of the pool: a socket (TLS optional) to one route, and whether it carried an exchange."""
+
+    __slots__ = ("__weakref__", "route", "used", "wire")
+
+    def __init__(self, wire: Wire, route: _Route) -> None:
+        self.wire = wire
+        self.route = route
+        self.used = False
+
+    async def receive(self, wait: Optional[float]) -> bytes:
+        """What arrives next (``b""``: the connection ended). :raises TimeoutError: nothing came within ``wait`` s."""
+        wire = self.wire
+        while True:
+            data = wire.read_nowait()
+            if data is not None:
+                return data
+            loop = asyncio.get_running_loop()
+            waiter: asyncio.Future[Any] = loop.create_future()
+            if wait is None:
+                await wire.readable(waiter)
+                continue
+            timer = loop.call_later(wait, _time_up, waiter)
+            try:
+                woken = await wire.readable(waiter)
+            finally:
+                timer.cancel()
+            if woken is _TIME_UP:
+                data = wire.read_nowait()  # (a byte that came at the very end still counts)
+                if data is not None:
+                    return data
+                raise TimeoutError("no bytes arrived within the read timeout")
+
+    def drop(self) -> None:
+        """Close the socket and nothing else (a finalizer, a forked child, a loop that is gone)."""
+        self.wire.forget()
+
+
+class _Pool:
+    """The open connections of one client in one event loop, and the idle ones by route.
+
+    Every connection carrying an exchange holds one of the client's pool slots, so at most
+    ``size`` are busy; before a new one is opened, an idle one is closed if that many are
+    open, so ``connection_pool_maxsize`` bounds the open connections too, whatever the routes.
     """
 
-    pieces_received = 0
-    pieces_used = False
+    def __init__(self, loop: asyncio.AbstractEventLoop, size: int) -> None:
+        self.loop = loop
+        self.size = size
+        self.closed = False
+        self.idle: Dict[_Route, List[_Conn]] = {}
+        self.live: Set[_Conn] = set()
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        #: the heads of the current exchange: aiohttp's parser refuses some framing that RFC 9112
-        #: accepts (equal repeated Content-Length values, Transfer-Encoding beside Content-Length,
-        #: lengths past 2**64), so it is given each head in one plain form (see _core.framing)
-        self.pieces_scan = HeadScan()
+    def take(self, route: _Route) -> Optional[_Conn]:
+        """The idle connection to ``route`` used last, if one is still open (None: open a new one)."""
+        conns = self.idle.get(route)
+        while conns:
+            conn = conns.pop()
+            try:
+                quiet = conn.wire.read_nowait() is None
+            except (OSError, ValueError):
+                quiet = False
+            if quiet:
+                return conn
+            self.discard(conn)  # the server closed it meanwhile, or sent something unasked
+        return None
 
-    def data_received(self, data: bytes) -> None:
-        if data:  # (aiohttp calls it with none to resume its own work: passed on as it is)
-            self.pieces_received += len(data)
-            scan = self.pieces_scan
-            data = scan.feed(data)
-            if not data:  # part of a head, held until it is whole; or a head whose framing is invalid
-                if scan.error is not None and self.transport is not None:
-                    self.transport.close()  # nothing more is read; the call raises the error (request())
+    def make_room(self) -> None:
+        while len(self.live) >= self.size:
+            oldest = next((conns for conns in self.idle.values() if conns), None)
+            if oldest is None:
                 return
-        super().data_received(data)
+            self.discard(oldest.pop(0))
 
+    def put(self, conn: _Conn) -> None:
+        if self.closed or conn not in self.live:
+            self.discard(conn)
+            return
+        self.idle.setdefault(conn.route, []).append(conn)
 
-class _Connector(aiohttp.TCPConnector):
-    """Tells the attempt whether its connection is new or reused, and starts the head deadline."""
+    def discard(self, conn: _Conn) -> None:
+        self.live.discard(conn)
+        if not conn.wire.closed:
+            conn.wire.close()
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        # aiohttp makes each connection's protocol with this factory (the one it sets, with our class)
-        self._factory = functools.partial(_CountingHandler, loop=self._loop)  # type: ignore[assignment]
+    def close(self, *, in_loop: bool) -> None:
+        """Close every connection; ``in_loop`` False: the loop is gone or not ours, close the sockets only."""
+        self.closed = True
+        for conn in list(self.live):
+            if in_loop:
+                conn.wire.close()
+            else:
+                conn.drop()
+        self.live.clear()
+        self.idle.clear()
 
-    async def connect(self, req: Any, traces: Any, timeout: Any) -> aiohttp.connector.Connection:
-        conn = await super().connect(req, traces, timeout)
-        attempt = _ATTEMPT.get()
-        protocol = conn.protocol
-        if attempt is not None and isinstance(protocol, _CountingHandler):
-            attempt.connected = True
-            attempt.reused = protocol.pieces_used
-            protocol.pieces_used = True
-            attempt.protocol = protocol
-            attempt.received_before = protocol.pieces_received
-            protocol.pieces_scan.start(head_request=attempt.head_request)
-            if attempt.deadline is not None and attempt.head_timeout is not None:
-                # the whole head within the read timeout (or what is left of the attempt)
-                bound = time.monotonic() + attempt.head_timeout
-                current = attempt.deadline._when
-                if current is None and attempt.heads is not None:
-                    attempt.heads.start(attempt.deadline, bound)
-                else:
-                    attempt.deadline.reschedule(bound if current is None else min(current, bound))
-        return conn
+    def forget(self) -> None:
+        """In a forked child: close this process's copies of the sockets, never touching the parent's."""
+        self.closed = True
+        for conn in list(self.live):
+            conn.drop()
+        self.live.clear()
+        self.idle.clear()
 
 
 class _AsyncConnection:
     """Stands in for urllib3's connection in the messages of classified failures."""
 
     def __str__(self) -> str:
-        return "<aiohttp connection>"
+        return "<asyncio connection>"
 
 
-def _new_connection_error(message: str) -> NewConnectionError:
-    return NewConnectionError(_AsyncConnection(), message)  # type: ignore[arg-type]
-
-
-def _classify(exc: BaseException, attempt: _Attempt, expired: bool, url: str) -> Exception:
-    """The urllib3 exception meaning what aiohttp (or our deadline) raised."""
+def _classify(exc: BaseException, *, connected: bool, expired: bool, received: int, url: str, host: str) -> Exception:
+    """The urllib3 exception meaning what the attempt raised (or that our deadline passed)."""
     if expired:
-        if not attempt.connected:
+        if not connected:
             return ConnectTimeoutError(_AsyncConnection(), "timed out while connecting")
-        return head_read_timeout(url, attempt.response_bytes())
-    if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return ConnectTimeoutError(_AsyncConnection(), f"Connection timed out: {exc}")
-    if isinstance(exc, aiohttp.ClientProxyConnectionError):
-        return ProxyError("Unable to connect to proxy", exc)
-    if isinstance(exc, (aiohttp.ClientConnectorCertificateError, aiohttp.ClientConnectorSSLError,
-                        aiohttp.ClientSSLError, ssl.SSLError)):
-        return SSLError(exc)
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return _new_connection_error(f"Failed to establish a new connection: {exc.os_error}")
-    if isinstance(exc, (aiohttp.ServerTimeoutError, asyncio.TimeoutError)):
-        return head_read_timeout(url, attempt.response_bytes())
+        return head_read_timeout(url, received)
+    if not connected:
+        if isinstance(exc, _TunnelRefused):
+            return ProxyError("Unable to connect to proxy", exc)
+        if isinstance(exc, (ssl.SSLError, ssl.CertificateError)):
+            return SSLError(exc)
+        if isinstance(exc, socket.gaierror):
+            return NameResolutionError(host, _AsyncConnection(), exc)  # type: ignore[arg-type]
+        if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+            return ConnectTimeoutError(_AsyncConnection(), f"Connection timed out: {exc}")
+        return NewConnectionError(_AsyncConnection(), f"Failed to establish a new connection: {exc}")  # type: ignore[arg-type]
+    if isinstance(exc, (TimeoutError, asyncio.TimeoutError)):
+        return head_read_timeout(url, received)
+    if isinstance(exc, ProtocolError):
+        return exc
     return ProtocolError("Connection aborted.", exc)
 
 
 class _RetryView:
     """The parts of a response a ``urllib3.Retry`` looks at."""
 
-    __slots__ = ("_response", "headers", "status")
+    __slots__ = ("_close", "headers", "status")
 
-    def __init__(self, response: aiohttp.ClientResponse, headers: HTTPHeaderDict) -> None:
-        self._response = response
-        self.status = response.status
+    def __init__(self, status: int, headers: HTTPHeaderDict, close: Any) -> None:
+        self.status = status
         self.headers = headers
+        self._close = close
 
     def get_redirect_location(self) -> bool:
         return False  # redirects are never followed
 
     def close(self) -> None:
-        self._response.close()
+        self._close()
 
 
-def _header_dict(response: aiohttp.ClientResponse, fields: Optional[List[Tuple[str, str]]] = None) -> HTTPHeaderDict:
-    """The response headers as the sync client has them (Latin-1, repeats kept, names as sent).
-
-    Filled as ``HTTPHeaderDict.add`` fills it (its table: lower-case name to ``[name, value,
-    ...]``), without a method call per header; the test suite checks the two agree.
-    ``fields``: the head's fields as they came, when aiohttp was given them rewritten.
-    """
-    if fields is not None:
-        headers = HTTPHeaderDict()
-        for field_name, field_value in fields:
-            headers.add(field_name, field_value)
-        return headers
-    if not _FILL_DIRECTLY:
-        headers = HTTPHeaderDict()
-        for key, value in response.raw_headers:
-            headers.add(key.decode("latin-1"), value.decode("latin-1"))
-        return headers
-    table: Dict[str, List[str]] = {}
-    for raw_name, raw_value in response.raw_headers:
-        name = raw_name.decode("latin-1")
-        lower = name.lower()
-        values = table.get(lower)
-        if values is None:
-            table[lower] = [name, raw_value.decode("latin-1")]
-        else:
-            values.append(raw_value.decode("latin-1"))
-    headers = HTTPHeaderDict.__new__(HTTPHeaderDict)
-    headers._container = table
+def _header_dict(fields: List[Tuple[str, str]]) -> HTTPHeaderDict:
+    """The response headers as the sync client has them (Latin-1, repeats kept, names as sent)."""
+    headers = HTTPHeaderDict()
+    add = headers.add
+    for name, value in fields:
+        add(name, value)
     return headers
-
-
-#: HTTPHeaderDict keeps its headers in ``_container`` (urllib3 2.x): fill that table directly
-_FILL_DIRECTLY = isinstance(getattr(HTTPHeaderDict(), "_container", None), dict)
 
 
 # ---------------------------------------------------------------------------- the response
@@ -515,24 +543,22 @@ class AsyncResponse:
     """
 
     def __init__(
-        self, response: aiohttp.ClientResponse, slot: _Slot, terms: BodyTerms, headers: HTTPHeaderDict, *,
-        no_body: bool = False, read_timeout: Optional[float] = None, content_length: Optional[int] = None,
-        framed: bool = False,
+        self, conn: _Conn, reader: ResponseReader, answer: Answer, pool: _Pool, slot: _Slot, terms: BodyTerms,
+        headers: HTTPHeaderDict, *, read_timeout: Optional[float] = None,
     ) -> None:
-        self.response = response
-        self.status: int = response.status
-        self.reason: Optional[str] = response.reason
+        self.status: int = answer.status
+        self.reason: Optional[str] = answer.reason
         self.headers = headers
         self.data: Optional[bytes] = None
+        self._conn: Optional[_Conn] = conn
+        self._reader = reader
+        self._answer = answer
+        self._pool = pool
         self._slot = slot
         self._terms = terms
         self._done = False
-        self._no_body = no_body
-        #: the wait allowed for each read of the body (None: aiohttp's sock_read, if any, applies)
+        #: the wait allowed for each read of the body (None: no bound but the attempt's deadline)
         self._read_timeout = read_timeout
-        #: the body's length as decided from its head (_core.framing), when ``framed``
-        self._content_length = content_length
-        self._framed = framed
 
     def getheaders(self) -> HTTPHeaderDict:
         return self.headers
@@ -547,56 +573,42 @@ class AsyncResponse:
             return self.data
         if self._done:
             raise ApiValueError("this response was released before its body was read")
+        conn = self._conn
+        assert conn is not None
         complete = False
         terms = self._terms
+        parser = self._reader
         reader: Optional[BodyReader] = None
         try:
-            length = self._content_length if self._framed else 0 if self._no_body else self.response.content_length
-            reader = terms.reader(self.status, self.reason, self.headers, length)
-            content = self.response.content
+            reader = terms.reader(self.status, self.reason, self.headers, self._answer.framing.length)
             bounded = terms.deadline is not None
-            if bounded:
-                within: Union[_Deadline, _NoDeadline] = _Deadline(terms.deadline, asyncio.get_running_loop())
-            else:
-                within = _NO_DEADLINE
-                if self._read_timeout is not None and not content.is_eof():
-                    self._start_read_timeout(self._read_timeout)
+            within: Union[_Deadline, _NoDeadline] = (
+                _Deadline(terms.deadline, asyncio.get_running_loop()) if bounded else _NO_DEADLINE)
+            wait = self._read_timeout
             with within:
                 while True:
-                    size = reader.read_size(bounded_time=bounded)
-                    # all of the body has come (the usual case for a small one): take it as it is
-                    chunk = content.read_nowait(size) if content.is_eof() else await content.read(size)
+                    chunk = parser.body(reader.read_size(bounded_time=bounded))
+                    if chunk is None:
+                        data = await conn.receive(wait)
+                        if data:
+                            parser.feed(data)
+                        else:
+                            parser.feed_eof()
+                        continue
                     if not chunk:
                         break
                     reader.feed(chunk)
-                    if length is not None and reader.received >= length:
-                        break  # all the declared bytes: aiohttp has ended the body, no read for its end
             self.data = reader.finish()
             complete = True
-        except (OpenApiException, aiohttp.ClientError, HTTPError, OSError, ValueError, asyncio.TimeoutError) as exc:
-            short = reader.cut_short() if reader is not None and isinstance(exc, aiohttp.ClientPayloadError) else None
-            # the body ended before its Content-Length: said as the sync client says it
-            failure = terms.failure(short or exc, self.status, self.reason, self.headers, _TIMEOUTS)
+        except (OpenApiException, HTTPError, OSError, ValueError, asyncio.TimeoutError,
+                http.client.HTTPException) as exc:
+            failure = terms.failure(exc, self.status, self.reason, self.headers, _TIMEOUTS)
             if failure is exc:
                 raise
             raise failure from exc
         finally:
             self._finish(reuse=complete)
         return self.data
-
-    def _start_read_timeout(self, seconds: float) -> None:
-        """Each read of the rest of the body within ``seconds``, as the sync client's read timeout.
-
-        The head came within the attempt's head deadline, which is what bounded the reads so
-        far; from here aiohttp's own per-read timer (``sock_read``) bounds each wait for more of
-        the body, from now on: a response left unread a while is not timed out for that.
-        It stops by itself at the end of the body, or when the connection closes.
-        """
-        connection = self.response.connection
-        protocol = connection.protocol if connection is not None else None
-        if protocol is not None:
-            protocol.read_timeout = seconds
-            protocol.start_timeout()
 
     def release(self) -> None:
         """Give the connection back (closed unless the body was read to the end) and the pool slot."""
@@ -608,10 +620,12 @@ class AsyncResponse:
         if self._done:
             return
         self._done = True
-        if reuse:
-            self.response.release()
-        else:
-            self.response.close()  # part of the body is unread: the connection cannot be reused
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            if reuse and self._reader.reusable:
+                self._pool.put(conn)
+            else:
+                self._pool.discard(conn)  # part of the body is unread: the connection cannot be reused
         self._slot.release()
 
     async def __aenter__(self) -> AsyncResponse:
@@ -624,43 +638,22 @@ class AsyncResponse:
         if getattr(self, "_done", True):
             return
         self._done = True
-        try:
-            loop = self.response._loop
-            if not loop.is_closed():
-                self.response.close()
-            else:
-                _drop_connection(self.response)
-        except Exception:  # a finalizer never raises
-            pass
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(Exception):  # a finalizer never raises, and touches no loop
+                self._pool.live.discard(conn)
+                conn.drop()
         self._slot.orphan()
-
-
-def _drop_connection(response: aiohttp.ClientResponse) -> None:
-    """Close a response's socket after its loop closed, without touching the loop."""
-    connection = response._connection
-    protocol = connection.protocol if connection is not None else None
-    _close_socket_of(protocol.transport if protocol is not None else None)
-    response._closed = True
-    response._connection = None
-
-
-def _close_socket_of(transport: Any) -> None:
-    sock = getattr(transport, "_sock", None)
-    if sock is not None:
-        try:
-            sock.close()
-        finally:
-            transport._sock = None
 
 
 # ---------------------------------------------------------------------------- the client
 class AsyncApiClient(DefaultHeaders):
     """The asyncio counterpart of :class:`~pieces_os_client.ApiClient`.
 
-    ``async with AsyncApiClient(configuration) as client:`` or ``await client.aclose()``. The
-    aiohttp session is made in the event loop of the first call; after ``aclose()`` the client
-    may be used again, in that loop or another one. While its session is open, it is used from
-    that one loop only.
+    ``async with AsyncApiClient(configuration) as client:`` or ``await client.aclose()``. Its
+    connections are made in the event loop of the first call; after ``aclose()`` the client
+    may be used again, in that loop or another one. While they are open, it is used from that
+    one loop only.
     """
 
     def __init__(self, configuration: Optional[Configuration] = None) -> None:
@@ -673,13 +666,14 @@ class AsyncApiClient(DefaultHeaders):
         self._builder.client_side_validation = self.configuration.client_side_validation
         self.default_headers: Dict[str, str] = self._builder.default_headers
         self.retries = self.configuration.retry_policy()
-        self._session: Optional[aiohttp.ClientSession] = None
+        self._pool: Optional[_Pool] = None
         self._loop: Optional[asyncio.AbstractEventLoop] = None
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
-        self._timeouts: Dict[Tuple[Optional[float], Optional[float]], aiohttp.ClientTimeout] = {}
         self._heads: Optional[_HeadDeadlines] = None
-        #: the last call's URL up to its path ("scheme://netloc/") and its checked origin
-        self._origin: Tuple[str, str] = ("\x00", "")
+        #: the last call's URL up to its path ("scheme://netloc/"), its checked origin and its route
+        self._origin: Tuple[str, str, Optional[_Route]] = ("\x00", "", None)
+        #: the route of each origin called ("scheme://netloc/"), until aclose()
+        self._routes: Dict[str, _Route] = {}
         #: the last call's headers (as given) that passed check_headers, and their Accept-Encoding
         self._checked: Tuple[Tuple[Tuple[str, Any], ...], Optional[str]] = ((("\x00", None),), None)
         self._pid = os.getpid()
@@ -693,76 +687,173 @@ class AsyncApiClient(DefaultHeaders):
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the session and its connections; the client can be used again afterwards."""
-        session, loop = self._session, self._loop
-        if session is not None and self._pid == os.getpid() and loop is not asyncio.get_running_loop():
+        """Close the connections; the client can be used again afterwards."""
+        pool, loop = self._pool, self._loop
+        if pool is not None and self._pid == os.getpid() and loop is not asyncio.get_running_loop():
             if not (loop is None or loop.is_closed()):
                 raise ApiValueError(
                     "aclose() must run in the event loop that uses this AsyncApiClient (its connections "
                     "belong to that loop)"
                 )
-            _forget(session, close_sockets=True)  # its loop is gone: close the sockets directly
-            session = None
+            pool.close(in_loop=False)  # its loop is gone: close the sockets directly
+            pool = None
         # (attempts still running keep the head deadlines they started with)
-        self._session, self._loop, self._heads = None, None, None
-        if session is not None and self._pid == os.getpid():
-            await session.close()
+        self._pool, self._loop, self._heads = None, None, None
+        self._origin = ("\x00", "", None)
+        self._routes = {}
+        if pool is not None:
+            if self._pid == os.getpid():
+                pool.close(in_loop=True)
+            else:
+                pool.forget()
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
 
     def _start_fresh_after_fork(self) -> None:
-        """In a forked child: forget the parent's session without touching it."""
-        session, self._session = self._session, None
+        """In a forked child: forget the parent's connections without touching them."""
+        pool, self._pool = self._pool, None
         self._loop, self._heads = None, None
         self._pid = os.getpid()
         self._slots = _Slots(self.configuration.connection_pool_maxsize)
-        if session is not None:
-            _forget(session, close_sockets=False)
+        if pool is not None:
+            pool.forget()
 
     def __del__(self) -> None:
-        session = getattr(self, "_session", None)
-        if session is None or session.closed:
+        pool = getattr(self, "_pool", None)
+        if pool is None or pool.closed:
             return
-        self._session = None
+        self._pool = None
         if getattr(self, "_pid", None) == os.getpid():
             warnings.warn(
                 f"AsyncApiClient {id(self):#x} was never closed: use `async with AsyncApiClient(...)` or "
                 "`await client.aclose()`", ResourceWarning, stacklevel=2,
             )
-        _forget(session, close_sockets=getattr(self, "_pid", None) == os.getpid())
+            pool.close(in_loop=False)  # the sockets only: nothing is scheduled on a loop from here
+        else:
+            pool.forget()
 
-    def _session_for_this_loop(self) -> aiohttp.ClientSession:
+    def _pool_for_this_loop(self) -> _Pool:
         if self._pid != os.getpid():  # forked without the at-fork hook
             self._start_fresh_after_fork()
         loop = asyncio.get_running_loop()
-        session = self._session
-        if session is not None and not session.closed:
+        pool = self._pool
+        if pool is not None and not pool.closed:
             if self._loop is loop:
-                return session
+                return pool
             raise ApiValueError(
                 "this AsyncApiClient's connections belong to another event loop: a client is used from "
                 "one event loop at a time. Call `await client.aclose()` in the loop that used it before "
                 "using it in another (or give each loop its own AsyncApiClient)"
             )
-        config = self.configuration
-        ssl_context: Union[bool, ssl.SSLContext] = False
-        if config.verify_ssl:
-            ssl_context = load_tls_context(config)  # ApiValueError naming a setting that cannot be loaded
-            if config.assert_hostname is False:
-                ssl_context.check_hostname = False
-        connector = _Connector(
-            limit=0, limit_per_host=0, ssl=ssl_context, timeout_ceil_threshold=_NO_CEIL,
-        )
-        session = aiohttp.ClientSession(
-            connector=connector, auto_decompress=False, trust_env=False, skip_auto_headers=_SKIP_AUTO,
-            timeout=aiohttp.ClientTimeout(total=None, connect=None, sock_connect=None, sock_read=None,
-                                          ceil_threshold=_NO_CEIL),
-        )
-        # aiohttp resends an idempotent request once after any connection failure; the SDK's
-        # rule (_core.exchange) resends only on a reused connection, and creates too
-        session._retry_connection = False
-        self._session, self._loop = session, loop
+        pool = self._pool = _Pool(loop, self.configuration.connection_pool_maxsize)
+        self._loop = loop
         self._heads = _HeadDeadlines(loop, self.configuration.connection_pool_maxsize)
-        return session
+        return pool
+
+    def _route(self, url: str) -> _Route:
+        """Where requests to ``url``'s origin go (TLS settings and proxy read once per origin)."""
+        config = self.configuration
+        parsed = urllib3.util.parse_url(url)
+        scheme = parsed.scheme or "http"
+        raw_host = parsed.host or ""
+        host = raw_host[1:-1] if raw_host.startswith("[") else raw_host
+        default_port = 443 if scheme == "https" else 80
+        port = parsed.port or default_port
+        authority = raw_host if port == default_port else f"{raw_host}:{port}"
+        context = tls_context(config) if scheme == "https" else None  # ApiValueError naming a bad setting
+        server_name = config.tls_server_name
+        if server_name is None and isinstance(config.assert_hostname, str):
+            server_name = config.assert_hostname
+        proxy: Optional[_ProxyRoute] = None
+        if config.proxy:
+            proxy = self._proxy_route(config)
+            if proxy.tls is not None and context is not None:
+                raise ApiValueError(
+                    f"the async client cannot reach an https:// host through an https:// proxy "
+                    f"({mask_userinfo(config.proxy)!r}); use an http:// proxy, or the sync ApiClient"
+                )
+        return _Route(scheme, host, port, authority, context, server_name or host, proxy)
+
+    @staticmethod
+    def _proxy_route(config: Configuration) -> _ProxyRoute:
+        url = config.proxy or ""
+        if is_socks_proxy_url(url):
+            raise ApiValueError(
+                f"the async client supports http:// and https:// proxies only, not {mask_userinfo(url)!r}; "
+                "use the sync ApiClient for a SOCKS proxy"
+            )
+        parsed = urllib3.util.parse_url(url)
+        scheme = (parsed.scheme or "http").lower()
+        if scheme not in ("http", "https") or not parsed.host:
+            raise ApiValueError(f"the async client supports http:// and https:// proxies only, not "
+                                f"{mask_userinfo(url)!r}")
+        raw_host = parsed.host
+        host = raw_host[1:-1] if raw_host.startswith("[") else raw_host
+        headers = {name: str(value) for name, value in (config.proxy_headers or {}).items()}
+        check_headers(headers)
+        if parsed.auth is not None and not any(name.lower() == "proxy-authorization" for name in headers):
+            user, _, password = parsed.auth.partition(":")
+            token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode()
+            headers["Proxy-Authorization"] = f"Basic {token}"
+        return _ProxyRoute(mask_userinfo(url), host, parsed.port or (443 if scheme == "https" else 80),
+                           tls_context(config) if scheme == "https" else None, tuple(headers.items()))
+
+    async def _open(self, route: _Route, loop: asyncio.AbstractEventLoop) -> _Conn:
+        """A new connection to ``route``: TCP (to the proxy, if any), the proxy's tunnel and TLS."""
+        proxy = route.proxy
+        host, port = (proxy.host, proxy.port) if proxy is not None else (route.host, route.port)
+        infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        wire: Optional[Wire] = None
+        last: Optional[OSError] = None
+        try:
+            for family, kind, proto, _name, address in infos:
+                sock = socket.socket(family, kind, proto)
+                try:
+                    sock.setblocking(False)
+                    await loop.sock_connect(sock, address)
+                except OSError as exc:
+                    sock.close()
+                    last = exc
+                    continue
+                except BaseException:
+                    sock.close()
+                    raise
+                wire = Wire(sock)
+                break
+            if wire is None:
+                raise last if last is not None else OSError(f"no address found for {host}")
+            wire.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if proxy is not None and proxy.tls is not None:
+                await wire.start_tls(proxy.tls, proxy.host)
+            if proxy is not None and route.tls is not None:
+                await self._tunnel(wire, route, proxy)
+            if route.tls is not None:
+                await wire.start_tls(route.tls, route.server_name)
+        except BaseException:
+            if wire is not None:
+                wire.close()
+            raise
+        return _Conn(wire, route)
+
+    @staticmethod
+    async def _tunnel(wire: Wire, route: _Route, proxy: _ProxyRoute) -> None:
+        authority = f"[{route.host}]:{route.port}" if ":" in route.host else f"{route.host}:{route.port}"
+        lines = [f"CONNECT {authority} HTTP/1.1", f"Host: {authority}"]
+        lines += [f"{name}: {value}" for name, value in proxy.headers]
+        await wire.send(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
+        answer = b""
+        while b"\r\n\r\n" not in answer:
+            data = wire.read_nowait()
+            if data is None:
+                await wire.readable(asyncio.get_running_loop().create_future())
+                continue
+            if not data or len(answer) > _MAX_TUNNEL_ANSWER:
+                raise _TunnelRefused(f"the proxy {proxy.url} closed the connection during CONNECT")
+            answer += data
+        head, _, rest = answer.partition(b"\r\n\r\n")
+        status_line = head.split(b"\r\n", 1)[0].decode("latin-1")
+        parts = status_line.split(" ", 2)
+        if len(parts) < 2 or parts[1] != "200" or rest:
+            raise _TunnelRefused(f"the proxy {proxy.url} answered CONNECT with {status_line[:120]!r}")
 
     # ------------------------------------------------------------------ the one request path
     async def call_operation(
@@ -802,18 +893,23 @@ class AsyncApiClient(DefaultHeaders):
         preload_content: bool = True,
     ) -> AsyncResponse:
         """Send one request (with the configured retries); with ``preload_content`` the body is read."""
-        session, loop = self._session, self._loop
-        if (session is None or loop is not asyncio.get_running_loop() or self._pid != os.getpid()
-                or session.closed):
-            session = self._session_for_this_loop()
-            loop = self._loop
+        pool, loop = self._pool, self._loop
+        if pool is None or loop is not asyncio.get_running_loop() or self._pid != os.getpid() or pool.closed:
+            pool = self._pool_for_this_loop()
+            loop = pool.loop
         assert loop is not None
         method = method.upper()
         headers = dict(headers) if headers else {}
-        prefix, host = self._origin
-        if not url.startswith(prefix):  # another origin than the last call's (or the first call)
+        prefix, host, route = self._origin
+        if not url.startswith(prefix) or route is None:  # another origin than the last call's (or the first call)
             host = origin_of(url)
-            self._origin = ("/".join(url.split("/", 3)[:3]) + "/", host)
+            prefix = "/".join(url.split("/", 3)[:3]) + "/"
+            route = self._routes.get(prefix)
+            if route is None:  # one route (so one TLS context, one set of idle connections) per origin
+                if len(self._routes) >= _MAX_ROUTES:
+                    self._routes.clear()
+                route = self._routes[prefix] = self._route(url)
+            self._origin = (prefix, host, route)
         # headers checked (and their Accept-Encoding found) once for the same headers as last time
         items = tuple(headers.items())
         checked, accept_encoding = self._checked
@@ -837,23 +933,31 @@ class AsyncApiClient(DefaultHeaders):
             if total is None:
                 connect = config.connect_timeout if connect is None else connect
                 read = config.read_timeout if read is None else read
-        # Without a total deadline, the read timeout bounds the whole head (a deadline of ours,
-        # from the moment the connection is had) and then each read of the rest of the body
-        # (aiohttp's sock_read, started by AsyncResponse when it reads the body): aiohttp's
-        # per-read timer is not run during the head, which the deadline already bounds. With a
-        # total deadline, a read timeout given alongside it is aiohttp's sock_read throughout.
+        # Without a total deadline, the read timeout bounds the whole head (a deadline from the
+        # moment the connection is had) and then each wait for bytes of the body. With a total
+        # deadline, a read timeout given alongside it bounds each wait, head and body.
         head_timeout = read if total is None else None
-        client_timeout = self._client_timeout(connect, None if total is None else read)
+        wait_in_head = None if total is None else read
         if accept_encoding is None:
             headers["Accept-Encoding"] = "identity"  # as http.client sends for the sync client
-        proxy = config.proxy or None
-        if proxy is not None and is_socks_proxy_url(proxy):
-            raise ApiValueError(
-                f"the async client supports http:// and https:// proxies only, not {mask_userinfo(proxy)!r}; "
-                "use the sync ApiClient for a SOCKS proxy"
-            )
-        proxy_headers = config.proxy_headers if proxy else None
-        server_hostname = config.tls_server_name or None
+        if route.proxy is not None and route.tls is None:  # plain HTTP through a proxy: the absolute form
+            target = url.split("#", 1)[0]
+            for name, value in route.proxy.headers:
+                headers.setdefault(name, value)
+        else:
+            target = "/" + url.split("/", 3)[3] if url.count("/") >= 3 else "/"
+            target = target.split("#", 1)[0]
+        if isinstance(body, str):
+            body = body.encode("utf-8")
+        length = len(body) if body is not None else (0 if method in _EXPECT_BODY else None)
+        authority = route.authority
+        if "Host" in headers or "host" in headers:  # the caller's own Host, sent once (as urllib3 does)
+            for name in ("Host", "host"):
+                if name in headers:
+                    authority = str(headers.pop(name))
+        message = request_head(method, target, authority, headers, length)
+        if body:
+            message += body
         debug = logger.isEnabledFor(logging.DEBUG)
         if debug:
             logger.debug("request %s %s headers=%s body=%d bytes", method, url, redact_headers(headers),
@@ -861,6 +965,7 @@ class AsyncApiClient(DefaultHeaders):
         policy = retries = self.retries
         resends = body_attempt = 0
         slots = self._slots
+        head_request = method == "HEAD"
         while True:
             if not slots.take() and not await slots.acquire(config.pool_timeout):
                 raise pool_timeout_error(method, url, host, config.pool_timeout, slots.size)
@@ -868,32 +973,55 @@ class AsyncApiClient(DefaultHeaders):
             started = time.monotonic()
             deadline_at = None if total is None else started + total
             deadline = _Deadline(deadline_at, loop)
-            attempt = _Attempt(deadline, head_timeout, self._heads, head_request=method == "HEAD")
-            token = _ATTEMPT.set(attempt)
+            conn: Optional[_Conn] = None
+            reader = ResponseReader(head_request=head_request)
+            connected = reused = False
             try:
                 with deadline:
-                    resp = await session.request(
-                        method, url, data=body, headers=headers, timeout=client_timeout, allow_redirects=False,
-                        proxy=proxy, proxy_headers=proxy_headers, server_hostname=server_hostname,
-                    )
-                    if resp.status == 101:  # not HTTP any more: a broken exchange, as in the sync client
-                        resp.close()
-                        raise http.client.HTTPException(SWITCHED_PROTOCOLS)
+                    conn = pool.take(route)
+                    if conn is None:
+                        pool.make_room()
+                        if connect is not None:
+                            at = started + connect
+                            deadline.reschedule(at if deadline_at is None else min(at, deadline_at))
+                        conn = await self._open(route, loop)
+                        pool.live.add(conn)
+                        if connect is not None:
+                            deadline.reschedule(deadline_at)
+                    connected = True
+                    reused, conn.used = conn.used, True
+                    if head_timeout is not None:
+                        # the whole head within the read timeout
+                        bound = time.monotonic() + head_timeout
+                        if deadline_at is None and self._heads is not None:
+                            self._heads.start(deadline, bound)
+                        else:
+                            deadline.reschedule(bound if deadline_at is None else min(deadline_at, bound))
+                    await conn.wire.send(message)
+                    while True:
+                        answer = reader.head()
+                        if answer is not None:
+                            break
+                        data = await conn.receive(wait_in_head)
+                        if data:
+                            reader.feed(data)
+                        else:
+                            reader.feed_eof()
             except BaseException as exc:
+                if conn is not None:
+                    pool.discard(conn)
                 slot.release()
-                if not isinstance(exc, (aiohttp.ClientError, OSError, asyncio.TimeoutError, ValueError,
-                                        http.client.HTTPException)):
+                if isinstance(exc, FramingError):  # a malformed answer: never retried
+                    raise framing_error(host, exc) from None
+                if not isinstance(exc, _ATTEMPT_FAILURES) or isinstance(exc, ApiValueError):
                     raise  # cancellation, or a bug: as it is
-                scan = attempt.scan()
-                if scan is not None and scan.error is not None:  # a malformed answer: never retried
-                    raise framing_error(host, scan.error) from exc
-                failure = _classify(exc, attempt, deadline.expired, url)
+                failure = _classify(exc, connected=connected, expired=deadline.expired, received=reader.received,
+                                    url=url, host=host)
                 try:
                     retries, delay = _retry.after_error(retries, method, url, failure)
                 except (MaxRetryError, HTTPError) as final:
-                    if may_resend_stale(reused=attempt.reused and isinstance(failure, ProtocolError),
-                                        response_bytes=attempt.response_bytes(), resends=resends,
-                                        pool_size=slots.size):
+                    if may_resend_stale(reused=reused and isinstance(failure, ProtocolError),
+                                        response_bytes=reader.received, resends=resends, pool_size=slots.size):
                         resends += 1
                         logger.debug("%s %s: the server had closed the reused connection; sending again on "
                                      "another (%d)", method, url, resends)
@@ -904,30 +1032,31 @@ class AsyncApiClient(DefaultHeaders):
                 logger.info("%s %s: %s; retrying in %.2f s", method, url, reason_text(failure), delay)
                 await asyncio.sleep(delay)
                 continue
-            finally:
-                _ATTEMPT.reset(token)
-            status = resp.status
-            scan = attempt.scan()
-            framing = scan.framing if scan is not None else None
+            status = answer.status
+            held = conn
+
+            def close_answer(held: _Conn = held) -> None:
+                pool.discard(held)
+
             try:
-                header_map = _header_dict(resp, scan.fields if scan is not None else None)
-                decision = (_retry.after_status(retries, method, url, _RetryView(resp, header_map))
+                header_map = _header_dict(answer.fields)
+                decision = (_retry.after_status(retries, method, url, _RetryView(status, header_map, close_answer))
                             if _retry.may_retry_status(retries, status) else None)
             except BaseException:
-                resp.close()
+                close_answer()
                 slot.release()
                 raise
             if decision is not None:
-                resp.close()
+                close_answer()
                 slot.release()
                 retries, delay = decision
                 logger.info("%s %s: answered %d; retrying in %.2f s", method, url, status, delay)
                 await asyncio.sleep(delay)
                 continue
             result = AsyncResponse(
-                resp, slot, BodyTerms(host, config.max_response_size, accept_encoding, deadline_at, total), header_map,
-                no_body=method == "HEAD" or status == 204 or status == 304, read_timeout=head_timeout,
-                content_length=framing.length if framing is not None else None, framed=framing is not None,
+                conn, reader, answer, pool, slot,
+                BodyTerms(host, config.max_response_size, accept_encoding, deadline_at, total), header_map,
+                read_timeout=read,
             )
             if not preload_content:
                 return result
@@ -947,41 +1076,8 @@ class AsyncApiClient(DefaultHeaders):
                              (time.monotonic() - started) * 1000)
             return result
 
-    def _client_timeout(self, connect: Optional[float], sock_read: Optional[float]) -> aiohttp.ClientTimeout:
-        """aiohttp's timeouts for these values, made once (they are immutable)."""
-        key = (connect, sock_read)
-        timeout = self._timeouts.get(key)
-        if timeout is None:
-            if len(self._timeouts) >= 64:
-                self._timeouts.clear()
-            timeout = self._timeouts[key] = aiohttp.ClientTimeout(
-                total=None, connect=None, sock_connect=connect, sock_read=sock_read, ceil_threshold=_NO_CEIL,
-            )
-        return timeout
 
-
-def _forget(session: aiohttp.ClientSession, *, close_sockets: bool) -> None:
-    """Drop a session that can no longer be closed in its loop, so aiohttp does not warn about it.
-
-    ``close_sockets``: close its sockets here (this process owns them); in a forked child they
-    are left to the parent.
-    """
-    connector = session._connector
-    session._connector = None
-    if connector is None:
-        return
-    if close_sockets:
-        for protocols in list(connector._conns.values()):
-            for protocol, _ in protocols:
-                _close_socket_of(protocol.transport)
-        for protocol in list(connector._acquired):
-            _close_socket_of(protocol.transport)
-    connector._conns.clear()
-    connector._acquired.clear()
-    connector._closed = True
-
-
-#: every async client of this process, so a forked child can forget each one's session
+#: every async client of this process, so a forked child can forget each one's connections
 _LIVE_CLIENTS: weakref.WeakSet[AsyncApiClient] = weakref.WeakSet()
 
 

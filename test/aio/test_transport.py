@@ -182,10 +182,6 @@ def test_a_timeout_above_five_seconds_is_not_rounded(emu: Emulator) -> None:
                 await api.conversations_identifiers_snapshot(_request_timeout=(5.0, 5.2))
             took = time.monotonic() - started
             assert 5.1 <= took < 20, took  # not early; the upper bound only catches a hang
-            # aiohttp alone rounds timeouts above 5 s up to a whole second of its clock; no
-            # single run can show that reliably, so check that rounding is off everywhere
-            session = client._session
-            assert session is not None and session.timeout.ceil_threshold >= 1e9
-            assert session.connector is not None and session.connector._timeout_ceil_threshold >= 1e9
+            # (the client's deadlines are loop timers at the exact time: nothing rounds them)
 
     run(main())
