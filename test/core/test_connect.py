@@ -5,7 +5,7 @@ answer, and which SDK error each failure becomes. No sockets: the answers are ma
 from __future__ import annotations
 
 import ssl
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional
 
 import pytest
 
@@ -37,7 +37,7 @@ def endpoint(headers: Optional[Mapping[str, Any]] = None, connect_timeout: Optio
     return Endpoint(Client(default_headers, **settings), IDENTIFIERS_PATH, headers, connect_timeout)
 
 
-def head_lines(point: Endpoint, key: str = KEY) -> list:
+def head_lines(point: Endpoint, key: str = KEY) -> List[str]:
     request = point.request(key)
     assert request.endswith(b"\r\n\r\n")
     return request.decode("latin-1").split("\r\n")[:-2]

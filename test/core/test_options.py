@@ -269,7 +269,7 @@ def test_documented_edge_values_pass() -> None:
 )
 def test_each_option_is_checked_by_name(option: str, value: object, error: type, text: str) -> None:
     with pytest.raises(error) as caught:
-        checked(**{option: value})
+        checked(MIB32, **{option: value})
     assert type(caught.value) is error and str(caught.value) == text
 
 
