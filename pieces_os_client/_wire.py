@@ -13,6 +13,10 @@ The sync transport (:mod:`pieces_os_client.rest`) builds its pool managers with 
   interrupt, or collected with an unread response), and frees the slot queue's lock when an
   interrupt left it held (nobody holds it for more than microseconds otherwise), so that no
   call waits past ``pool_timeout``.
+
+Everything the sync transport uses of urllib3, http.client, queue and threading that they do
+not document as public is in this module (docs/threads-processes-limits.md lists it, and
+test/sync/test_upstream_pins.py pins each item).
 """
 
 from __future__ import annotations
@@ -25,18 +29,20 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, List, Optional, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool, port_by_scheme
 from urllib3.exceptions import ClosedPoolError, EmptyPoolError
-from urllib3.util.connection import is_connection_dropped
+from urllib3.util import is_connection_dropped, parse_url
 
 from pieces_os_client._core.exchange import MAX_INTERIM_HEADER_LINES, MAX_LINE, head_deadline, is_interim
 from pieces_os_client._core.failures import HeadTimeout
 from pieces_os_client._core.framing import Framing, FramingError, body_framing
 
-__all__ = ["HeadTimeout", "StaleConnection", "close_when_collected", "pool_classes", "watch_of"]
+__all__ = [
+    "HeadTimeout", "StaleConnection", "close_when_collected", "install", "pool_classes", "pool_route", "watch_of",
+]
 
 logger = logging.getLogger("pieces_os_client")
 
@@ -437,6 +443,23 @@ class _Pool(_SlotKeeping, HTTPConnectionPool):
 
 class _TLSPool(_SlotKeeping, HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
+
+
+def install(manager: Any) -> None:
+    """Make ``manager`` (a urllib3 PoolManager or ProxyManager) build its pools from these classes."""
+    manager.pool_classes_by_scheme = pool_classes()
+
+
+def pool_route(manager: Any, origin: str) -> Tuple[Any, Dict[str, Any]]:
+    """The pool key and pool context of ``origin``, as ``PoolManager.connection_from_host`` makes them.
+
+    For ``manager.connection_from_pool_key(key, request_context=context)``.
+    """
+    parsed = parse_url(origin)
+    scheme = (parsed.scheme or "http").lower()
+    context: Dict[str, Any] = dict(manager.connection_pool_kw)
+    context.update(scheme=scheme, host=parsed.host, port=parsed.port or port_by_scheme.get(scheme, 80))
+    return manager.key_fn_by_scheme[scheme](context), context
 
 
 def pool_classes() -> Dict[str, type]:

@@ -40,7 +40,7 @@ from pieces_os_client._core.failures import (
 from pieces_os_client._core.framing import FramingError, framing_error
 from pieces_os_client._core.headers import check_headers, header_value, redact_headers
 from pieces_os_client._core.urls import origin_of
-from pieces_os_client._wire import StaleConnection, close_when_collected, pool_classes, watch_of
+from pieces_os_client._wire import StaleConnection, close_when_collected, install, pool_route, watch_of
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import (
     ApiConnectionError,
@@ -236,7 +236,7 @@ class RESTClientObject:
         if not is_socks_proxy_url(configuration.proxy):
             # connections that skip interim answers, bound the response head and know when they
             # are reused; pools that never pool a part-read connection (see _core.exchange)
-            self.pool_manager.pool_classes_by_scheme = pool_classes()
+            install(self.pool_manager)
         self._pool_size = configuration.connection_pool_maxsize  # fixed for this client's pools
         # With no proxy, a request goes straight to its origin's pool (see _send): the pool key
         # and context of each origin, computed once
@@ -371,13 +371,7 @@ class RESTClientObject:
 
     def _route(self, origin: str) -> Tuple[Any, Dict[str, Any]]:
         """The pool key and pool context of ``origin``, as ``PoolManager.connection_from_host`` makes them."""
-        parsed = urllib3.util.parse_url(origin)
-        scheme = (parsed.scheme or "http").lower()
-        manager = self.pool_manager
-        context: Dict[str, Any] = dict(manager.connection_pool_kw)
-        context.update(scheme=scheme, host=parsed.host,
-                       port=parsed.port or urllib3.connectionpool.port_by_scheme.get(scheme, 80))
-        route = (manager.key_fn_by_scheme[scheme](context), context)
+        route = pool_route(self.pool_manager, origin)
         if len(self._routes) >= 64:  # a client talks to a handful of origins; never grow without bound
             self._routes.clear()
         self._routes[origin] = route

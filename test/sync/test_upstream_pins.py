@@ -192,6 +192,20 @@ def test_urllib3_pool_close_drains_the_queue_with_get_block_false() -> None:
     pin(gets and not any(gets), name, f"close() no longer drains the slot queue with get(block=False): {gets}")
 
 
+def test_urllib3_pool_manager_builds_pools_from_its_attributes() -> None:
+    name = "urllib3 PoolManager.pool_classes_by_scheme / key_fn_by_scheme / connection_pool_kw"
+    manager = urllib3.PoolManager(maxsize=2, block=True)
+    _wire.install(manager)
+    key, context = _wire.pool_route(manager, "http://127.0.0.1:9")
+    pin(key == manager.key_fn_by_scheme["http"](dict(context)) and context["maxsize"] == 2, name,
+        f"the pool key or context is no longer built from them: {context!r}")
+    direct = manager.connection_from_pool_key(key, request_context=dict(context))
+    via_url = manager.connection_from_url("http://127.0.0.1:9/x")
+    pin(type(direct) is _wire._Pool, name, f"pools are no longer built from pool_classes_by_scheme: {type(direct)}")
+    pin(direct is via_url, name, "the route does not reach the pool connection_from_url() gives for the same origin")
+    manager.clear()
+
+
 # ---------------------------------------------------------------- queue and threading
 def test_lifo_queue_keeps_its_items_in_a_list_under_one_mutex() -> None:
     name = "queue.LifoQueue (.queue, .mutex, .not_empty, .not_full, .all_tasks_done, _init, _get)"
