@@ -13,11 +13,14 @@ The sync transport (:mod:`pieces_os_client.rest`) builds its pool managers with 
   interrupt, or collected with an unread response), and frees the slot queue's lock when an
   interrupt left it held (nobody holds it for more than microseconds otherwise), so that no
   call waits past ``pool_timeout``.
+
+Everything the sync transport uses of urllib3, http.client, queue and threading that they do
+not document as public is in this module (docs/threads-processes-limits.md lists it, and
+test/sync/test_upstream_pins.py pins each item).
 """
 
 from __future__ import annotations
 
-import functools
 import http.client
 import io
 import logging
@@ -26,18 +29,20 @@ import socket
 import threading
 import time
 import weakref
-from typing import Any, Callable, Dict, Optional, cast
+from typing import Any, Callable, Dict, List, Optional, Tuple, cast
 
 from urllib3.connection import HTTPConnection, HTTPSConnection
-from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool, port_by_scheme
 from urllib3.exceptions import ClosedPoolError, EmptyPoolError
-from urllib3.util.connection import is_connection_dropped
+from urllib3.util import is_connection_dropped, parse_url
 
 from pieces_os_client._core.exchange import MAX_INTERIM_HEADER_LINES, MAX_LINE, head_deadline, is_interim
 from pieces_os_client._core.failures import HeadTimeout
 from pieces_os_client._core.framing import SWITCHED_PROTOCOLS, Framing, FramingError, body_framing
 
-__all__ = ["HeadTimeout", "StaleConnection", "close_when_collected", "pool_classes", "watch_of"]
+__all__ = [
+    "HeadTimeout", "StaleConnection", "close_when_collected", "install", "pool_classes", "pool_route", "watch_of",
+]
 
 logger = logging.getLogger("pieces_os_client")
 
@@ -48,6 +53,9 @@ _SLACK = 0.05
 #: the longest wait for the slot queue's lock when putting a connection back (then it is closed)
 _WEDGED_AFTER = 2.0
 
+
+#: the most times one thread can have taken the slot queue's lock (the queue's own code takes it once)
+_MAX_HOLDS = 64
 
 #: no connection taken yet (None is a slot with no connection in it)
 _NOTHING: Any = object()
@@ -182,8 +190,8 @@ class _WireResponse(http.client.HTTPResponse):
 
 
 def watch_of(response: Any) -> Optional[_Watch]:
-    """The watch of a urllib3 response made by these connections (None for any other)."""
-    return getattr(getattr(response, "_original_response", None), "watch", None)
+    """The watch of a urllib3 response made by these connections, while it holds its connection (else None)."""
+    return getattr(getattr(response, "connection", None), "exchange_watch", None)
 
 
 class _ExchangeCounting:
@@ -195,6 +203,8 @@ class _ExchangeCounting:
     _reused = False
     _head_request = False
     _current: Optional[http.client.HTTPResponse] = None
+    #: the latest exchange's watch (read through ``watch_of`` while its response holds the connection)
+    exchange_watch: Optional[_Watch] = None
 
     def connect(self) -> None:
         super().connect()  # type: ignore[misc]
@@ -217,16 +227,30 @@ class _ExchangeCounting:
     def getresponse(self) -> Any:
         timeout = self.timeout if isinstance(self.timeout, (int, float)) else None
         watch = _Watch(head_deadline(time.monotonic(), timeout), timeout, self._head_request)
-        setattr(self, "response_class", functools.partial(_WireResponse, watch))  # noqa: B010 - http.client's hook
+        self.exchange_watch = watch
+        made: List[_WireResponse] = []
+
+        def build(sock: socket.socket, *args: Any, **kwargs: Any) -> _WireResponse:
+            response = _WireResponse(watch, sock, *args, **kwargs)
+            made.append(response)
+            return response
+
+        # http.client builds the response it reads from its connection's response_class: ours
+        # for this exchange only. The class's own is back as soon as the head is read, so
+        # nothing else on this connection object (a proxy CONNECT on a later connect()) reads
+        # through this exchange's watch and its deadline.
+        setattr(self, "response_class", build)  # noqa: B010 - http.client's hook, see docs
         try:
             response = super().getresponse()  # type: ignore[misc]
         except (ConnectionError, http.client.BadStatusLine) as exc:
             if self._reused and watch.received == 0:
                 raise StaleConnection(f"the reused connection was closed by the server: {exc!r}") from exc
             raise
+        finally:
+            vars(self).pop("response_class", None)
         watch.deadline = None
         watch.phase = "body"
-        self._current = response._original_response
+        self._current = made[-1] if made else None
         return response
 
     def exchange_open(self) -> bool:
@@ -380,7 +404,13 @@ class _SlotKeeping:
         mutex: Any = q.mutex
         if mutex._is_owned():  # this thread is in no queue operation: an interrupt left it so
             logger.warning("the connection pool for %s was left locked by an interrupt; unlocking it", self.host)
-            mutex._release_save()
+            # release() once for each time it was taken (an RLock's release() raises
+            # RuntimeError once this thread no longer holds it); bounded all the same
+            for _ in range(_MAX_HOLDS):
+                try:
+                    mutex.release()
+                except RuntimeError:
+                    break
             self._recover_lost_slots(q)
 
     def _recover_lost_slots(self, q: _SlotQueue) -> None:
@@ -413,6 +443,23 @@ class _TLSPool(_SlotKeeping, HTTPSConnectionPool):
     ConnectionCls = _TLSConnection
 
 
+def install(manager: Any) -> None:
+    """Make ``manager`` (a urllib3 PoolManager or ProxyManager) build its pools from these classes."""
+    manager.pool_classes_by_scheme = pool_classes()
+
+
+def pool_route(manager: Any, origin: str) -> Tuple[Any, Dict[str, Any]]:
+    """The pool key and pool context of ``origin``, as ``PoolManager.connection_from_host`` makes them.
+
+    For ``manager.connection_from_pool_key(key, request_context=context)``.
+    """
+    parsed = parse_url(origin)
+    scheme = (parsed.scheme or "http").lower()
+    context: Dict[str, Any] = dict(manager.connection_pool_kw)
+    context.update(scheme=scheme, host=parsed.host, port=parsed.port or port_by_scheme.get(scheme, 80))
+    return manager.key_fn_by_scheme[scheme](context), context
+
+
 def pool_classes() -> Dict[str, type]:
     """The pool class for each scheme, for a urllib3 PoolManager's ``pool_classes_by_scheme``."""
     return {"http": _Pool, "https": _TLSPool}
@@ -423,7 +470,7 @@ def close_when_collected(response: Any) -> None:
 
     The pool then gets the connection's slot back (see ``_recover_lost_slots``).
     """
-    conn = getattr(response, "_connection", None)
+    conn = getattr(response, "connection", None)
     if conn is not None:
         conn.__dict__["_on_collect"] = weakref.finalize(response, conn.close)
 

@@ -40,7 +40,7 @@ from pieces_os_client._core.failures import (
 from pieces_os_client._core.framing import FramingError, framing_error
 from pieces_os_client._core.headers import check_headers, header_value, redact_headers
 from pieces_os_client._core.urls import origin_of
-from pieces_os_client._wire import StaleConnection, close_when_collected, pool_classes, watch_of
+from pieces_os_client._wire import StaleConnection, close_when_collected, install, pool_route, watch_of
 from pieces_os_client.configuration import Configuration
 from pieces_os_client.exceptions import (
     ApiConnectionError,
@@ -105,10 +105,13 @@ class RESTResponse:
             except (OpenApiException, DecodeError, TimeoutError, ReadTimeoutError, ProtocolError, HTTPError,
                     HTTPException, OSError, ValueError) as exc:
                 # ValueError: http.client on framing it cannot follow, such as a negative chunk size
-                failure = self._terms.failure(exc, self.status, self.reason, self.getheaders())
+                # urllib3's read raises its own ReadTimeoutError from the socket's timeout (or the
+                # head reader's deadline): the SDK error is caused by that timeout, as a TimeoutError
+                cause = exc.__cause__ if isinstance(exc, ReadTimeoutError) and exc.__cause__ is not None else exc
+                failure = self._terms.failure(cause, self.status, self.reason, self.getheaders())
                 if failure is exc:
                     raise
-                raise failure from exc
+                raise failure from cause
             finally:
                 if not complete:
                     # part of the body is still unread: the connection cannot carry another request
@@ -133,13 +136,10 @@ class RESTResponse:
         length = framing.length if framing is not None else getattr(resp, "length_remaining", None)
         reader = terms.reader(self.status, self.reason, resp.headers, length)
         deadline = terms.deadline
-        fp = getattr(resp, "_fp", None)  # the http.client response: it undoes chunked framing
-        read: Callable[[int], bytes]
-        if fp is None or not hasattr(fp, "read1"):
-            read = functools.partial(resp.read, decode_content=False)
-        else:
-            # read1 waits for the socket at most once, so the deadline is checked between waits
-            read = fp.read1 if deadline is not None else fp.read
+        # undecoded bytes (any content coding is the reader's to check); read1 waits for the
+        # socket at most once, so the deadline is checked between waits
+        read: Callable[[int], bytes] = functools.partial(
+            resp.read1 if deadline is not None else resp.read, decode_content=False)
         if deadline is not None and watch is not None:
             watch.deadline = deadline  # the reader stops at it, however the server paces its bytes
         sock = _socket_of(resp) if deadline is not None and watch is None else None
@@ -174,6 +174,7 @@ class _AttemptClock(urllib3.Timeout):
 
     def __init__(self, connect: Any, read: Any, total: Any, started: List[float]) -> None:
         super().__init__(connect=connect, read=read, total=total)
+        self.limits = (connect, read)  # as given, for clone()
         self.seconds = float(total)
         self.started = started
 
@@ -182,7 +183,7 @@ class _AttemptClock(urllib3.Timeout):
         return self.started[0] + self.seconds
 
     def clone(self) -> _AttemptClock:
-        return _AttemptClock(self._connect, self._read, self.seconds, self.started)
+        return _AttemptClock(self.limits[0], self.limits[1], self.seconds, self.started)
 
     def start_connect(self) -> float:
         now = super().start_connect()
@@ -235,7 +236,7 @@ class RESTClientObject:
         if not is_socks_proxy_url(configuration.proxy):
             # connections that skip interim answers, bound the response head and know when they
             # are reused; pools that never pool a part-read connection (see _core.exchange)
-            self.pool_manager.pool_classes_by_scheme = pool_classes()
+            install(self.pool_manager)
         self._pool_size = configuration.connection_pool_maxsize  # fixed for this client's pools
         # With no proxy, a request goes straight to its origin's pool (see _send): the pool key
         # and context of each origin, computed once
@@ -370,13 +371,7 @@ class RESTClientObject:
 
     def _route(self, origin: str) -> Tuple[Any, Dict[str, Any]]:
         """The pool key and pool context of ``origin``, as ``PoolManager.connection_from_host`` makes them."""
-        parsed = urllib3.util.parse_url(origin)
-        scheme = (parsed.scheme or "http").lower()
-        manager = self.pool_manager
-        context: Dict[str, Any] = dict(manager.connection_pool_kw)
-        context.update(scheme=scheme, host=parsed.host,
-                       port=parsed.port or urllib3.connectionpool.port_by_scheme.get(scheme, 80))
-        route = (manager.key_fn_by_scheme[scheme](context), context)
+        route = pool_route(self.pool_manager, origin)
         if len(self._routes) >= 64:  # a client talks to a handful of origins; never grow without bound
             self._routes.clear()
         self._routes[origin] = route
@@ -393,9 +388,8 @@ class RESTClientObject:
             return value
         connect, read, total = parse_request_timeout(value)
         if total is not None:
-            if isinstance(value, urllib3.Timeout):
-                return _AttemptClock(value._connect, value._read, total, [time.monotonic()])
-            return _AttemptClock(urllib3.Timeout.DEFAULT_TIMEOUT, urllib3.Timeout.DEFAULT_TIMEOUT, total,
+            default = urllib3.Timeout.DEFAULT_TIMEOUT
+            return _AttemptClock(default if connect is None else connect, default if read is None else read, total,
                                  [time.monotonic()])
         return urllib3.Timeout(connect=connect, read=read)
 

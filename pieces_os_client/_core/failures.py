@@ -22,6 +22,7 @@ from urllib3.exceptions import (
     ProxyError,
     ReadTimeoutError,
     SSLError,
+    TimeoutStateError,
 )
 
 from pieces_os_client.exceptions import ApiConnectionError, ApiTimeoutError, ApiValueError
@@ -35,6 +36,7 @@ __all__ = [
     "parse_request_timeout",
     "pool_timeout_error",
     "reason_text",
+    "timeout_parts",
     "translate",
 ]
 
@@ -97,8 +99,29 @@ def seconds_text(timeout: urllib3.Timeout, which: str) -> str:
     """Describe a timeout without touching urllib3's timer (which raises for total timeouts)."""
     if timeout.total is not None:
         return f"{timeout.total} s in total per attempt"
-    value = timeout.connect_timeout if which == "connect" else timeout._read
+    value = timeout.connect_timeout if which == "connect" else timeout.read_timeout
     return f"{value} s"
+
+
+def timeout_parts(timeout: urllib3.Timeout) -> Tuple[Optional[float], Optional[float], Optional[float]]:
+    """``timeout``'s (connect, read, total) seconds, ``None`` for a part it leaves to the default.
+
+    Through urllib3's public properties only, on a fresh clone (whose clock has not started).
+    With a total, a connect timeout no shorter than the total is reported as ``None``: the
+    total bounds the connection anyway. A read timeout left to the default with a total makes
+    urllib3's ``read_timeout`` raise ``TimeoutStateError`` on an unstarted clock: ``None``.
+    """
+    fresh = timeout.clone()
+    total = float(fresh.total) if isinstance(fresh.total, (int, float)) else None
+    connect: Any = fresh.connect_timeout
+    try:
+        read: Any = fresh.read_timeout
+    except TimeoutStateError:
+        read = None
+    if total is not None and connect == total:
+        connect = None
+    return (float(connect) if isinstance(connect, (int, float)) else None,
+            float(read) if isinstance(read, (int, float)) else None, total)
 
 
 def parse_request_timeout(value: Any) -> Tuple[Optional[float], Optional[float], Optional[float]]:
@@ -107,10 +130,7 @@ def parse_request_timeout(value: Any) -> Tuple[Optional[float], Optional[float],
     Seconds bound the whole attempt; a (connect, read) pair replaces both settings.
     """
     if isinstance(value, urllib3.Timeout):
-        total = float(value.total) if isinstance(value.total, (int, float)) else None
-        connect, read = value._connect, value._read
-        return (connect if isinstance(connect, (int, float)) else None,
-                read if isinstance(read, (int, float)) else None, total)
+        return timeout_parts(value)
     if isinstance(value, bool):
         raise ApiValueError(f"_request_timeout must be seconds or a (connect, read) pair, not {value!r}")
     if isinstance(value, (int, float)):
