@@ -169,15 +169,16 @@ async def start_response(response: web.StreamResponse, request: web.BaseRequest)
     await response.prepare(request)
 
 
-class _Connection(asyncio.Protocol):
+class _Noting:
     """What asyncio sees of one connection: notes its transport, then hands every event on to ``inner``.
 
     ``inner`` is the protocol aiohttp's ``web.Server`` made for the connection (the server is
     documented as a protocol factory for ``loop.create_server()``); only the asyncio protocol
-    interface is used on it.
+    interface is used on it. :class:`_Connection` and :class:`_BufferedConnection` add the
+    events of the two kinds of asyncio protocol.
     """
 
-    def __init__(self, inner: asyncio.Protocol, transports: weakref.WeakSet[asyncio.Transport]) -> None:
+    def __init__(self, inner: asyncio.BaseProtocol, transports: weakref.WeakSet[asyncio.Transport]) -> None:
         self._inner = inner
         self._transports = transports
 
@@ -194,6 +195,12 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self._inner.resume_writing()
+
+
+class _Connection(_Noting, asyncio.Protocol):
+    """:class:`_Noting` for a protocol that is handed each chunk received (``asyncio.Protocol``)."""
+
+    _inner: asyncio.Protocol
 
     def data_received(self, data: bytes) -> None:
         self._inner.data_received(data)
@@ -202,26 +209,10 @@ class _Connection(asyncio.Protocol):
         return self._inner.eof_received()
 
 
-class _BufferedConnection(asyncio.BufferedProtocol):
-    """:class:`_Connection` for a protocol that reads into its own buffers (``asyncio.BufferedProtocol``)."""
+class _BufferedConnection(_Noting, asyncio.BufferedProtocol):
+    """:class:`_Noting` for a protocol that reads into its own buffers (``asyncio.BufferedProtocol``)."""
 
-    def __init__(self, inner: asyncio.BufferedProtocol, transports: weakref.WeakSet[asyncio.Transport]) -> None:
-        self._inner = inner
-        self._transports = transports
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if isinstance(transport, asyncio.Transport):
-            self._transports.add(transport)
-        self._inner.connection_made(transport)
-
-    def connection_lost(self, exc: Optional[Exception]) -> None:
-        self._inner.connection_lost(exc)
-
-    def pause_writing(self) -> None:
-        self._inner.pause_writing()
-
-    def resume_writing(self) -> None:
-        self._inner.resume_writing()
+    _inner: asyncio.BufferedProtocol
 
     def get_buffer(self, sizehint: int) -> Buffer:
         return self._inner.get_buffer(sizehint)
