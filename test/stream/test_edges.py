@@ -78,8 +78,8 @@ class Counter(SocketServer):
         return self
 
     def serve(self, conn: socket.socket, number: int) -> None:
-        conn.settimeout(5)
-        with conn, contextlib.suppress(OSError):
+        with conn, contextlib.suppress(OSError):  # also a connection closed by __exit__ before this ran
+            conn.settimeout(5)
             while chunk := conn.recv(4096):
                 self.data += chunk
 
