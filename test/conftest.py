@@ -12,6 +12,7 @@ counts the skips by reason.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import socket
 import threading
@@ -64,10 +65,24 @@ def emu(emulator: Emulator) -> Emulator:
 
 @pytest.fixture
 def raw_server() -> Iterator[Callable[[Optional[bytes]], int]]:
-    """Servers on loopback that answer every request with one fixed response (None: never answer)."""
+    """Servers on loopback that answer every request with one fixed response (None: never answer).
+
+    Each connection is served in a thread of its own, which waits up to 30 s for the request (a
+    loaded machine may take a while to send it) and is woken when the test ends.
+    """
     stop = threading.Event()
     servers: list[tuple[socket.socket, threading.Thread]] = []
     held: list[socket.socket] = []
+    workers: list[threading.Thread] = []
+
+    def answer(conn: socket.socket, response: bytes) -> None:
+        with conn:
+            conn.settimeout(30)
+            try:
+                conn.recv(65536)
+                conn.sendall(response)
+            except OSError:
+                pass
 
     def start(response: Optional[bytes]) -> int:
         server = socket.socket()
@@ -81,16 +96,12 @@ def raw_server() -> Iterator[Callable[[Optional[bytes]], int]]:
                     conn, _ = server.accept()
                 except OSError:
                     continue
+                held.append(conn)
                 if response is None:  # a hung server: keeps the connection, says nothing
-                    held.append(conn)
                     continue
-                with conn:
-                    conn.settimeout(2)
-                    try:
-                        conn.recv(65536)
-                        conn.sendall(response)
-                    except OSError:
-                        pass
+                worker = threading.Thread(target=answer, args=(conn, response), daemon=True)
+                workers.append(worker)
+                worker.start()
 
         thread = threading.Thread(target=serve, daemon=True)
         thread.start()
@@ -100,7 +111,11 @@ def raw_server() -> Iterator[Callable[[Optional[bytes]], int]]:
     yield start
     stop.set()
     for server, thread in servers:
-        thread.join(2)
+        thread.join(30)  # the accept loop looks at ``stop`` every 0.1 s
         server.close()
     for conn in held:
+        with contextlib.suppress(OSError):  # wakes a worker still waiting for its request
+            conn.shutdown(socket.SHUT_RDWR)
         conn.close()
+    for worker in workers:
+        worker.join(30)

@@ -7,6 +7,7 @@ handler must record nothing; warnings are errors (pyproject.toml).
 
 from __future__ import annotations
 
+import logging
 import time
 
 import pytest
@@ -55,14 +56,23 @@ def test_errors_match_the_sync_client(emu: Emulator) -> None:
     assert emu.request_count("POST", "/conversations/create") == 2
 
 
-def test_a_get_is_retried_on_503_with_retry_after_and_a_create_never_resent(emu: Emulator) -> None:
+def test_a_get_is_retried_on_503_with_retry_after_and_a_create_never_resent(
+    emu: Emulator, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="pieces_os_client")
+
     async def main() -> None:
         async with AsyncApiClient(config(emu.url)) as client:
             api = AsyncConversationsApi(client)
-            emu.fail_next(503, retry_after=0)
+            emu.fail_next(503, retry_after=1)
             started = time.monotonic()
             assert (await api.conversations_identifiers_snapshot()).iterable == []
-            assert time.monotonic() - started < 10
+            took = time.monotonic() - started
+            # the server's second was waited (the first retry's backoff is at most 0.25 s); a slow
+            # machine only lengthens it, and the upper bound only catches a hang
+            assert 1.0 <= took < 20, took
+            assert [r.getMessage() for r in caplog.records if "retrying in" in r.getMessage()] == [
+                f"GET {emu.url}{IDENTIFIERS}: answered 503; retrying in 1.00 s"]
             assert emu.request_count("GET", IDENTIFIERS) == 2
             emu.fail_next(503, retry_after=0)
             with pytest.raises(ServiceException):

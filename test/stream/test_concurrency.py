@@ -13,9 +13,10 @@ import sys
 import textwrap
 import threading
 import time
-from typing import Callable, Iterator, List
+from typing import Iterator, List
 
 import pytest
+from testkit.wait import before_call, until
 from testkit.ws import RawServer, frame
 
 from pieces_os_client.api.conversations_api import ConversationsApi
@@ -40,15 +41,6 @@ def api(emu: Emulator) -> Iterator[ConversationsApi]:
         yield ConversationsApi(client)
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.005)
-    return True
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd" if os.path.isdir("/proc/self/fd") else "/dev/fd"))
 
@@ -59,9 +51,9 @@ def stream_threads() -> List[threading.Thread]:
 
 def assert_nothing_left(emu: Emulator, fds_before: int) -> None:
     """Every stream thread has ended, the server saw every WebSocket close, no descriptor leaked."""
-    assert wait_until(lambda: not stream_threads()), stream_threads()
-    assert wait_until(lambda: emu.websocket_count == 0), emu.websocket_count
-    assert wait_until(lambda: open_fds() <= fds_before), (open_fds(), fds_before)
+    until(lambda: not stream_threads(), what="every stream thread ended")
+    until(lambda: emu.websocket_count == 0, what="the server saw every WebSocket close")
+    until(lambda: open_fds() <= fds_before, what=f"open descriptors back to {fds_before}")
 
 
 def test_many_threads_open_and_close_streams_on_one_client(api: ConversationsApi, emu: Emulator) -> None:
@@ -73,7 +65,7 @@ def test_many_threads_open_and_close_streams_on_one_client(api: ConversationsApi
 
     def worker(number: int) -> None:
         try:
-            barrier.wait(5)
+            barrier.wait(30)
             for cycle in range(10):
                 if (number + cycle) % 2:  # iterate in this thread
                     with api.conversations_stream_identifiers() as stream:
@@ -81,9 +73,9 @@ def test_many_threads_open_and_close_streams_on_one_client(api: ConversationsApi
                 else:  # a background thread, closed from this one
                     got = threading.Event()
                     stream = api.conversations_stream_identifiers(on_message=lambda _m, got=got: got.set())
-                    assert got.wait(5)
+                    assert got.wait(30)
                     stream.close()
-                    assert stream.join(5)
+                    assert stream.join(30)
         except BaseException as exc:  # collected for the main thread to report
             errors.append(exc)
 
@@ -106,8 +98,14 @@ def test_closed_from_other_threads_and_from_its_own_callbacks(api: Conversations
     # opened in this thread, closed from another stream's callback thread while this one iterates
     iterated = api.conversations_stream_identifiers()
     assert next(iterated).iterable is not None
-    closer = api.conversations_stream_identifiers(on_message=lambda _m: (time.sleep(0.05), iterated.close()))
-    assert list(iterated) == [] and iterated.closed  # the close woke the blocked iterator
+    with before_call("recv") as reading:  # this thread has reached the read that blocks
+        def close_iterated(_message: object) -> None:
+            reading.wait(30)
+            iterated.close()
+
+        closer = api.conversations_stream_identifiers(on_message=close_iterated)
+        assert list(iterated) == [] and iterated.closed  # the close woke the blocked iterator
+    assert reading.is_set()
     closer.close()
 
     # closed from inside its own on_message (at the first change: the snapshot may come before
@@ -125,24 +123,27 @@ def test_closed_from_other_threads_and_from_its_own_callbacks(api: Conversations
 
     itself = IdentifiersStream(api.api_client, on_message=on_message, on_close=lambda: closes.append("on_close"))
     api.conversations_create_specific_conversation(seeded_conversation={"type": "COPILOT"})
-    assert itself.join(5) and itself.closed
+    assert itself.join(30) and itself.closed
     assert len(messages) == 2 and closes == ["close() took 0.0 s", "on_close"]
 
     # a mirror closed from its own on_change (at the first change, as above)
     with ConversationIdsMirror.open(api, on_change=lambda u: None if u.snapshot else mirror.close()) as mirror:
         api.conversations_create_specific_conversation(seeded_conversation={"type": "COPILOT"})
-        assert wait_until(lambda: mirror.ended) and mirror.stream is not None and mirror.stream.join(5)
+        until(lambda: mirror.ended, what="the mirror ended")
+        assert mirror.stream is not None and mirror.stream.join(30)
     assert_nothing_left(emu, fds_before)
 
 
 def test_threads_sharing_one_iterator_each_get_whole_messages() -> None:
     """Each message goes to exactly one of the iterating threads; none is torn, lost or doubled.
-    The server sends 1000 small messages in one burst while four threads wait in the read."""
+    The server sends 1000 small messages in one burst once four threads iterate (one in the
+    read, the others waiting for their turn at it)."""
     changes = [f"c{n}" for n in range(1000)]
+    iterating: List[int] = []
 
     def script(sock: socket.socket, _number: int) -> None:
         sock.sendall(frame(b'{"iterable": []}'))
-        time.sleep(0.2)  # the consumers are all waiting by now
+        until(lambda: len(iterating) == 4, what="four consumers iterating")
         sock.sendall(b"".join(frame(json.dumps({"iterable": [{"conversation": {"id": c}}]}).encode())
                               for c in changes))
 
@@ -153,6 +154,7 @@ def test_threads_sharing_one_iterator_each_get_whole_messages() -> None:
 
         def consume(number: int) -> None:
             try:
+                iterating.append(number)
                 for event in stream.events():
                     seen[number].extend(event.ids)
             except Exception as exc:  # collected for the main thread to report
@@ -161,10 +163,11 @@ def test_threads_sharing_one_iterator_each_get_whole_messages() -> None:
         consumers = [threading.Thread(target=consume, args=(n,)) for n in range(4)]
         for thread in consumers:
             thread.start()
-        wait_until(lambda: sum(map(len, seen)) >= len(changes) or bool(errors))
+        until(lambda: sum(map(len, seen)) >= len(changes) or bool(errors), what="every change delivered")
         stream.close()
         for thread in consumers:
-            thread.join(5)
+            thread.join(30)
+        assert not any(thread.is_alive() for thread in consumers)
     assert errors == [] and stream.malformed_messages == 0
     assert sorted(c for ids in seen for c in ids) == sorted(changes)
 
@@ -173,12 +176,23 @@ def test_close_from_a_signal_handler_while_iterating(api: ConversationsApi) -> N
     """The usual SIGTERM handler: it runs in the main thread, inside the blocked read."""
     stream = api.conversations_stream_identifiers()
     next(stream)
-    previous = signal.signal(signal.SIGALRM, lambda _signum, _frame: stream.close())
+    handled: List[int] = []
+
+    def handler(signum: int, _frame: object) -> None:
+        handled.append(signum)
+        if len(handled) == 1:  # once: a later signal may come while this close() still runs
+            stream.close()
+
+    previous = signal.signal(signal.SIGALRM, handler)
     try:
-        signal.setitimer(signal.ITIMER_REAL, 0.1)
-        started = time.monotonic()
-        assert list(stream) == [] and stream.closed
-        assert time.monotonic() - started < 2
+        # the timer starts as this thread reaches the read, and repeats in case its first signal
+        # came on the instant before the read began to wait (then the next one interrupts it)
+        with before_call("recv", lambda: signal.setitimer(signal.ITIMER_REAL, 0.05, 0.05)) as reading:
+            started = time.monotonic()
+            assert list(stream) == [] and stream.closed
+        assert reading.is_set()
+        # the emulator sends nothing more and answers pings: without the handler the read never ends
+        assert time.monotonic() - started < 20
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
@@ -186,7 +200,10 @@ def test_close_from_a_signal_handler_while_iterating(api: ConversationsApi) -> N
 
 def run_script(body: str, *, interrupt: bool = False) -> subprocess.CompletedProcess[str]:
     """Run ``body`` in a fresh interpreter with an emulator as ``emu`` and a ConversationsApi as
-    ``api``; it prints "ready" when it wants a SIGINT (``interrupt``) or to start the clock."""
+    ``api``; it prints "ready" when it wants a SIGINT (``interrupt``) or to start the clock.
+
+    What the scripts could wait for instead of ending is a connection attempt's 30 s
+    connect_timeout or a read that never ends: the 20 s bound tells those from a prompt end."""
     script = textwrap.dedent(
         """
         import signal, sys, threading, time
@@ -206,16 +223,15 @@ def run_script(body: str, *, interrupt: bool = False) -> subprocess.CompletedPro
     ) as proc:
         try:
             assert proc.stdout is not None
-            assert proc.stdout.readline().strip() == "ready", proc.communicate(timeout=10)
+            assert proc.stdout.readline().strip() == "ready", proc.communicate(timeout=60)
             started = time.monotonic()
-            if interrupt:
-                time.sleep(0.1)  # into the blocking read
+            if interrupt:  # the script is at its blocking read (it said so as it reached it)
                 proc.send_signal(signal.SIGINT)
-            out, err = proc.communicate(timeout=10)
+            out, err = proc.communicate(timeout=60)
             elapsed = time.monotonic() - started
         finally:
             proc.kill()  # a no-op once it has ended
-    assert elapsed < 3.0, f"the script took {elapsed:.1f} s to end"
+    assert elapsed < 20, f"the script took {elapsed:.1f} s to end"
     return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
@@ -229,7 +245,7 @@ def test_a_script_ends_promptly_with_streams_still_running() -> None:
         mirror = ConversationIdsMirror.open(api)
         reconnecting = api.conversations_stream_identifiers(
             on_message=lambda _m: None, initial_backoff=0.01, max_backoff=0.01, connect_timeout=30)
-        assert got.wait(5) and mirror.wait_ready(5)
+        assert got.wait(30) and mirror.wait_ready(30)
         emu.drop_websockets()  # every stream reconnects: some attempts are in progress at exit
         print("ready", flush=True)
         """
@@ -240,14 +256,23 @@ def test_a_script_ends_promptly_with_streams_still_running() -> None:
 def test_ctrl_c_while_iterating_closes_the_stream() -> None:
     done = run_script(
         """
-        stream = api.conversations_stream_identifiers()
+        # reads wake each second to see about a ping: a SIGINT that came on the instant before
+        # the read began to wait is acted on within a second, not after the default 20 s
+        stream = api.conversations_stream_identifiers(ping_interval=1)
         next(stream)
-        print("ready", flush=True)
+
+        def ready(frame, event, arg):  # "ready" as this thread reaches the read that blocks
+            if event == "c_call" and getattr(arg, "__name__", None) == "recv":
+                sys.setprofile(None)
+                print("ready", flush=True)
+
         try:
+            sys.setprofile(ready)
             for message in stream:  # blocks: nothing changes
                 pass
         except KeyboardInterrupt:
-            deadline = time.monotonic() + 5
+            sys.setprofile(None)
+            deadline = time.monotonic() + 15
             while emu.websocket_count and time.monotonic() < deadline:
                 time.sleep(0.005)
             print(stream.closed, emu.websocket_count, list(stream))

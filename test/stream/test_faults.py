@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable, Dict, Iterator, List, Optional
 
 import pytest
 from aiohttp import WSMsgType, web
+from testkit.wait import until
 from testkit.ws import Relay
 
 from pieces_os_client.api.conversations_api import ConversationsApi
@@ -234,17 +235,26 @@ def test_a_peer_that_stops_answering_pings_is_noticed() -> None:
 
 
 def test_answered_pings_keep_an_idle_connection_open() -> None:
+    answered: List[bytes] = []
+
     async def script(ws: web.WebSocketResponse, n: int) -> None:
         await ws.send_str(snapshot("a"))
+        async for message in ws:  # nothing but pongs from here on
+            if message.type == WSMsgType.PING:
+                await ws.pong(message.data)
+                answered.append(message.data)
 
     errors: List[Exception] = []
-    with ScriptedServer(script) as server:
-        stream = stream_for(server, ping_interval=0.03, ping_timeout=0.2, on_error=errors.append)
+    with ScriptedServer(script, autoping=False) as server:
+        # the client has one ping out at a time and sends the next only once something arrived:
+        # five pings on one connection mean it took four pongs as signs of life (the 30 s
+        # ping_timeout never runs out, however slow the machine is to answer)
+        stream = stream_for(server, ping_interval=0.03, ping_timeout=30, on_error=errors.append)
         stream.start()
-        time.sleep(0.3)  # several ping intervals of silence
+        until(lambda: len(answered) >= 5, what="five pings answered")
         assert stream.connected and stream.connections == 1
         stream.close()
-    assert errors == []
+    assert errors == [] and server.handshakes and len(server.handshakes) == 1
 
 
 # --------------------------------------------------------------------------- handshake

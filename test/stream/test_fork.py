@@ -41,7 +41,7 @@ def in_child(body: Callable[[], None]) -> int:
             status = 0
         finally:
             os._exit(status)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
@@ -49,7 +49,7 @@ def in_child(body: Callable[[], None]) -> int:
         time.sleep(0.01)
     os.kill(pid, 9)
     os.waitpid(pid, 0)
-    raise AssertionError("the child did not finish within 10 s")
+    raise AssertionError("the child did not finish within 60 s")
 
 
 def create(emu: Emulator) -> str:
@@ -63,7 +63,7 @@ def create(emu: Emulator) -> str:
 def test_a_child_closing_an_inherited_background_stream_leaves_the_parents_connection(emu: Emulator) -> None:
     events: queue.Queue[StreamEvent] = queue.Queue()
     with IdentifiersStream(ApiClient(Configuration(host=emu.url)), on_event=events.put) as stream:
-        assert events.get(timeout=5).snapshot
+        assert events.get(timeout=30).snapshot
 
         def child() -> None:
             stream.close()
@@ -76,7 +76,7 @@ def test_a_child_closing_an_inherited_background_stream_leaves_the_parents_conne
 
         assert in_child(child) == 0
         created = create(emu)
-        event = events.get(timeout=5)
+        event = events.get(timeout=30)
         assert (event.snapshot, event.ids, event.connection) == (False, [created], 1)
         assert stream.connected and stream.reconnects == 0
 
@@ -102,22 +102,26 @@ def test_a_child_dropping_an_inherited_stream_leaves_the_parents_connection(emu:
 
 def test_a_mirror_inherited_across_fork_has_ended_in_the_child(emu: Emulator) -> None:
     with ConversationIdsMirror.open(ApiClient(Configuration(host=emu.url))) as mirror:
-        assert mirror.wait_ready(5)
+        assert mirror.wait_ready(30)
         version = mirror.version
 
         def child() -> None:
             assert mirror.ended  # its stream is closed here: nothing will ever change the set
-            started = time.monotonic()
-            assert not mirror.wait_for(lambda ids: "never" in ids, timeout=5)
-            assert not mirror.wait_for_change(timeout=5)
-            assert mirror.wait_ready(timeout=5)  # it was ready before the fork
-            assert time.monotonic() - started < 2, "the waits ran into their timeouts"
+            # each wait returns at once, as the mirror has ended; one that ran into its 30 s
+            # timeout instead fails the bound
+            waits = [lambda: not mirror.wait_for(lambda ids: "never" in ids, timeout=30),
+                     lambda: not mirror.wait_for_change(timeout=30),
+                     lambda: mirror.wait_ready(timeout=30)]  # it was ready before the fork
+            for number, wait in enumerate(waits):
+                started = time.monotonic()
+                assert wait(), number
+                assert time.monotonic() - started < 20, f"wait {number} ran into its timeout"
             mirror.close()
 
         assert in_child(child) == 0
         assert not mirror.ended
         created = create(emu)
-        assert mirror.wait_for(lambda ids: created in ids, 5)
+        assert mirror.wait_for(lambda ids: created in ids, 30)
         assert mirror.version == version + 1 and mirror.stream is not None and mirror.stream.reconnects == 0
 
 
@@ -125,28 +129,28 @@ def test_a_mirror_locked_by_a_parent_thread_at_the_fork_is_usable_in_the_child(e
     """The reader thread may be inside ``apply`` (holding the mirror's lock) at the moment of the
     fork; that thread does not exist in the child, so the child must not inherit the held lock."""
     with ConversationIdsMirror.open(ApiClient(Configuration(host=emu.url))) as mirror:
-        assert mirror.wait_ready(5)
+        assert mirror.wait_ready(30)
         holding, release = threading.Event(), threading.Event()
 
         def hold() -> None:
             with mirror._cond:  # what the reader thread does while it applies a message
                 holding.set()
-                release.wait(10)
+                release.wait(60)  # held until the child has answered
 
         holder = threading.Thread(target=hold, daemon=True)
         holder.start()
-        assert holding.wait(5)
+        assert holding.wait(30)
 
         def child() -> None:
             answers: queue.Queue[object] = queue.Queue()
             probe = threading.Thread(target=lambda: answers.put((mirror.ended, len(mirror))), daemon=True)
             probe.start()
-            assert answers.get(timeout=2) == (True, 1)  # a deadlock would leave the queue empty
+            assert answers.get(timeout=30) == (True, 1)  # a deadlock would leave the queue empty
 
         try:
             assert in_child(child) == 0
         finally:
             release.set()
-            holder.join(5)
+            holder.join(30)
         created = create(emu)
-        assert mirror.wait_for(lambda ids: created in ids, 5) and not mirror.ended
+        assert mirror.wait_for(lambda ids: created in ids, 30) and not mirror.ended

@@ -1,4 +1,10 @@
-"""ConversationIdsMirror as a state machine, fed hand-made events (no sockets)."""
+"""ConversationIdsMirror as a state machine, fed hand-made events (no sockets).
+
+The waits across threads are set up by construction: the other thread acts once the waiter is
+at its first lock ``acquire`` inside the mirror's wait (testkit.wait.before_call), which it
+reaches holding the mirror's condition, so the other thread's change or close can only come
+once the waiter is registered on it, and must wake it.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ import time
 from typing import Any, Dict, List, Optional
 
 import pytest
+from testkit.wait import before_call
 
 from pieces_os_client.models.streamed_identifiers import StreamedIdentifiers
 from pieces_os_client.stream import ConversationIdsMirror, MirrorUpdate, StreamEvent
@@ -67,13 +74,19 @@ def test_wait_for_and_wait_for_change_across_threads() -> None:
     mirror = ConversationIdsMirror()
     mirror.apply(event(snapshot=True))
     version = mirror.version
+    waiting = threading.Event()
 
     def later() -> None:
-        time.sleep(0.02)
-        mirror.apply(event("x"))
+        if waiting.wait(30):
+            mirror.apply(event("x"))
 
-    threading.Thread(target=later).start()
-    assert mirror.wait_for(lambda ids: "x" in ids, timeout=2)
+    applier = threading.Thread(target=later)
+    applier.start()
+    with before_call("acquire", waiting.set):
+        # the change can only come while this waits: the 60 s timeout never runs out
+        assert mirror.wait_for(lambda ids: "x" in ids, timeout=60)
+    applier.join(30)
+    assert waiting.is_set() and not applier.is_alive()
     assert mirror.wait_for_change(since=version, timeout=0)
     assert not mirror.wait_for_change(timeout=0.01)
     assert not mirror.wait_for(lambda ids: "never" in ids, timeout=0.01)
@@ -82,17 +95,18 @@ def test_wait_for_and_wait_for_change_across_threads() -> None:
 def test_waiters_wake_when_the_stream_ends() -> None:
     mirror = ConversationIdsMirror()
     result: List[Optional[bool]] = [None]
+    waiting = threading.Event()
 
     def wait() -> None:
-        result[0] = mirror.wait_ready(timeout=5)
+        with before_call("acquire", waiting.set):
+            result[0] = mirror.wait_ready(timeout=60)
 
     waiter = threading.Thread(target=wait)
     waiter.start()
-    time.sleep(0.02)
-    started = time.monotonic()
+    assert waiting.wait(30), "the waiter never began to wait"
     mirror.close()
-    waiter.join(1)
-    assert result == [False] and time.monotonic() - started < 0.5 and mirror.ended
+    waiter.join(30)  # the waiter's own timeout is 60 s: only the close can end its wait by now
+    assert not waiter.is_alive() and result == [False] and mirror.ended
 
 
 def test_on_change_errors_are_contained(caplog: pytest.LogCaptureFixture) -> None:

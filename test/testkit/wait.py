@@ -2,17 +2,21 @@
 
 :func:`until` is the synchronous twin of :func:`testkit.aio.until`: a test that needs something
 to have happened (a request to arrive, a thread to block, a child to print) waits for that
-thing, bounded, rather than sleeping and hoping. :class:`SleepLog` records the waits a thread
+thing, bounded, rather than sleeping and hoping. :func:`before_call` tells when a thread has
+reached a blocking call (a socket's ``recv``), which no sleep can. :class:`SleepLog` records the waits a thread
 asks ``time.sleep`` for (and still sleeps them), so a test checks the backoff a client chose
 from the numbers it chose, not from a wall clock that a busy machine stretches.
 """
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import List, Optional
+from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any, List, Optional
 
 #: how long :func:`until` waits by default: far longer than any event a test waits for takes,
 #: even on a loaded machine, and short enough that a test that went wrong still ends
@@ -27,6 +31,30 @@ def until(condition: Callable[[], object], timeout: float = DEFAULT_TIMEOUT, wha
     while not condition():
         assert time.monotonic() < deadline, f"{what or 'condition'} not met within {timeout} s"
         _real_sleep(0.01)
+
+
+@contextlib.contextmanager
+def before_call(name: str, action: Optional[Callable[[], object]] = None) -> Iterator[threading.Event]:
+    """Within the block, the first time this thread is about to call a built-in function or
+    method called ``name`` (``"recv"``: the read a stream blocks in), run ``action`` and set the
+    event this yields. Built on ``sys.setprofile``, the documented profiling hook, which sees the
+    call as it begins: another thread waiting on the event acts once this one is in the call
+    (or, at worst, on the instant before it, which is the same for a socket shut down meanwhile).
+    """
+    reached = threading.Event()
+
+    def profile(frame: FrameType, event: str, arg: Any) -> None:
+        if event == "c_call" and getattr(arg, "__name__", None) == name and not reached.is_set():
+            sys.setprofile(None)
+            if action is not None:
+                action()
+            reached.set()
+
+    sys.setprofile(profile)
+    try:
+        yield reached
+    finally:
+        sys.setprofile(None)
 
 
 class SleepLog:

@@ -188,8 +188,8 @@ class HeadServer(SocketServer):
         super().__exit__(*exc)
 
     def serve(self, conn: socket.socket, number: int) -> None:
-        conn.settimeout(10)
-        with conn, contextlib.suppress(OSError):
+        with conn, contextlib.suppress(OSError):  # also a connection closed by __exit__ before this ran
+            conn.settimeout(10)
             head = read_head(conn)
             if head:
                 self.heads.append(head)
