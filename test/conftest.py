@@ -14,6 +14,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -24,6 +25,13 @@ import pytest
 from pieces_os_client.emulator import Emulator
 
 UNDER_CI = os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}
+
+# A suite started in the background by a shell without job control (`bash -c 'pytest &'`, a
+# script's `&`, nohup) inherits SIGINT ignored, and so would every program it starts: the
+# command-line tests that send Ctrl-C to one would then see it ignored. Catching SIGINT here
+# (as Python does by default) gives each child the default disposition again at exec.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _skip_reason(report: pytest.TestReport) -> str:
