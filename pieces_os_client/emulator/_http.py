@@ -169,6 +169,16 @@ async def start_response(response: web.StreamResponse, request: web.BaseRequest)
     await response.prepare(request)
 
 
+class _Registry:
+    """The transports of one server's connections, and whether the server is closing."""
+
+    __slots__ = ("closing", "transports")
+
+    def __init__(self) -> None:
+        self.transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+        self.closing = False
+
+
 class _Noting:
     """What asyncio sees of one connection: notes its transport, then hands every event on to ``inner``.
 
@@ -178,14 +188,19 @@ class _Noting:
     events of the two kinds of asyncio protocol.
     """
 
-    def __init__(self, inner: asyncio.BaseProtocol, transports: weakref.WeakSet[asyncio.Transport]) -> None:
+    def __init__(self, inner: asyncio.BaseProtocol, registry: _Registry) -> None:
         self._inner = inner
-        self._transports = transports
+        self._registry = registry
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        registry = self._registry
         if isinstance(transport, asyncio.Transport):
-            self._transports.add(transport)
+            registry.transports.add(transport)
         self._inner.connection_made(transport)
+        if registry.closing and isinstance(transport, asyncio.Transport):
+            # accepted just as the server stopped (the accept was already under way): nothing
+            # will serve it, and nothing else would close it
+            transport.abort()
 
     def connection_lost(self, exc: Optional[Exception]) -> None:
         self._inner.connection_lost(exc)
@@ -252,7 +267,7 @@ class HttpServer:
         idle_timeout: float,
     ) -> None:
         self._handler = handler
-        self._transports: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()
+        self._registry = _Registry()
         self._busy: weakref.WeakSet[asyncio.Transport] = weakref.WeakSet()  # those with a request in hand
         self._server = web.Server(
             self._handle, access_log=None, keepalive_timeout=idle_timeout, logger=connection_logger
@@ -262,8 +277,8 @@ class HttpServer:
     def _protocol(self) -> asyncio.BaseProtocol:
         inner = self._server()
         if isinstance(inner, asyncio.BufferedProtocol):
-            return _BufferedConnection(inner, self._transports)
-        return _Connection(inner, self._transports)
+            return _BufferedConnection(inner, self._registry)
+        return _Connection(inner, self._registry)
 
     async def listen(self, sock: socket.socket, ssl_context: Optional[ssl.SSLContext]) -> None:
         """Serve on the listening socket ``sock`` (HTTPS and WSS with ``ssl_context``)."""
@@ -273,19 +288,20 @@ class HttpServer:
     async def close(self, timeout: float) -> None:
         """Stop listening, give requests in progress up to ``timeout`` seconds, then cut off every connection left."""
         listener, self._listener = self._listener, None
+        self._registry.closing = True
         if listener is not None:
             listener.close()
             await asyncio.sleep(0)  # requests already read get to their handlers first
         # An idle connection has nothing to wait for: cut it off now. (Not close(): aiohttp's
         # shutdown closes each connection too, and a TLS transport closed twice can no longer
         # be aborted.)
-        idle = [transport for transport in self._transports if transport not in self._busy]
+        idle = [transport for transport in self._registry.transports if transport not in self._busy]
         for transport in idle:
             transport.abort()
         if idle:
             await asyncio.sleep(0)  # their connection_lost runs now
         await self._server.shutdown(timeout)
-        for transport in list(self._transports):
+        for transport in list(self._registry.transports):
             with contextlib.suppress(Exception):
                 transport.abort()
         await asyncio.sleep(0)  # each aborted transport's connection_lost runs now
