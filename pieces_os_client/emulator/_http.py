@@ -301,6 +301,11 @@ class HttpServer:
         if idle:
             await asyncio.sleep(0)  # their connection_lost runs now
         await self._server.shutdown(timeout)
+        # A few more turns of the loop: an accept that was under way when the listener closed
+        # makes its transport now (and ``_Noting`` cuts it off as it is made); then every
+        # transport left is cut off, and its connection_lost, which closes the socket, runs.
+        for _ in range(4):
+            await asyncio.sleep(0)
         for transport in list(self._registry.transports):
             with contextlib.suppress(Exception):
                 transport.abort()
