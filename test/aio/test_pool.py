@@ -9,11 +9,8 @@ handler must record nothing; warnings are errors (pyproject.toml).
 from __future__ import annotations
 
 import asyncio
-import ssl
-from typing import Any, Iterator, List
+from typing import Any, List
 
-import pytest
-import trustme
 from testkit.aio import IDENTIFIERS, RawServer, config, json_answer, run
 
 from pieces_os_client.aio import AsyncApiClient
@@ -36,15 +33,6 @@ def test_the_pool_bound_counts_idle_connections_to_every_origin() -> None:
                 await server.__aexit__(None, None, None)
 
     run(main())
-
-
-@pytest.fixture(scope="module")
-def tls() -> Iterator[Any]:
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server)
-    with ca.cert_pem.tempfile() as ca_file:
-        yield server, ca_file
 
 
 def test_two_https_origins_called_in_turn_keep_one_connection_each(tls: Any) -> None:

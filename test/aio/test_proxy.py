@@ -9,11 +9,9 @@ handler must record nothing; warnings are errors (pyproject.toml).
 from __future__ import annotations
 
 import asyncio
-import ssl
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-import trustme
 from testkit.aio import IDENTIFIERS, RawServer, config, json_answer, run
 from testkit.ws import Relay
 
@@ -40,15 +38,6 @@ def test_plain_http_through_a_proxy_sends_what_the_sync_client_sends() -> None:
         assert "\r\nProxy-Authorization: Basic bWU6c0BjcmV0\r\n" in async_head
 
     run(main())
-
-
-@pytest.fixture(scope="module")
-def tls() -> Iterator[Any]:
-    ca = trustme.CA()
-    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server)
-    with ca.cert_pem.tempfile() as ca_file:
-        yield server, ca_file
 
 
 def test_https_goes_through_a_connect_tunnel_and_a_refused_tunnel_says_so(tls: Any) -> None:
